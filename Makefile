@@ -1,0 +1,40 @@
+# Everything runs from a local virtual environment. TORCH pins the CPU wheel by default;
+# override it (e.g. `make install TORCH=torch==2.13.0+cu128`) for another build.
+PY      ?= python3
+VENV    ?= .venv
+TORCH   ?= torch==2.13.0
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+MODEL   ?= efficientnet_b0
+
+.PHONY: install demo test test-slow bench reports lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/scaleprof profile $(MODEL)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: install
+	$(BIN)/python -m scaleprof.report.selfbench --out reports
+
+reports: install
+	$(BIN)/python -m scaleprof.report.build_reports --out reports
+
+lint: install
+	$(BIN)/ruff check scaleprof tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

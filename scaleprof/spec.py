@@ -1,0 +1,228 @@
+"""Model specs, input shapes, dtypes and devices, as every verb takes them.
+
+A spec is one of:
+  - a zoo name (``efficientnet_b0``, or a family name with knobs),
+  - ``package.module:callable`` or ``path/to/file.py:callable`` returning an ``nn.Module``,
+  - ``torchvision:NAME`` / ``timm:NAME`` when those packages import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ScaleprofError
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float64": torch.float64, "fp64": torch.float64, "double": torch.float64,
+    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
+    "bool": torch.bool,
+}
+
+
+def parse_dtype(name: str | torch.dtype | None, default: torch.dtype = torch.float32) -> torch.dtype:
+    if name is None:
+        return default
+    if isinstance(name, torch.dtype):
+        return name
+    try:
+        return _DTYPES[str(name).lower().removeprefix("torch.")]
+    except KeyError:
+        raise ScaleprofError(f"unknown dtype {name!r}; known: {', '.join(sorted(_DTYPES))}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def parse_device(name: str | torch.device | None) -> torch.device:
+    if name is None:
+        return torch.device("meta")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ScaleprofError(f"unknown device {name!r}; use meta, cpu or cuda") from None
+    if dev.type not in ("meta", "cpu", "cuda"):
+        raise ScaleprofError(f"unsupported device {name!r}; use meta, cpu or cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScaleprofError("device cuda requested but CUDA is not available on this machine")
+    return dev
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: a shape and a dtype (``1x3x224x224`` or ``1x128:int64``)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+    def __str__(self) -> str:
+        s = "x".join(map(str, self.shape))
+        return s if self.dtype == torch.float32 else f"{s}:{dtype_name(self.dtype)}"
+
+    def make(self, device: torch.device | str = "meta") -> torch.Tensor:
+        if self.dtype.is_floating_point:
+            return torch.randn(self.shape, dtype=self.dtype, device=device)
+        if self.dtype == torch.bool:
+            return torch.ones(self.shape, dtype=self.dtype, device=device)
+        # integer inputs are token ids: small values stay valid for any embedding table
+        return torch.zeros(self.shape, dtype=self.dtype, device=device)
+
+
+_SHAPE_RE = re.compile(r"^\d+(x\d+)*$")
+
+
+def parse_input(text: str | InputSpec | tuple | list, dtype: str | torch.dtype | None = None) -> InputSpec:
+    if isinstance(text, InputSpec):
+        return text
+    if isinstance(text, (tuple, list, torch.Size)):
+        if not text or not all(isinstance(d, int) and d > 0 for d in text):
+            raise ScaleprofError(f"malformed input shape {tuple(text)!r}: positive integers expected")
+        return InputSpec(tuple(text), parse_dtype(dtype))
+    raw = str(text).strip().lower()
+    shape_text, _, dt = raw.partition(":")
+    if not _SHAPE_RE.match(shape_text):
+        raise ScaleprofError(
+            f"malformed --input {text!r}: expected sizes joined by 'x', e.g. 1x3x224x224 or 1x128:int64")
+    shape = tuple(int(d) for d in shape_text.split("x"))
+    if any(d <= 0 for d in shape):
+        raise ScaleprofError(f"malformed --input {text!r}: every size must be positive")
+    return InputSpec(shape, parse_dtype(dt or dtype))
+
+
+def parse_inputs(texts, dtype=None) -> list[InputSpec]:
+    return [parse_input(t, dtype) for t in (texts or [])]
+
+
+def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
+    """``--arg key=value`` pairs; values are read as Python literals where they parse."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ScaleprofError(f"malformed --arg {pair!r}: expected key=value")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+@contextlib.contextmanager
+def _on_device(device: torch.device | None):
+    if device is None:
+        yield
+    else:
+        with device:
+            yield
+
+
+def _import_file(path: Path):
+    name = f"_scaleprof_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ScaleprofError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resolve_callable(spec: str):
+    head, _, attr = spec.rpartition(":")
+    if head in ("torchvision", "timm"):
+        return _hub_callable(head, attr)
+    try:
+        if head.endswith(".py") or "/" in head:
+            path = Path(head)
+            if not path.is_file():
+                raise ScaleprofError(f"model spec {spec!r}: no such file {head!r}")
+            module = _import_file(path)
+        else:
+            module = importlib.import_module(head)
+    except ScaleprofError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say why in one line
+        raise ScaleprofError(f"model spec {spec!r}: cannot import {head!r}: {type(exc).__name__}: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ScaleprofError(f"model spec {spec!r}: {head!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _hub_callable(lib: str, name: str):
+    try:
+        mod = importlib.import_module(lib if lib == "timm" else "torchvision.models")
+    except Exception as exc:
+        raise ScaleprofError(f"model spec '{lib}:{name}': {lib} does not import here ({type(exc).__name__})") from exc
+    if lib == "timm":
+        if name not in mod.list_models():
+            raise ScaleprofError(f"model spec 'timm:{name}': timm has no model {name!r}")
+        return lambda **kw: mod.create_model(name, pretrained=False, **kw)
+    try:
+        return lambda **kw: mod.get_model(name, weights=None, **kw)
+    except Exception as exc:  # pragma: no cover - depends on torchvision
+        raise ScaleprofError(f"model spec 'torchvision:{name}': {exc}") from exc
+
+
+def is_zoo_spec(spec: str) -> bool:
+    return ":" not in spec
+
+
+def load_model(spec: str | nn.Module, *, device: str | torch.device | None = None, **kwargs) -> nn.Module:
+    """Build the model a spec names, on ``device`` (``meta`` builds it without allocating weights).
+
+    Zoo knobs (``width``, ``depth``, ``resolution``) and a user callable's keyword arguments pass through
+    ``kwargs``; a knob a family lacks is an error, never silently ignored.
+    """
+    if isinstance(spec, nn.Module):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ScaleprofError(f"model spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    dev = torch.device(device) if device is not None else None
+    if is_zoo_spec(spec):
+        from . import zoo
+
+        return zoo.build(spec, device=dev, **kwargs)
+    fn = _resolve_callable(spec)
+    if not callable(fn):
+        raise ScaleprofError(f"model spec {spec!r} names a {type(fn).__name__}, not a callable")
+    try:
+        with _on_device(dev):
+            model = fn(**kwargs)
+    except ScaleprofError:
+        raise
+    except TypeError as exc:
+        raise ScaleprofError(f"model spec {spec!r}: bad arguments {kwargs}: {exc}") from exc
+    except Exception as exc:
+        raise ScaleprofError(f"model spec {spec!r}: building the model failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ScaleprofError(f"model spec {spec!r} returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def default_inputs(spec: str | nn.Module, model: nn.Module | None = None, **knobs) -> list[InputSpec] | None:
+    """The input a zoo model expects (its own resolution after knobs); None when unknown."""
+    if isinstance(spec, str) and is_zoo_spec(spec.strip()):
+        from . import zoo
+
+        return [InputSpec(tuple(zoo.default_input(spec.strip(), **knobs)))]
+    shape = getattr(model, "default_input", None) if model is not None else None
+    return [InputSpec(tuple(shape))] if shape else None
