@@ -68,7 +68,7 @@ def _cmd_profile(args) -> int:
             d["crosscheck"] = crosscheck.to_dict()
         _emit_json(d)
         return 0
-    print(format_profile(result, by=args.by, depth=args.depth, fmt=args.format))
+    print(format_profile(result, by=args.by, level=args.level, fmt=args.format))
     if crosscheck is not None:
         print()
         print(crosscheck.format(fmt=args.format))
@@ -81,7 +81,8 @@ def _build_profile(sub) -> None:
     _add_model_args(p)
     p.add_argument("--device", default="meta", help="meta (default: no weights allocated), cpu or cuda")
     p.add_argument("--by", choices=["kind", "module", "op", "layer"], default="kind")
-    p.add_argument("--depth", type=int, default=2, help="module tree depth for --by module")
+    # --depth is the zoo depth multiplier (issue 3), so the module-tree depth is --level.
+    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
