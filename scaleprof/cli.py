@@ -60,8 +60,10 @@ def _cmd_profile(args) -> int:
     crosscheck = None
     if args.crosscheck:
         from .counting.peers import crosscheck as run_crosscheck
+        from .spec import load_model
 
-        crosscheck = run_crosscheck(result.model_for_peers(), result.input_specs, ours=result)
+        real = load_model(args.spec, device="cpu", **_knobs(args)).eval()
+        crosscheck = run_crosscheck(real, result.inputs, ours=result)
     if args.json or args.format == "json":
         d = result.to_dict()
         if crosscheck is not None:

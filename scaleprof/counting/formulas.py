@@ -1,0 +1,575 @@
+"""Cost formulas: one pure function per op family, in one registry (like torch/utils/flop_counter.py).
+
+A formula takes the op's (args, kwargs, out) and returns a ``Cost`` (or a list of them, for fused ops
+that span several kinds, such as the MHA fast path). Shapes are all it reads, so it works on meta tensors.
+The convention (what a MAC is, what each element-wise op costs in FLOPs) is written in docs/counting.md;
+the per-element numbers live in ``elementwise.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import kinds as K
+from .elementwise import (
+    ACTIVATION_COST,
+    ELEMENTWISE_COST,
+    NORM_BACKWARD_FACTOR,
+    REDUCTION_COST,
+    SOFTMAX_BACKWARD_COST,
+    SOFTMAX_COST,
+    UPSAMPLE_COST,
+    norm_cost_per_element,
+)
+
+
+@dataclass
+class Cost:
+    """What one op costs. ``kind=None`` on a product (mm, bmm …) lets the recorder decide from context
+    (inside F.linear or with a parameter operand: linear; inside attention: attention; else matmul)."""
+
+    macs: int = 0
+    flops: int = 0
+    kind: str | None = None
+    activations: int | None = None  # None: the recorder uses the output size for conv/linear kinds
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Formula = Callable[[tuple, dict, Any], "Cost | list[Cost]"]
+_REGISTRY: dict[str, Formula] = {}
+
+
+def op_key(func) -> str:
+    """Registry key of an OpOverload: ``aten::add`` for aten.add.Tensor and aten.add_.Tensor alike."""
+    name = func.overloadpacket._qualified_op_name if hasattr(func, "overloadpacket") else str(func)
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+def register(*names: str):
+    """Register one formula for several ops (``aten::mm``); in-place variants share the key."""
+
+    def deco(fn: Formula) -> Formula:
+        for n in names:
+            _REGISTRY[n if "::" in n else f"aten::{n}"] = fn
+        return fn
+
+    return deco
+
+
+def lookup(func) -> Formula | None:
+    return _REGISTRY.get(op_key(func))
+
+
+def registered_ops() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+def _numel(t) -> int:
+    return t.numel() if isinstance(t, torch.Tensor) else 0
+
+
+def _first_tensor(out) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, torch.Tensor):
+                return o
+    return None
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default=None):
+    if len(args) > i:
+        return args[i]
+    return kwargs.get(name, default)
+
+
+def _prod(xs: Sequence[int]) -> int:
+    return math.prod(int(x) for x in xs)
+
+
+def _pair(v, n: int) -> list[int]:
+    if isinstance(v, (list, tuple)):
+        return [int(x) for x in v] if len(v) == n else [int(v[0])] * n
+    return [int(v)] * n
+
+
+# --- convolution --------------------------------------------------------------------------------------------
+
+def conv_macs(x_shape, w_shape, out_shape, transposed: bool) -> int:
+    """Forward MACs. Per output pixel for a convolution, per input pixel for a transposed one
+    (weight layouts: (Cout, Cin/g, *k) and (Cin, Cout/g, *k))."""
+    k = _prod(w_shape[2:])
+    if transposed:
+        return _prod(x_shape) * int(w_shape[1]) * k
+    return _prod(out_shape) * int(w_shape[1]) * k
+
+
+def _conv_info(x, w, stride, padding, dilation, transposed, groups) -> tuple[str, dict]:
+    nd = w.dim() - 2
+    kernel = [int(s) for s in w.shape[2:]]
+    dil = _pair(dilation, nd)
+    kind = K.conv_kind(in_channels=int(x.shape[1]), groups=int(groups), kernel=kernel, dilation=dil,
+                       transposed=bool(transposed))
+    info = {"kernel": kernel, "stride": _pair(stride, nd), "padding": _pair(padding, nd), "dilation": dil,
+            "groups": int(groups), "in_channels": int(x.shape[1]),
+            "out_channels": int(w.shape[1] * groups) if transposed else int(w.shape[0])}
+    return kind, info
+
+
+@register("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution",
+          "cudnn_convolution_transpose", "mkldnn_convolution", "miopen_convolution")
+def conv_cost(args, kwargs, out):
+    x, w, b = args[0], args[1], _arg(args, kwargs, 2, "bias")
+    name_transposed = len(args) > 6 and isinstance(args[6], bool)
+    transposed = bool(args[6]) if name_transposed else False
+    stride, padding, dilation = _arg(args, kwargs, 3, "stride", 1), _arg(args, kwargs, 4, "padding", 0), \
+        _arg(args, kwargs, 5, "dilation", 1)
+    groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
+    kind, info = _conv_info(x, w, stride, padding, dilation, transposed, groups)
+    macs = conv_macs(x.shape, w.shape, out.shape, transposed)
+    flops = 2 * macs + (_numel(out) if b is not None else 0)
+    return Cost(macs, flops, kind, info=info)
+
+
+@register("convolution_backward")
+def conv_backward_cost(args, kwargs, out):
+    # Each of grad_input and grad_weight costs what the forward costs: a grouped/depthwise weight gradient
+    # is g small products, not g times the forward (torch's own counter overcounts it by g).
+    grad_out, x, w = args[0], args[1], args[2]
+    stride, padding, dilation, transposed = args[4], args[5], args[6], bool(args[7])
+    groups, mask = int(args[9]), args[10]
+    kind, info = _conv_info(x, w, stride, padding, dilation, transposed, groups)
+    fwd = conv_macs(x.shape, w.shape, grad_out.shape, transposed)
+    macs = fwd * (int(bool(mask[0])) + int(bool(mask[1])))
+    flops = 2 * macs + (_numel(grad_out) if mask[2] else 0)
+    return Cost(macs, flops, kind, activations=0, info=info)
+
+
+# --- products -------------------------------------------------------------------------------------------------
+
+@register("mm")
+def mm_cost(args, kwargs, out):
+    a, b = args[0], args[1]
+    macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+    return Cost(macs, 2 * macs)
+
+
+@register("addmm", "_addmm_activation")
+def addmm_cost(args, kwargs, out):
+    bias, a, b = args[0], args[1], args[2]
+    macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+    cost = Cost(macs, 2 * macs + _numel(out))
+    if len(args) > 5 and isinstance(args[5], bool) or "use_gelu" in kwargs:  # _addmm_activation
+        gelu = bool(args[5]) if len(args) > 5 else bool(kwargs["use_gelu"])
+        act = ACTIVATION_COST["gelu" if gelu else "relu"] * _numel(out)
+        return [cost, Cost(0, act, K.ACTIVATION)]
+    return cost
+
+
+@register("bmm")
+def bmm_cost(args, kwargs, out):
+    a, b = args[0], args[1]
+    macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
+    return Cost(macs, 2 * macs)
+
+
+@register("baddbmm")
+def baddbmm_cost(args, kwargs, out):
+    a, b = args[1], args[2]
+    macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
+    return Cost(macs, 2 * macs + _numel(out))
+
+
+@register("addbmm")
+def addbmm_cost(args, kwargs, out):
+    a, b = args[1], args[2]
+    macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
+    # batch sum: (B-1) adds per output element, plus the bias add
+    return Cost(macs, 2 * macs + _numel(out) * int(a.shape[0]))
+
+
+@register("mv", "addmv")
+def mv_cost(args, kwargs, out):
+    off = 1 if len(args) == 3 or "vec" in kwargs and len(args) > 1 and args[0].dim() == 1 else 0
+    a = args[off]
+    macs = int(a.shape[0]) * int(a.shape[1])
+    return Cost(macs, 2 * macs + (_numel(out) if off else 0))
+
+
+@register("dot", "vdot")
+def dot_cost(args, kwargs, out):
+    macs = _numel(args[0])
+    return Cost(macs, 2 * macs)
+
+
+# --- attention ------------------------------------------------------------------------------------------------
+
+def attention_cost(q_shape, k_shape, v_shape, *, masked: bool, layout: str = "bhle") -> Cost:
+    """B·H·L·S·(E + Ev) MACs (QKᵀ and AV). FLOPs add the scaling of Q (one multiply per element),
+    the softmax (SOFTMAX_COST per score) and a mask add per score when a mask or causal flag is given.
+    A causal kernel may skip half the scores; the convention counts them all, as torch's counter does."""
+    if layout == "blhe":  # (B, L, H, E): the memory-efficient/flash kernels' own layout
+        q_shape = (q_shape[0], q_shape[2], q_shape[1], q_shape[3])
+        k_shape = (k_shape[0], k_shape[2], k_shape[1], k_shape[3])
+        v_shape = (v_shape[0], v_shape[2], v_shape[1], v_shape[3])
+    *batch, L, E = (int(s) for s in q_shape)
+    S, Ev = int(k_shape[-2]), int(v_shape[-1])
+    bh = _prod(batch)
+    scores = bh * L * S
+    macs = scores * (E + Ev)
+    flops = 2 * macs + bh * L * E + SOFTMAX_COST * scores + (scores if masked else 0)
+    return Cost(macs, flops, K.ATTENTION, activations=0, info={"L": L, "S": S, "E": E, "Ev": Ev})
+
+
+def attention_backward_cost(q_shape, k_shape, v_shape, *, masked: bool, layout: str = "bhle") -> Cost:
+    """Counted like the unfused math's backward: dV, dP, dQ and dK are two products each the size of the
+    forward's (2× forward MACs); the softmax backward SOFTMAX_BACKWARD_COST per score."""
+    fwd = attention_cost(q_shape, k_shape, v_shape, masked=masked, layout=layout)
+    scores = fwd.macs // (fwd.info["E"] + fwd.info["Ev"])
+    macs = 2 * fwd.macs
+    q_elems = scores // fwd.info["S"] * fwd.info["E"]  # the gradient through Q's scaling
+    flops = 2 * macs + SOFTMAX_BACKWARD_COST * scores + q_elems
+    return Cost(macs, flops, K.ATTENTION, activations=0, info=fwd.info)
+
+
+def _sdpa_masked(args, kwargs, mask_index: int, causal_index: int) -> bool:
+    mask = _arg(args, kwargs, mask_index, "attn_mask")
+    causal = _arg(args, kwargs, causal_index, "is_causal", False)
+    return mask is not None or bool(causal)
+
+
+@register("_scaled_dot_product_flash_attention_for_cpu")
+def sdpa_flash_cpu_cost(args, kwargs, out):
+    q, k, v = args[0], args[1], args[2]
+    return attention_cost(q.shape, k.shape, v.shape, masked=_sdpa_masked(args, kwargs, 5, 4))
+
+
+@register("_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention",
+          "_scaled_dot_product_fused_attention_overrideable")
+def sdpa_flash_cost(args, kwargs, out):
+    q, k, v = args[0], args[1], args[2]
+    return attention_cost(q.shape, k.shape, v.shape, masked=bool(_arg(args, kwargs, 4, "is_causal", False)))
+
+
+@register("_scaled_dot_product_efficient_attention")
+def sdpa_efficient_cost(args, kwargs, out):
+    q, k, v = args[0], args[1], args[2]
+    bias = _arg(args, kwargs, 3, "attn_bias")
+    causal = _arg(args, kwargs, 6, "is_causal", False)
+    return attention_cost(q.shape, k.shape, v.shape, masked=bias is not None or bool(causal))
+
+
+@register("_flash_attention_forward", "_efficient_attention_forward")
+def attention_kernel_cost(args, kwargs, out):
+    q, k, v = args[0], args[1], args[2]
+    return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+@register("_scaled_dot_product_flash_attention_for_cpu_backward")
+def sdpa_flash_cpu_backward_cost(args, kwargs, out):
+    q, k, v = args[1], args[2], args[3]
+    return attention_backward_cost(q.shape, k.shape, v.shape, masked=False)
+
+
+@register("_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_efficient_attention_backward",
+          "_scaled_dot_product_cudnn_attention_backward")
+def sdpa_backward_cost(args, kwargs, out):
+    q, k, v = args[1], args[2], args[3]
+    return attention_backward_cost(q.shape, k.shape, v.shape, masked=False)
+
+
+@register("_flash_attention_backward", "_efficient_attention_backward")
+def attention_kernel_backward_cost(args, kwargs, out):
+    q, k, v = args[1], args[2], args[3]
+    return attention_backward_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+def mha_cost(*, B: int, L: int, S: int, E: int, H: int, kdim: int, vdim: int, in_bias: bool, out_bias: bool,
+             masked: bool, need_weights: bool) -> list[Cost]:
+    """nn.MultiheadAttention, whichever path runs it: in-projections and out-projection are linear,
+    QKᵀ and AV are attention (with head dim E/H)."""
+    proj_macs = B * L * E * E + B * S * kdim * E + B * S * vdim * E
+    proj_bias = (B * L * E + 2 * B * S * E) if in_bias else 0
+    d = E // H
+    att = attention_cost((B, H, L, d), (B, H, S, d), (B, H, S, d), masked=masked)
+    if need_weights:  # averaging the returned weights over heads
+        att.flops += B * H * L * S
+    out_macs = B * L * E * E
+    return [Cost(proj_macs, 2 * proj_macs + proj_bias, K.LINEAR, activations=B * L * E + 2 * B * S * E),
+            att,
+            Cost(out_macs, 2 * out_macs + (B * L * E if out_bias else 0), K.LINEAR, activations=B * L * E)]
+
+
+@register("_native_multi_head_attention")
+def native_mha_cost(args, kwargs, out):
+    q, k = args[0], args[1]
+    E, H = int(args[3]), int(args[4])
+    qkv_bias, proj_bias = args[6], args[8]
+    mask = _arg(args, kwargs, 9, "mask")
+    need_weights = bool(_arg(args, kwargs, 10, "need_weights", True))
+    B, L, S = int(q.shape[0]), int(q.shape[-2]), int(k.shape[-2])
+    if q.dim() == 2:
+        B = 1
+    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=E, vdim=E, in_bias=qkv_bias is not None,
+                    out_bias=proj_bias is not None, masked=mask is not None, need_weights=need_weights)
+
+
+@register("_transformer_encoder_layer_fwd")
+def transformer_encoder_layer_cost(args, kwargs, out):
+    src, E, H = args[0], int(args[1]), int(args[2])
+    use_gelu = bool(args[7])
+    w1 = args[14]
+    F_ = int(w1.shape[0])
+    B, L = (int(src.shape[0]), int(src.shape[1])) if src.dim() == 3 else (1, int(src.shape[0]))
+    mask = _arg(args, kwargs, 18, "mask")
+    parts = mha_cost(B=B, L=L, S=L, E=E, H=H, kdim=E, vdim=E, in_bias=True, out_bias=True,
+                     masked=mask is not None, need_weights=False)
+    tokens = B * L
+    norm = norm_cost_per_element("layer_norm", affine=True)
+    ffn = tokens * E * F_
+    parts += [
+        Cost(0, 2 * norm * tokens * E, K.NORM),
+        Cost(2 * ffn, 4 * ffn + tokens * (F_ + E), K.LINEAR, activations=tokens * (F_ + E)),
+        Cost(0, ACTIVATION_COST["gelu" if use_gelu else "relu"] * tokens * F_, K.ACTIVATION),
+        Cost(0, 2 * tokens * E, K.ELEMENTWISE),  # the two residual adds
+    ]
+    return parts
+
+
+# --- deformable convolution ---------------------------------------------------------------------------------
+
+def deform_conv_cost_parts(x_shape, w_shape, out_shape, use_mask: bool) -> tuple[int, int, int]:
+    """(conv MACs, bilinear-sampling MACs, mask MACs): the conv's MACs, 4 MACs per sampled value
+    (N·Cin·Hout·Wout·kh·kw samples), and one multiply per sample for the v2 modulation mask."""
+    n, cin = int(x_shape[0]), int(x_shape[1])
+    kh, kw = int(w_shape[2]), int(w_shape[3])
+    hw = int(out_shape[2]) * int(out_shape[3])
+    conv = conv_macs(x_shape, w_shape, out_shape, False)
+    samples = n * cin * hw * kh * kw
+    return conv, 4 * samples, samples if use_mask else 0
+
+
+def _deform_info(x, w, args, i0: int) -> dict:
+    return {"kernel": [int(w.shape[2]), int(w.shape[3])], "stride": [int(args[i0]), int(args[i0 + 1])],
+            "padding": [int(args[i0 + 2]), int(args[i0 + 3])], "dilation": [int(args[i0 + 4]), int(args[i0 + 5])],
+            "groups": int(args[i0 + 6]), "offset_groups": int(args[i0 + 7]), "modulated": bool(args[i0 + 8]),
+            "in_channels": int(x.shape[1]), "out_channels": int(w.shape[0])}
+
+
+@register("scaleprof::deform_conv2d", "torchvision::deform_conv2d")
+def deform_conv_cost(args, kwargs, out):
+    # schema (torchvision's): input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
+    # dilation_h, dilation_w, groups, offset_groups, use_mask
+    x, w, bias = args[0], args[1], args[4]
+    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, out.shape, bool(args[13]))
+    macs = conv + sampling + mask
+    flops = 2 * macs + (_numel(out) if bias is not None and bias.numel() else 0)
+    info = _deform_info(x, w, args, 5) | {"sampling_macs": sampling, "mask_macs": mask}
+    return Cost(macs, flops, K.CONV_DEFORMABLE, info=info)
+
+
+@register("scaleprof::deform_conv2d_backward", "torchvision::_deform_conv2d_backward")
+def deform_conv_backward_cost(args, kwargs, out):
+    # grad, input, weight, offset, mask, bias, stride_h, ... use_mask. grad_input and grad_weight cost the
+    # conv's MACs each; the sampling is differentiated w.r.t. the input values and both offset coordinates
+    # (3× its forward MACs); the mask multiply w.r.t. the mask and the sampled value (2×).
+    grad, x, w = args[0], args[1], args[2]
+    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, grad.shape, bool(args[14]))
+    macs = 2 * conv + 3 * sampling + 2 * mask
+    return Cost(macs, 2 * macs + _numel(grad), K.CONV_DEFORMABLE, activations=0, info=_deform_info(x, w, args, 6))
+
+
+# --- norms ----------------------------------------------------------------------------------------------------
+
+def _norm(name: str, x, weight, *, training: bool = True, factor: float = 1.0) -> Cost:
+    per = norm_cost_per_element(name, affine=weight is not None, training=training)
+    return Cost(0, int(per * factor * _numel(x)), K.NORM, activations=0)
+
+
+@register("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_functional",
+          "cudnn_batch_norm", "miopen_batch_norm")
+def batch_norm_cost(args, kwargs, out):
+    # (input, weight, bias, running_mean, running_var, training, ...) or, without running stats,
+    # (input, weight, bias, training, ...)
+    if len(args) > 5 and isinstance(args[5], bool):
+        training = args[5]
+    elif len(args) > 3 and isinstance(args[3], bool):
+        training = args[3]
+    else:
+        training = bool(kwargs.get("training", True))
+    return _norm("batch_norm", args[0], args[1], training=training)
+
+
+@register("_native_batch_norm_legit_no_training", "_batch_norm_no_update")
+def batch_norm_eval_cost(args, kwargs, out):
+    return _norm("batch_norm", args[0], args[1], training=False)
+
+
+@register("_batch_norm_with_update", "_batch_norm_with_update_functional")
+def batch_norm_update_cost(args, kwargs, out):
+    return _norm("batch_norm", args[0], args[1], training=True)
+
+
+@register("native_batch_norm_backward", "batch_norm_backward", "cudnn_batch_norm_backward",
+          "miopen_batch_norm_backward")
+def batch_norm_backward_cost(args, kwargs, out):
+    return _norm("batch_norm", args[1], args[2], factor=NORM_BACKWARD_FACTOR)
+
+
+@register("native_layer_norm")
+def layer_norm_cost(args, kwargs, out):
+    return _norm("layer_norm", args[0], _arg(args, kwargs, 2, "weight"))
+
+
+@register("native_layer_norm_backward")
+def layer_norm_backward_cost(args, kwargs, out):
+    return _norm("layer_norm", args[1], _arg(args, kwargs, 5, "weight"), factor=NORM_BACKWARD_FACTOR)
+
+
+@register("native_group_norm")
+def group_norm_cost(args, kwargs, out):
+    return _norm("group_norm", args[0], _arg(args, kwargs, 1, "weight"))
+
+
+@register("native_group_norm_backward")
+def group_norm_backward_cost(args, kwargs, out):
+    return _norm("group_norm", args[1], _arg(args, kwargs, 4, "weight"), factor=NORM_BACKWARD_FACTOR)
+
+
+@register("_fused_rms_norm")
+def rms_norm_cost(args, kwargs, out):
+    return _norm("rms_norm", args[0], _arg(args, kwargs, 2, "weight"))
+
+
+@register("_fused_rms_norm_backward")
+def rms_norm_backward_cost(args, kwargs, out):
+    return _norm("rms_norm", args[1], _arg(args, kwargs, 4, "weight"), factor=NORM_BACKWARD_FACTOR)
+
+
+# --- activations, softmax, element-wise, reductions -------------------------------------------------------------
+
+def _per_output(cost: float, kind: str):
+    def formula(args, kwargs, out):
+        return Cost(0, int(cost * _numel(_first_tensor(out))), kind, activations=0)
+
+    return formula
+
+
+def _per_input(cost: float, kind: str):
+    def formula(args, kwargs, out):
+        return Cost(0, int(cost * _numel(args[0])), kind, activations=0)
+
+    return formula
+
+
+for _name, _c in ACTIVATION_COST.items():
+    register(_name)(_per_output(_c, K.ACTIVATION))
+    # The backward of an activation: its forward's work plus the chain-rule multiply.
+    register(f"{_name}_backward")(_per_output(1 if _name in ("relu", "threshold") else _c + 1, K.ACTIVATION))
+for _name, _c in ELEMENTWISE_COST.items():
+    register(_name)(_per_output(_c, K.ELEMENTWISE))
+for _name, _c in REDUCTION_COST.items():
+    register(_name)(_per_input(_c, K.ELEMENTWISE))
+for _name in ("_softmax", "_log_softmax", "_safe_softmax"):
+    register(_name)(_per_output(SOFTMAX_COST, K.ACTIVATION))
+for _name in ("_softmax_backward_data", "_log_softmax_backward_data"):
+    register(_name)(_per_output(SOFTMAX_BACKWARD_COST, K.ACTIVATION))
+for _name, _c in UPSAMPLE_COST.items():
+    register(_name, f"{_name}_backward")(_per_output(_c, K.ELEMENTWISE))
+
+
+@register("clamp")
+def clamp_cost(args, kwargs, out):
+    lo, hi = _arg(args, kwargs, 1, "min"), _arg(args, kwargs, 2, "max")
+    return Cost(0, _numel(out) * ((lo is not None) + (hi is not None)), K.ELEMENTWISE, activations=0)
+
+
+@register("native_dropout")
+def dropout_cost(args, kwargs, out):
+    train = _arg(args, kwargs, 2, "train", True)
+    # a random draw compared with p, then one multiply by the scaled mask; free in eval
+    return Cost(0, 2 * _numel(args[0]) if train is not False else 0, K.ELEMENTWISE, activations=0)
+
+
+@register("native_dropout_backward")
+def dropout_backward_cost(args, kwargs, out):
+    return Cost(0, _numel(out), K.ELEMENTWISE, activations=0)
+
+
+@register("embedding_dense_backward", "index_add", "scatter_add", "index_put", "_index_put_impl",
+          "scatter_reduce", "index_reduce", "_unsafe_index_put", "embedding_backward")
+def scatter_add_cost(args, kwargs, out):
+    # one add per source element scattered (index_put without accumulate moves data: free)
+    name_accumulate = _arg(args, kwargs, 3, "accumulate", True)
+    src = max((a for a in args[1:] if isinstance(a, torch.Tensor) and a.is_floating_point()),
+              key=_numel, default=None)
+    if src is None or name_accumulate is False:
+        return Cost(0, 0, K.OTHER, activations=0)
+    return Cost(0, _numel(src), K.ELEMENTWISE, activations=0)
+
+
+# --- pooling --------------------------------------------------------------------------------------------------
+
+@register("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices",
+          "max_pool1d_with_indices")
+def max_pool_cost(args, kwargs, out):
+    x, ks = args[0], _arg(args, kwargs, 1, "kernel_size")
+    nd = len(ks) if isinstance(ks, (list, tuple)) and len(ks) > 1 else max(1, x.dim() - 2)
+    k = _prod(_pair(ks, nd))
+    return Cost(0, _numel(_first_tensor(out)) * (k - 1), K.POOLING, activations=0, info={"kernel": _pair(ks, nd)})
+
+
+@register("avg_pool1d", "avg_pool2d", "avg_pool3d")
+def avg_pool_cost(args, kwargs, out):
+    x, ks = args[0], _arg(args, kwargs, 1, "kernel_size")
+    nd = len(ks) if isinstance(ks, (list, tuple)) and len(ks) > 1 else max(1, x.dim() - 2)
+    k = _prod(_pair(ks, nd))
+    return Cost(0, _numel(out) * k, K.POOLING, activations=0, info={"kernel": _pair(ks, nd)})
+
+
+@register("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward")
+def max_pool_backward_cost(args, kwargs, out):
+    return Cost(0, _numel(args[0]), K.POOLING, activations=0)
+
+
+@register("avg_pool2d_backward", "avg_pool3d_backward")
+def avg_pool_backward_cost(args, kwargs, out):
+    k = _prod(_pair(args[2], args[1].dim() - 2))
+    return Cost(0, _numel(args[0]) * k, K.POOLING, activations=0)
+
+
+def adaptive_bin_total(in_size: int, out_size: int) -> int:
+    """Sum of the bin sizes of adaptive pooling along one axis (bins overlap when sizes do not divide)."""
+    return sum(math.ceil((i + 1) * in_size / out_size) - (i * in_size) // out_size for i in range(out_size))
+
+
+def _adaptive_reads(x, out) -> int:
+    nd = len(out.shape) - 2 if out.dim() >= 3 else out.dim() - 1
+    lead = _prod(out.shape[: out.dim() - nd])
+    return lead * _prod(adaptive_bin_total(int(x.shape[-nd + i]), int(out.shape[-nd + i])) for i in range(nd))
+
+
+@register("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d")
+def adaptive_avg_pool_cost(args, kwargs, out):
+    # each bin: (n - 1) adds and one divide = n FLOPs per output, n = the bin's size
+    return Cost(0, _adaptive_reads(args[0], out), K.POOLING, activations=0)
+
+
+@register("adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_max_pool1d")
+def adaptive_max_pool_cost(args, kwargs, out):
+    o = _first_tensor(out)
+    return Cost(0, _adaptive_reads(args[0], o) - _numel(o), K.POOLING, activations=0)
+
+
+@register("_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward",
+          "adaptive_max_pool3d_backward")
+def adaptive_pool_backward_cost(args, kwargs, out):
+    return Cost(0, _numel(out), K.POOLING, activations=0)

@@ -1,0 +1,184 @@
+"""`profile()`: run a model once under the recorder, on meta tensors by default, and collect the result.
+
+The user's model is never touched: the forward runs through torch.func.functional_call with stand-in
+parameters and buffers (meta tensors, or on a real device the model's own parameters and copies of its
+buffers, so batch-norm statistics stay as they were), and every hook and mode is removed on return.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ScaleprofError
+from ..spec import InputSpec, dtype_name, parse_device, parse_dtype, parse_input
+from .recorder import BACKWARD, FORWARD, Recorder
+from .result import Layer, ProfileResult, Totals
+
+
+def _as_input_list(inputs) -> list:
+    if inputs is None:
+        return []
+    if isinstance(inputs, (torch.Tensor, InputSpec, str)):
+        return [inputs]
+    if isinstance(inputs, (tuple, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
+        return [tuple(inputs)]  # one shape
+    return list(inputs)
+
+
+def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
+    """A stand-in for a parameter or buffer on ``device``."""
+    target_dtype = dtype if dtype is not None and t.is_floating_point() else t.dtype
+    if device.type == "meta":
+        return torch.empty_like(t, device="meta", dtype=target_dtype)
+    if t.device.type != "meta":
+        moved = t.detach().to(device=device, dtype=target_dtype)
+        # buffers are copied so in-place updates (batch-norm running stats) never reach the user's model
+        return moved if param and moved is not t else moved.clone()
+    # the model lives on meta (built without weights): invent values that keep the forward sane
+    out = torch.empty(t.shape, device=device, dtype=target_dtype)
+    if out.is_floating_point():
+        out.normal_(0, 0.02) if param else out.fill_(1.0)
+    else:
+        out.zero_()
+    return out
+
+
+def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None, backward: bool):
+    params = {n: _materialize(p, device, dtype, param=True) for n, p in model.named_parameters()}
+    if backward:
+        for n, p in model.named_parameters():
+            if p.requires_grad and params[n].is_floating_point():
+                params[n].requires_grad_(True)
+    buffers = {n: _materialize(b, device, dtype, param=False) for n, b in model.named_buffers()}
+    return params, buffers
+
+
+def _make_inputs(inputs: list, device: torch.device, dtype: torch.dtype | None) -> tuple[list, list[str]]:
+    made, labels = [], []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            t = x.detach()
+            if dtype is not None and t.is_floating_point():
+                t = t.to(dtype)
+            if t.device != device:
+                t = torch.empty_like(t, device="meta") if device.type == "meta" else t.to(device)
+            made.append(t)
+            labels.append(str(InputSpec(tuple(t.shape), t.dtype)))
+        else:
+            spec = parse_input(x, dtype)
+            made.append(spec.make(device))
+            labels.append(str(spec))
+    return made, labels
+
+
+def _outputs_for_backward(out) -> list[torch.Tensor]:
+    from torch.utils._pytree import tree_flatten
+
+    return [t for t in tree_flatten(out)[0]
+            if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
+
+
+def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> Recorder:
+    grad = torch.enable_grad() if backward else torch.no_grad()
+    with grad, rec.attached():
+        out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
+                                         tie_weights=True)
+        if backward:
+            rec.resolve_pending()
+            outs = _outputs_for_backward(out)
+            wrt = [p for p in params.values() if p.requires_grad]
+            if outs and wrt:
+                rec.active = False
+                seeds = [torch.ones_like(o) for o in outs]
+                rec.active, rec.phase = True, BACKWARD
+                torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+    return rec
+
+
+def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if rec is not None and rec.failure is not None:
+        f = rec.failure
+        return (f"the model rejects input {', '.join(labels)}: layer {f['module']} ({f['module_type']}) "
+                f"failed in {f['op']} with shapes {f['shapes']}: {first}")
+    return f"the model rejects input {', '.join(labels)}: {type(exc).__name__}: {first}"
+
+
+def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None, device="meta", dtype=None,
+            backward: bool = False, name: str | None = None, quiet: bool = False) -> ProfileResult:
+    """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
+    InputSpecs or tensors).
+
+    Counts on meta tensors by default: no weights are allocated and no arithmetic is done. A forward that
+    needs real data (it reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice.
+    The model is counted in the mode it is in (train/eval); ``backward=True`` adds the backward pass
+    (gradients of the parameters, as in a training step).
+    """
+    if not isinstance(model, nn.Module):
+        raise ScaleprofError(f"profile() needs an nn.Module, got {type(model).__name__}")
+    dev = parse_device(device)
+    dt = parse_dtype(dtype) if dtype is not None else None
+    items = _as_input_list(inputs)
+    if not items and not kwargs:
+        shape = getattr(model, "default_input", None)
+        if shape is None:
+            raise ScaleprofError("no input given and the model has no default input: pass e.g. 1x3x224x224")
+        items = [tuple(shape)]
+    notices: list[str] = []
+    rec, labels = None, [str(x) for x in items if not isinstance(x, torch.Tensor)]
+    counted_on = dev
+    try:
+        params, buffers = _stand_ins(model, dev, dt, backward)
+        args, labels = _make_inputs(items, dev, dt)
+        rec = Recorder(model, params, tag_backward=backward)
+        _run(rec, model, params, buffers, args, kwargs, backward)
+    except ScaleprofError:
+        raise
+    except Exception as exc:
+        if dev.type != "meta":
+            raise ScaleprofError(_failure_message(rec, exc, labels)) from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        notice = f"the forward does not run on meta tensors ({type(exc).__name__}: {first[:120]}); " \
+                 "counted on cpu with real tensors"
+        counted_on = torch.device("cpu")
+        try:
+            params, buffers = _stand_ins(model, counted_on, dt, backward)
+            args, labels = _make_inputs(items, counted_on, dt)
+            rec = Recorder(model, params, tag_backward=backward)
+            _run(rec, model, params, buffers, args, kwargs, backward)
+        except ScaleprofError:
+            raise
+        except Exception as exc2:
+            raise ScaleprofError(_failure_message(rec, exc2, labels)) from exc2
+        notices.append(notice)
+        if not quiet:
+            print(f"scaleprof: notice: {notice}", file=sys.stderr)
+    return _collect(model, rec, name or type(model).__name__, labels, dev, dt, counted_on, notices)
+
+
+def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -> ProfileResult:
+    def to_layer(r) -> Layer:
+        return Layer(r.name, r.module_type, r.kind, r.phase, r.macs, r.flops, r.params, r.activations, r.bytes,
+                     r.calls, dict(r.ops), r.info)
+
+    layers = [to_layer(r) for r in rec.rows.values() if r.calls or r.params]
+    unused = sum(n for _, n in rec.unclaimed.values())
+    if unused:
+        names = [n for n, _ in rec.unclaimed.values()]
+        layers.append(Layer("(unused parameters)", "", "other", FORWARD, 0, 0, unused, 0, 0, 0, {},
+                            {"parameters": names[:20] + (["…"] if len(names) > 20 else [])}))
+    operators = [to_layer(r) for r in rec.op_rows.values()]
+    phases: dict[str, Totals] = {}
+    totals = Totals()
+    for layer in layers:
+        phases.setdefault(layer.phase, Totals()).add(layer)
+        totals.add(layer)
+    dtype = dt or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    return ProfileResult(model=name, inputs=labels, device=str(dev), dtype=dtype_name(dtype), layers=layers,
+                         operators=operators, totals=totals, uncounted_ops=dict(rec.uncounted),
+                         free_ops=dict(rec.free_ops), phases=phases, notices=notices,
+                         counted_on=str(counted_on))

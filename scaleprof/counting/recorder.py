@@ -1,0 +1,375 @@
+"""The dispatch-level recorder: every aten op a forward (and backward) runs, costed and attributed.
+
+Three pieces work together while a model runs, and all are removed when it returns:
+- global module pre/post hooks keep the stack of modules being called (so each op is attributed to the
+  innermost module that ran it);
+- a TorchFunctionMode marks regions that aten ops cannot tell apart: F.linear (its addmm is a linear layer,
+  not a bare matmul) and the attention functions, which are costed once from their shapes by formula so
+  that every backend (math, flash, memory-efficient, the CPU flash kernel, the MHA fast path) counts alike;
+- a TorchDispatchMode costs each aten op by the registry in formulas.py.
+Backward ops are attributed through the autograd node running them: during the forward each op's output
+node is tagged with (module, kind), and the backward op takes that tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from . import kinds as K
+from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
+from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
+
+PRODUCT_KINDS = frozenset({K.LINEAR, K.MATMUL, K.ATTENTION})
+FORWARD, BACKWARD = "forward", "backward"
+
+
+@dataclass
+class Row:
+    """Costs of one (phase, module, kind), summed over its calls."""
+
+    phase: str
+    name: str
+    module_type: str
+    kind: str
+    macs: int = 0
+    flops: int = 0
+    params: int = 0
+    activations: int = 0
+    bytes: int = 0
+    calls: int = 0
+    ops: Counter = field(default_factory=Counter)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tag:
+    module: str
+    kind: str
+
+
+def _tensors(tree) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+
+
+def _distinct_elements(t: torch.Tensor) -> int:
+    """Elements actually stored: an expanded (stride-0) dimension is read once."""
+    try:
+        return int(torch.Size(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0).numel())
+    except (RuntimeError, NotImplementedError):
+        return t.numel()
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return _distinct_elements(t) * t.element_size()
+
+
+def _storage_key(t: torch.Tensor) -> int | None:
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, TypeError):
+        return None
+
+
+def _shape(t) -> list[int] | None:
+    return list(t.shape) if isinstance(t, torch.Tensor) else None
+
+
+class Recorder:
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], *, tag_backward: bool = False):
+        self.module_names: dict[int, str] = {}
+        for name, mod in model.named_modules(remove_duplicate=False):
+            self.module_names.setdefault(id(mod), name)
+        self.stack: list[tuple[str, nn.Module]] = [("", model)]
+        self.regions: list[str] = []
+        self.suppress = 0
+        self.phase = FORWARD
+        self.active = True
+        self.tag_backward = tag_backward
+        self.pending: list[tuple[list[torch.Tensor], Tag]] = []
+        self.node_tags: dict[Any, Tag] = {}
+        self.rows: dict[tuple[str, str, str], Row] = {}
+        self.op_rows: dict[tuple[str, str], Row] = {}
+        self.uncounted: Counter = Counter()
+        self.free_ops: Counter = Counter()
+        # parameters by storage, claimed by the first op that reads them (each counted once)
+        self.unclaimed: dict[int, tuple[str, int]] = {}
+        for pname, p in params.items():
+            key = _storage_key(p)
+            if key is not None:
+                self.unclaimed.setdefault(key, (pname, p.numel()))
+        self.failure: dict[str, Any] | None = None
+
+    # --- module stack --------------------------------------------------------------------------------
+
+    def _pre_hook(self, module, args):
+        name = self.module_names.get(id(module))
+        if name is None:  # a module made during forward: name it under its caller
+            parent = self.stack[-1][0]
+            name = f"{parent}.<{type(module).__name__}>" if parent else f"<{type(module).__name__}>"
+        self.stack.append((name, module))
+
+    def _post_hook(self, module, args, output):
+        if len(self.stack) > 1 and self.stack[-1][1] is module:
+            self.stack.pop()
+
+    @contextlib.contextmanager
+    def attached(self):
+        """Enter the hooks and both modes; everything is removed on exit, whatever happens."""
+        pre = nn.modules.module.register_module_forward_pre_hook(self._pre_hook)
+        post = nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True)
+        try:
+            with _Regions(self), _Counting(self):
+                yield self
+        finally:
+            pre.remove()
+            post.remove()
+            self.pending.clear()
+
+    # --- tagging for backward attribution ------------------------------------------------------------
+
+    def resolve_pending(self) -> None:
+        for outs, tag in self.pending:
+            for t in outs:
+                node = t.grad_fn
+                if node is not None and node not in self.node_tags:
+                    self.node_tags[node] = tag
+        self.pending.clear()
+
+    def _pend(self, out, tag: Tag) -> None:
+        if self.tag_backward and self.phase == FORWARD and torch.is_grad_enabled():
+            self.pending.append((_tensors(out), tag))
+
+    # --- kinds -----------------------------------------------------------------------------------------
+
+    def _in_module(self, cls) -> bool:
+        return any(isinstance(m, cls) for _, m in self.stack)
+
+    def _reads_param(self, args) -> bool:
+        return any(_storage_key(t) in self._param_keys for t in _tensors(args)) if self._param_keys else False
+
+    @property
+    def _param_keys(self) -> set[int]:
+        return self.__dict__.setdefault("_pkeys", set(self.unclaimed))
+
+    def module_hint(self) -> str | None:
+        """The kind a torch.nn layer stands for, for element-wise ops it runs (AdaptiveAvgPool2d(1) runs
+        as a mean; some norms decompose on some devices)."""
+        mod = self.stack[-1][1]
+        return _MODULE_HINTS.get(type(mod).__module__) if not isinstance(mod, nn.MultiheadAttention) else None
+
+    def product_kind(self, args) -> str:
+        """mm/bmm and friends: linear inside F.linear or when a parameter is an operand (MHA's projections
+        call linear where no function mode sees them); attention inside an attention region or module."""
+        if self.regions:
+            return self.regions[-1]
+        if self._reads_param(args):
+            return K.LINEAR
+        if self._in_module(nn.MultiheadAttention):
+            return K.ATTENTION
+        return K.MATMUL
+
+    # --- recording -------------------------------------------------------------------------------------
+
+    def on_op(self, func, args, kwargs, out) -> None:
+        if not self.active:
+            return
+        key = op_key(func)
+        module = self.stack[-1][0]
+        if self.suppress:  # inside a function costed as a whole; still tag nodes for backward
+            kind = self.product_kind(args) if lookup(func) in _PRODUCT_FORMULAS else self.regions[-1]
+            self._pend(out, Tag(module, kind))
+            return
+        if key in VIEW_OPS:
+            self.free_ops[key] += 1
+            self._pend(out, Tag(module, K.OTHER))
+            return
+        formula = lookup(func)
+        if formula is None:
+            if key in MOVEMENT_OPS or key in CREATION_OPS:
+                costs = [Cost(0, 0, K.OTHER, activations=0)]
+            else:
+                self.uncounted[key] += 1
+                return
+        else:
+            costs = formula(args, kwargs, out)
+            costs = costs if isinstance(costs, list) else [costs]
+        read = 0 if key in CREATION_OPS else None
+        self.record(key, costs, args, kwargs, out, read_bytes=read)
+
+    def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> None:
+        tag = None
+        if self.phase == BACKWARD:
+            node = torch._C._current_autograd_node()
+            tag = self.node_tags.get(node) if node is not None else None
+        module = tag.module if tag is not None else self.stack[-1][0]
+        module_type = type(self.stack[-1][1]).__name__ if tag is None else ""
+        ins, outs = _tensors((args, kwargs)), _tensors(out)
+        if read_bytes is None:
+            seen: set[int] = set()
+            read_bytes = 0
+            for t in ins:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    read_bytes += _nbytes(t)
+        op_bytes = read_bytes + sum(_nbytes(t) for t in outs)
+        claimed = self._claim(ins) if self.phase == FORWARD else 0
+        primary = outs[0] if outs else None
+        first_kind = None
+        for i, cost in enumerate(costs):
+            kind = cost.kind or self.product_kind(args)
+            if kind == K.ELEMENTWISE and tag is None:
+                kind = self.module_hint() or kind
+            if tag is not None:  # a backward op takes the kind of the forward op it differentiates
+                kind = tag.kind if tag.kind != K.OTHER else kind
+            first_kind = first_kind or kind
+            acts = cost.activations
+            if acts is None:
+                acts = primary.numel() if kind in K.ACTIVATION_WRITING_KINDS and primary is not None else 0
+            if self.phase == BACKWARD:
+                acts = 0
+            extra = {"bytes": op_bytes if i == 0 else 0, "params": claimed if i == 0 else 0}
+            self._add(self.rows, (self.phase, module, kind), module_type, kind, key, cost, acts, extra,
+                      ins, primary)
+            self._add(self.op_rows, (self.phase, key), "", kind, key, cost, acts, extra, ins, primary)
+        self._pend(out, Tag(module, first_kind or K.OTHER))
+
+    def _add(self, table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary) -> None:
+        row = table.get(rkey)
+        if row is None:
+            phase = rkey[0]
+            name = rkey[1] if len(rkey) == 3 else opname
+            row = table[rkey] = Row(phase, name, module_type, kind)
+            row.info = dict(cost.info)
+            row.info["input_shapes"] = [_shape(t) for t in ins[:3]]
+            row.info["output_shape"] = _shape(primary)
+        row.macs += int(cost.macs)
+        row.flops += int(cost.flops)
+        row.activations += int(acts)
+        row.bytes += extra["bytes"]
+        row.params += extra["params"]
+        if extra["bytes"] or cost.macs or cost.flops:
+            row.calls += 1
+        row.ops[opname] += 1
+
+    def _claim(self, tensors) -> int:
+        total = 0
+        for t in tensors:
+            key = _storage_key(t)
+            if key is not None and key in self.unclaimed:
+                total += self.unclaimed.pop(key)[1]
+        return total
+
+    def note_failure(self, func, args, exc) -> None:
+        if self.failure is None:
+            name, mod = self.stack[-1]
+            self.failure = {"module": name or "(root)", "module_type": type(mod).__name__, "op": op_key(func),
+                            "shapes": [_shape(t) for t in _tensors(args)][:4], "error": exc}
+
+    # --- functions costed as a whole ---------------------------------------------------------------------
+
+    def run_function(self, func, args, kwargs, formula):
+        self.suppress += 1
+        self.regions.append(K.ATTENTION)
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.suppress -= 1
+            self.regions.pop()
+        if not self.suppress and self.active:
+            self.record(_function_key(func), formula(args, kwargs, out), args, kwargs, out)
+        return out
+
+
+def _function_key(func) -> str:
+    return f"F.{getattr(func, '__name__', str(func))}"
+
+
+def _sdpa_function_cost(args, kwargs, out) -> Cost:
+    q, k, v = args[0], kwargs.get("key", args[1] if len(args) > 1 else None), \
+        kwargs.get("value", args[2] if len(args) > 2 else None)
+    mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+    causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
+    return attention_cost(q.shape, k.shape, v.shape, masked=mask is not None or bool(causal))
+
+
+def _mha_function_cost(args, kwargs, out) -> list[Cost]:
+    names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
+             "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias")
+    a = dict(zip(names, args, strict=False)) | kwargs
+    q, k = a["query"], a["key"]
+    E, H = int(a["embed_dim_to_check"]), int(a["num_heads"])
+    batched = q.dim() == 3
+    L, B = (int(q.shape[0]), int(q.shape[1])) if batched else (int(q.shape[0]), 1)
+    S = int(k.shape[0]) + (1 if a.get("bias_k") is not None else 0) + (1 if a.get("add_zero_attn") else 0)
+    if a.get("use_separate_proj_weight"):
+        kdim, vdim = int(a["k_proj_weight"].shape[1]), int(a["v_proj_weight"].shape[1])
+    else:
+        kdim = vdim = E
+    masked = a.get("attn_mask") is not None or a.get("key_padding_mask") is not None or bool(a.get("is_causal"))
+    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=kdim, vdim=vdim, in_bias=a.get("in_proj_bias") is not None,
+                    out_bias=a.get("out_proj_bias") is not None, masked=masked,
+                    need_weights=bool(a.get("need_weights", True)))
+
+
+_MODULE_HINTS = {
+    "torch.nn.modules.pooling": K.POOLING,
+    "torch.nn.modules.batchnorm": K.NORM,
+    "torch.nn.modules.normalization": K.NORM,
+    "torch.nn.modules.instancenorm": K.NORM,
+    "torch.nn.modules.activation": K.ACTIVATION,
+}
+
+_WHOLE_FUNCTIONS = {
+    F.scaled_dot_product_attention: _sdpa_function_cost,
+    F.multi_head_attention_forward: _mha_function_cost,
+}
+_LINEAR_FUNCTIONS = {F.linear}
+_PRODUCT_FORMULAS = {lookup(getattr(torch.ops.aten, n).default) for n in ("mm", "addmm", "bmm", "baddbmm")}
+
+
+class _Regions(TorchFunctionMode):
+    def __init__(self, rec: Recorder):
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        formula = _WHOLE_FUNCTIONS.get(func)
+        if formula is not None:
+            return self.rec.run_function(func, args, kwargs, formula)
+        if func in _LINEAR_FUNCTIONS:
+            self.rec.regions.append(K.LINEAR)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.rec.regions.pop()
+        return func(*args, **kwargs)
+
+
+class _Counting(TorchDispatchMode):
+    def __init__(self, rec: Recorder):
+        super().__init__()
+        self.rec = rec
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        rec = self.rec
+        if rec.pending:
+            rec.resolve_pending()
+        try:
+            out = func(*args, **kwargs)
+        except Exception as exc:
+            rec.note_failure(func, args, exc)
+            raise
+        rec.on_op(func, args, kwargs, out)
+        return out

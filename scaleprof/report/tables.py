@@ -1,0 +1,113 @@
+"""Tables for people: the analysis objects stay separate from how they print."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..counting.result import METRICS, UNITS
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.235 M' (SI prefixes; bytes get binary-free SI too, for one convention)."""
+    n = float(n)
+    for div, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3f} {prefix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    if fmt == "csv":
+        return df.to_csv()
+    if fmt == "markdown":
+        return df.to_markdown()
+    return df.to_string()
+
+
+def _kind_frame(result) -> pd.DataFrame:
+    rows = []
+    total = result.totals
+    for kind, v in result.by_kind().items():
+        rows.append({"kind": kind, "calls": v["calls"], "MACs": v["macs"],
+                     "MACs %": 100 * v["macs"] / total.macs if total.macs else 0.0,
+                     "FLOPs": v["flops"], "FLOPs %": 100 * v["flops"] / total.flops if total.flops else 0.0,
+                     "params": v["params"], "activations": v["activations"], "bytes": v["bytes"]})
+    df = pd.DataFrame(rows).set_index("kind")
+    df.loc["total"] = [df["calls"].sum(), total.macs, 100.0, total.flops, 100.0, total.params,
+                       total.activations, total.bytes]
+    return df
+
+
+def profile_frame(result, by: str = "kind", level: int = 2) -> pd.DataFrame:
+    if by == "kind":
+        return _kind_frame(result)
+    if by == "layer":
+        df = result.to_dataframe("layer")
+        cols = ["name", "module_type", "kind", "phase", *METRICS, "calls"]
+        return df[[c for c in cols if c in df]]
+    table = result.by_module(level) if by == "module" else result.by_operator()
+    df = pd.DataFrame.from_dict(table, orient="index")
+    df.index.name = by
+    return df
+
+
+def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table") -> str:
+    df = profile_frame(result, by, level)
+    if fmt in ("csv", "markdown"):
+        return render(df, fmt)
+    t = result.totals
+    shown = df.copy()
+    for col in ("MACs", "FLOPs", "macs", "flops", "bytes", "activations", "params"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: human(v))
+    for col in ("MACs %", "FLOPs %"):
+        if col in shown:
+            shown[col] = shown[col].map(lambda v: f"{v:.1f}")
+    head = [f"{result.model}  input {', '.join(result.inputs)}  dtype {result.dtype}  counted on "
+            f"{result.counted_on}",
+            f"MACs {t.macs:,} ({human(t.macs)})   FLOPs {t.flops:,} ({human(t.flops)})   params {t.params:,}   "
+            f"activations {t.activations:,}   bytes {human(t.bytes, 'B')}"]
+    if len(result.phases) > 1:
+        for phase, pt in result.phases.items():
+            head.append(f"  {phase}: MACs {pt.macs:,}  FLOPs {pt.flops:,}")
+    foot = [f"MACs = {UNITS['macs']}; FLOPs = {UNITS['flops']}."]
+    if result.uncounted_ops:
+        foot.append("uncounted ops (no formula; not included above): "
+                    + ", ".join(f"{k} x{v}" for k, v in sorted(result.uncounted_ops.items())))
+    foot += [f"notice: {n}" for n in result.notices]
+    return "\n".join(head + ["", shown.to_string(), ""] + foot)
+
+
+def format_zoo(rows: list[dict]) -> str:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return "(no models)"
+    for col in ("macs", "published_macs"):
+        if col in df:
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) or v is None else f"{int(v):,}")
+    for col in ("params", "published_params"):
+        if col in df:
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) or v is None else f"{int(v):,}")
+    return df.to_string(index=False)
+
+
+def format_crosscheck(cc, fmt: str = "table") -> str:
+    rows = [{"counter": "scaleprof", "status": "ok", "unit": "MACs", "reported": cc.ours_macs,
+             "MACs": cc.ours_macs, "difference": 0}]
+    for p in cc.peers:
+        rows.append({"counter": p.name, "status": p.status if p.status == "ok" else f"failed: {p.reason}",
+                     "unit": p.unit, "reported": p.reported, "MACs": p.macs_equivalent,
+                     "difference": None if p.macs_equivalent is None else p.macs_equivalent - cc.ours_macs})
+    df = pd.DataFrame(rows).set_index("counter")
+    if fmt in ("csv", "markdown"):
+        out = render(df, fmt)
+    else:
+        out = df.to_string()
+    lines = [out, ""]
+    for p in cc.peers:
+        if p.status != "ok":
+            continue
+        ex = cc.explanations(p)
+        lines.append(f"{p.name}: " + ("agrees with scaleprof's MACs in every group" if not ex else ""))
+        lines += [f"  - {e}" for e in ex] + [f"  - {n}" for n in p.notes]
+    return "\n".join(lines).rstrip()
