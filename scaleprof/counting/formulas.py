@@ -162,16 +162,19 @@ def mm_cost(args, kwargs, out):
     return Cost(macs, 2 * macs)
 
 
-@register("addmm", "_addmm_activation")
+@register("addmm")
 def addmm_cost(args, kwargs, out):
-    bias, a, b = args[0], args[1], args[2]
+    a, b = args[1], args[2]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
-    cost = Cost(macs, 2 * macs + _numel(out))
-    if len(args) > 5 and isinstance(args[5], bool) or "use_gelu" in kwargs:  # _addmm_activation
-        gelu = bool(args[5]) if len(args) > 5 else bool(kwargs["use_gelu"])
-        act = ACTIVATION_COST["gelu" if gelu else "relu"] * _numel(out)
-        return [cost, Cost(0, act, K.ACTIVATION)]
-    return cost
+    return Cost(macs, 2 * macs + _numel(out))
+
+
+@register("_addmm_activation")
+def addmm_activation_cost(args, kwargs, out):
+    # (self, mat1, mat2, beta, alpha, use_gelu): the fused bias + ReLU/GELU epilogue of a linear layer
+    gelu = bool(_arg(args, kwargs, 5, "use_gelu", False))
+    act = ACTIVATION_COST["gelu" if gelu else "relu"] * _numel(out)
+    return [addmm_cost(args, kwargs, out), Cost(0, act, K.ACTIVATION, activations=0)]
 
 
 @register("bmm")
