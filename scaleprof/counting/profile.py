@@ -172,6 +172,8 @@ def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -
         layers.append(Layer("(unused parameters)", "", "other", FORWARD, 0, 0, unused, 0, 0, 0, {},
                             {"parameters": names[:20] + (["…"] if len(names) > 20 else [])}))
     operators = [to_layer(r) for r in rec.op_rows.values()]
+    notices = notices + [f"formula failed for {op} ({err}); the op is listed as uncounted"
+                         for op, err in rec.formula_errors.items()]
     phases: dict[str, Totals] = {}
     totals = Totals()
     for layer in layers:

@@ -108,6 +108,7 @@ class Recorder:
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
         self.failure: dict[str, Any] | None = None
+        self.formula_errors: dict[str, str] = {}
 
     # --- module stack --------------------------------------------------------------------------------
 
@@ -201,10 +202,21 @@ class Recorder:
                 self.uncounted[key] += 1
                 return
         else:
-            costs = formula(args, kwargs, out)
-            costs = costs if isinstance(costs, list) else [costs]
+            costs = self._apply(key, formula, args, kwargs, out)
+            if costs is None:
+                return
         read = 0 if key in CREATION_OPS else None
         self.record(key, costs, args, kwargs, out, read_bytes=read)
+
+    def _apply(self, key, formula, args, kwargs, out) -> list[Cost] | None:
+        """A formula that cannot read an op's arguments lists the op as uncounted, never crashes the run."""
+        try:
+            costs = formula(args, kwargs, out)
+        except Exception as exc:
+            self.uncounted[key] += 1
+            self.formula_errors.setdefault(key, f"{type(exc).__name__}: {exc}")
+            return None
+        return costs if isinstance(costs, list) else [costs]
 
     def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> None:
         tag = None
@@ -221,7 +233,9 @@ class Recorder:
                 if id(t) not in seen:
                     seen.add(id(t))
                     read_bytes += _nbytes(t)
-        op_bytes = read_bytes + sum(_nbytes(t) for t in outs)
+        # a norm's saved statistics are scratch whose size differs by device (empty on meta in eval)
+        written = outs[:1] if costs and costs[0].kind == K.NORM else outs
+        op_bytes = read_bytes + sum(_nbytes(t) for t in written)
         claimed = self._claim(ins) if self.phase == FORWARD else 0
         primary = outs[0] if outs else None
         first_kind = None
@@ -286,7 +300,10 @@ class Recorder:
             self.suppress -= 1
             self.regions.pop()
         if not self.suppress and self.active:
-            self.record(_function_key(func), formula(args, kwargs, out), args, kwargs, out)
+            key = _function_key(func)
+            costs = self._apply(key, formula, args, kwargs, out)
+            if costs is not None:
+                self.record(key, costs, args, kwargs, out)
         return out
 
 

@@ -1,0 +1,345 @@
+"""The counter: exact MACs derived by hand (the arithmetic is in each comment) or by brute force."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import scaleprof
+from scaleprof.errors import ScaleprofError
+
+
+def macs_of(model, *inputs, **kw):
+    return scaleprof.profile(model, list(inputs), **kw)
+
+
+def one_kind(result):
+    kinds = {k for k, v in result.by_kind().items() if v["macs"]}
+    assert len(kinds) == 1, kinds
+    return kinds.pop()
+
+
+# --- convolutions: every kind, 1d/2d/3d, strides, padding, dilation, groups ------------------------------------
+
+CONV_CASES = [
+    # (module, input, MACs by hand, kind)
+    # Hout = (32 + 2 - 2 - 1)//2 + 1 = 16: 16 Cout * 16*16 * 3 Cin * 9
+    (nn.Conv2d(3, 16, 3, stride=2, padding=1), (1, 3, 32, 32), 16 * 256 * 3 * 9, "conv.standard"),
+    # depthwise: N 2 * 32 * 14*14 * (Cin/g = 1) * 9
+    (nn.Conv2d(32, 32, 3, padding=1, groups=32), (2, 32, 14, 14), 2 * 32 * 196 * 9, "conv.depthwise"),
+    # pointwise: 2 * 64 * 196 * 32
+    (nn.Conv2d(32, 64, 1), (2, 32, 14, 14), 2 * 64 * 196 * 32, "conv.pointwise"),
+    # grouped: Hout 8; 64 * 64 px * (32/4 = 8) * 9
+    (nn.Conv2d(32, 64, 3, groups=4), (1, 32, 10, 10), 64 * 64 * 8 * 9, "conv.grouped"),
+    # dilated: Hout = 20 - 2*(3-1) = 16; 8 * 256 * 8 * 9
+    (nn.Conv2d(8, 8, 3, dilation=2), (1, 8, 20, 20), 8 * 256 * 8 * 9, "conv.dilated"),
+    # non-square: Hout = (9+2-3)//2+1 = 5, Wout = (11+4-5)+1 = 11; 6 * 55 * 4 * 15
+    (nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(1, 2)), (1, 4, 9, 11), 6 * 55 * 4 * 15, "conv.standard"),
+    # 1d: Lout = (50+4-5)//2+1 = 25; 2 * 8 * 25 * 4 * 5
+    (nn.Conv1d(4, 8, 5, stride=2, padding=2), (2, 4, 50), 2 * 8 * 25 * 4 * 5, "conv.standard"),
+    (nn.Conv1d(6, 6, 3, groups=6), (1, 6, 10), 6 * 8 * 3, "conv.depthwise"),
+    # 3d: out 8x8x8 with stride (1,2,2), padding 1; 4 * 512 * 2 * 27
+    (nn.Conv3d(2, 4, 3, padding=1, stride=(1, 2, 2)), (1, 2, 8, 16, 16), 4 * 512 * 2 * 27, "conv.standard"),
+    (nn.Conv3d(4, 4, 3, groups=4, padding=1), (1, 4, 4, 4, 4), 4 * 64 * 27, "conv.depthwise"),
+    # kind precedence: 1 input channel is never depthwise; 1x1 with groups > 1 is grouped; dilated+grouped: grouped
+    (nn.Conv2d(1, 8, 3), (1, 1, 6, 6), 8 * 16 * 9, "conv.standard"),
+    (nn.Conv2d(8, 8, 1, groups=2), (1, 8, 4, 4), 8 * 16 * 4, "conv.grouped"),
+    (nn.Conv2d(8, 8, 3, groups=2, dilation=2), (1, 8, 9, 9), 8 * 25 * 4 * 9, "conv.grouped"),
+    (nn.Conv2d(4, 4, 1, groups=4), (1, 4, 5, 5), 4 * 25, "conv.depthwise"),
+    # transposed, per input pixel: 8 Cin * 256 px * (Cout/g = 4) * 16
+    (nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1), (1, 8, 16, 16), 8 * 256 * 4 * 16, "conv.transposed"),
+    # grouped transposed: 2 * 8 * 25 * (12/4 = 3) * 9 (calflops gets this one wrong)
+    (nn.ConvTranspose2d(8, 12, 3, stride=2, groups=4), (2, 8, 5, 5), 2 * 8 * 25 * 3 * 9, "conv.transposed"),
+    (nn.ConvTranspose1d(4, 2, 3, stride=3), (1, 4, 7), 4 * 7 * 2 * 3, "conv.transposed"),
+    (nn.ConvTranspose3d(2, 2, 2, stride=2), (1, 2, 3, 3, 3), 2 * 27 * 2 * 8, "conv.transposed"),
+]
+
+
+@pytest.mark.parametrize("module,shape,expected,kind", CONV_CASES,
+                         ids=[f"{type(c[0]).__name__}-{c[3]}-{i}" for i, c in enumerate(CONV_CASES)])
+def test_conv_kinds_exact(module, shape, expected, kind):
+    r = macs_of(module, shape)
+    assert r.totals.macs == expected
+    assert one_kind(r) == kind
+    out_numel = module(torch.zeros(shape)).numel()
+    # FLOPs: 2 per MAC plus one bias add per output element
+    assert r.totals.flops == 2 * expected + out_numel
+    assert r.totals.activations == out_numel
+    assert r.totals.params == sum(p.numel() for p in module.parameters())
+    layer = r.layers[0]
+    assert layer.info["dilation"] == list(module.dilation) and layer.info["groups"] == module.groups
+
+
+def _brute_conv_macs(cin, cout, groups, k, out_spatial, n, transposed, in_spatial):
+    """Enumerate every (pixel, output channel, input channel of its group, tap) product one by one."""
+    cin_g, cout_g = cin // groups, cout // groups
+    count = 0
+    pixels = in_spatial if transposed else out_spatial
+    for _ in itertools.product(range(n), *(range(s) for s in pixels)):
+        for co in range(cout):
+            group = co // cout_g
+            for _ci in range(group * cin_g, (group + 1) * cin_g):
+                for _tap in itertools.product(*(range(kk) for kk in k)):
+                    count += 1
+    return count
+
+
+@settings(max_examples=40, deadline=None)
+@given(nd=st.integers(1, 2), groups=st.integers(1, 3), cin_g=st.integers(1, 3), cout_g=st.integers(1, 3),
+       k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
+       size=st.integers(4, 7), n=st.integers(1, 2), transposed=st.booleans())
+def test_conv_count_matches_brute_force(nd, groups, cin_g, cout_g, k, stride, padding, dilation, size, n,
+                                        transposed):
+    cin, cout = cin_g * groups, cout_g * groups
+    if transposed:
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d)[nd - 1]
+        padding = min(padding, dilation * (k - 1))
+        out_pad = 0
+        mod = cls(cin, cout, k, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  output_padding=out_pad)
+    else:
+        cls = (nn.Conv1d, nn.Conv2d)[nd - 1]
+        if size + 2 * padding < dilation * (k - 1) + 1:
+            return
+        mod = cls(cin, cout, k, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    shape = (n, cin) + (size,) * nd
+    out = mod.to("meta")(torch.empty(shape, device="meta"))  # output size from torch itself
+    brute = _brute_conv_macs(cin, cout, groups, (k,) * nd, out.shape[2:], n, transposed, shape[2:])
+    assert scaleprof.profile(mod, [shape]).totals.macs == brute
+
+
+# --- products and attention -----------------------------------------------------------------------------------
+
+class Functional(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+def test_linear_exact():
+    r = macs_of(nn.Linear(20, 30), (4, 7, 20))
+    assert r.totals.macs == 4 * 7 * 20 * 30
+    assert r.totals.flops == 2 * 4 * 7 * 20 * 30 + 4 * 7 * 30  # + bias add per output
+    assert r.totals.activations == 4 * 7 * 30
+    assert one_kind(r) == "linear"
+
+
+@pytest.mark.parametrize("fn,shapes,expected,kind", [
+    (torch.bmm, [(3, 4, 5), (3, 5, 6)], 3 * 4 * 5 * 6, "matmul"),
+    (torch.matmul, [(4, 5), (5, 6)], 4 * 5 * 6, "matmul"),
+    (lambda a, b: torch.einsum("bij,bjk->bik", a, b), [(3, 4, 5), (3, 5, 6)], 3 * 4 * 5 * 6, "matmul"),
+    (lambda q, k: torch.einsum("bhld,bhsd->bhls", q, k), [(2, 3, 4, 8), (2, 3, 5, 8)], 2 * 3 * 4 * 5 * 8, "matmul"),
+    (lambda x, w: F.linear(x, w), [(6, 10), (3, 10)], 6 * 10 * 3, "linear"),   # functional linear: still linear
+    (lambda a, b, c: torch.baddbmm(c, a, b), [(2, 3, 4), (2, 4, 5), (2, 3, 5)], 2 * 3 * 4 * 5, "matmul"),
+])
+def test_products_exact(fn, shapes, expected, kind):
+    r = scaleprof.profile(Functional(fn), shapes)
+    assert r.totals.macs == expected
+    assert one_kind(r) == kind
+
+
+def test_sdpa_exact_on_every_path():
+    # B 2, H 4, L 10, S 12, E 16, Ev 8: 2*4*10*12*(16+8) MACs
+    macs = 2 * 4 * 10 * 12 * (16 + 8)
+    # FLOPs: 2/MAC + scaling Q (2*4*10*16) + softmax 5 per score (2*4*10*12)
+    flops = 2 * macs + 2 * 4 * 10 * 16 + 5 * 2 * 4 * 10 * 12
+    model = Functional(F.scaled_dot_product_attention)
+    shapes = [(2, 4, 10, 16), (2, 4, 12, 16), (2, 4, 12, 8)]
+    for device in ("meta", "cpu"):  # meta runs the math path, CPU the flash kernel
+        r = scaleprof.profile(model, shapes, device=device)
+        assert (r.totals.macs, r.totals.flops) == (macs, flops)
+        assert one_kind(r) == "attention"
+
+
+def _mha_expected(B, L, E, H):
+    proj = B * L * E * 3 * E + B * L * E * E
+    return proj, B * H * L * L * (E // H) * 2
+
+
+class Block(nn.Module):
+    def __init__(self, E=32, H=4):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(E, H, batch_first=True)
+        self.norm = nn.LayerNorm(E)
+
+    def forward(self, x):
+        y, _ = self.mha(x, x, x, need_weights=False)
+        return self.norm(x + y)
+
+
+def test_mha_same_under_no_grad_and_grad_and_meta():
+    # torch's own counter (and fvcore, thop) count 0 for the MHA fast path under no_grad in eval
+    B, L, E, H = 2, 9, 32, 4
+    lin, att = _mha_expected(B, L, E, H)
+    m = Block(E, H).eval()
+    seen = set()
+    for device in ("meta", "cpu"):
+        for backward in (False, True):
+            r = scaleprof.profile(m, [(B, L, E)], device=device, backward=backward)
+            k = r.by_kind("forward")
+            assert (k["linear"]["macs"], k["attention"]["macs"]) == (lin, att)
+            seen.add(r.phases["forward"].flops)
+    assert len(seen) == 1
+
+
+def test_fused_mha_and_encoder_ops_counted_like_their_math():
+    B, L, E, H = 2, 5, 16, 2
+    mha = nn.MultiheadAttention(E, H, batch_first=True).eval()
+
+    def fast(x):
+        return torch._native_multi_head_attention(x, x, x, E, H, mha.in_proj_weight, mha.in_proj_bias,
+                                                  mha.out_proj.weight, mha.out_proj.bias, need_weights=False)[0]
+
+    with torch.no_grad():
+        r = scaleprof.profile(Functional(fast), [torch.randn(B, L, E)], device="cpu")
+    lin, att = _mha_expected(B, L, E, H)
+    assert r.totals.macs == lin + att and r.uncounted_ops == {}
+    layer = nn.TransformerEncoderLayer(E, H, 64, batch_first=True).eval()
+    module_path = scaleprof.profile(layer, [(B, L, E)]).totals.macs
+    # the math: attention block, then two linears 16->64->16 per token
+    assert module_path == lin + att + 2 * B * L * E * 64
+
+
+def test_deformable_conv_counted_by_formula():
+    from scaleprof.layers import DeformConv2dPack
+
+    m = DeformConv2dPack(8, 16, 3, padding=1, modulated=True)
+    r = scaleprof.profile(m, [(1, 8, 10, 10)])
+    k = r.by_kind()
+    # offset conv: ordinary 3x3, 8 -> 27 channels (18 offsets + 9 mask) on 10x10: 27*100*8*9
+    assert k["conv.standard"]["macs"] == 27 * 100 * 8 * 9
+    # deformable: conv 16*100*8*9, sampling 4 per sample with 1*8*100*9 samples, mask 1 per sample
+    samples = 8 * 100 * 9
+    assert k["conv.deformable"]["macs"] == 16 * 100 * 8 * 9 + 4 * samples + samples
+    rb = scaleprof.profile(m, [(1, 8, 10, 10)], backward=True)
+    assert rb.by_kind("backward")["conv.deformable"]["macs"] > 0 and rb.uncounted_ops == {}
+
+
+def test_backward_grouped_weight_grad_costs_one_forward():
+    # torch's FlopCounterMode counts a grouped conv's weight gradient g times too high
+    m = nn.Sequential(nn.Conv2d(4, 16, 1), nn.Conv2d(16, 16, 3, padding=1, groups=16))
+    r = scaleprof.profile(m, [(1, 4, 8, 8)], backward=True)
+    fwd_dw = 16 * 64 * 9
+    assert r.by_kind("forward")["conv.depthwise"]["macs"] == fwd_dw
+    assert r.by_kind("backward")["conv.depthwise"]["macs"] == 2 * fwd_dw  # grad input + grad weight
+    # the first conv's input needs no gradient: only its weight gradient
+    assert r.by_kind("backward")["conv.pointwise"]["macs"] == 16 * 64 * 4
+
+
+def test_linear_backward_attributed_to_its_module():
+    m = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    r = scaleprof.profile(m, [(5, 8)], backward=True)
+    bw = {(l.name, l.kind): l.macs for l in r.layers if l.phase == "backward"}
+    assert bw[("2", "linear")] == 2 * 5 * 6 * 3    # grad input and grad weight
+    assert bw[("0", "linear")] == 5 * 8 * 6        # weight gradient only
+
+
+# --- other ops, free ops, uncounted ops ---------------------------------------------------------------------
+
+def test_elementwise_norm_pool_costs_follow_the_table():
+    m = nn.Sequential(nn.BatchNorm2d(4), nn.SiLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1)).eval()
+    r = scaleprof.profile(m, [(1, 4, 8, 8)])
+    k = r.by_kind()
+    n = 4 * 64
+    assert k["norm"]["flops"] == 2 * n              # inference batch norm: folded scale and shift
+    assert k["activation"]["flops"] == 5 * n        # silu = x * sigmoid(x): 5 per element
+    # max pool 2x2: 3 comparisons per output (4*16 outputs); global average: one per input (4*16)
+    assert k["pooling"]["flops"] == 3 * 4 * 16 + 4 * 16
+    assert r.totals.macs == 0
+
+
+def test_unknown_op_is_listed_not_dropped():
+    r = scaleprof.profile(Functional(torch.special.bessel_j0), [(3, 4)], device="cpu")
+    assert r.uncounted_ops == {"aten::special_bessel_j0": 1}
+
+
+def test_views_are_free_and_listed():
+    r = scaleprof.profile(Functional(lambda x: x.view(2, 6).t().reshape(12)), [(3, 4)])
+    assert r.totals.flops == 0 and r.uncounted_ops == {}
+    assert sum(r.free_ops.values()) >= 2
+
+
+def test_data_dependent_forward_falls_back_to_real_tensors(capsys):
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.a(x) if x.sum().item() > 1e9 else self.b(x)
+
+    r = scaleprof.profile(Branchy(), [(3, 4)])
+    assert r.counted_on == "cpu" and r.notices
+    assert r.totals.macs == 3 * 4 * 2
+    assert "notice" in capsys.readouterr().err
+
+
+def test_meta_and_real_counts_identical():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Hardswish(),
+                      nn.Conv2d(8, 8, 3, groups=8, padding=1), nn.ConvTranspose2d(8, 4, 2, stride=2),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5), nn.Softmax(-1)).eval()
+    meta = scaleprof.profile(m, [(2, 3, 16, 16)], device="meta")
+    real = scaleprof.profile(m, [(2, 3, 16, 16)], device="cpu")
+    assert meta.totals == real.totals
+    assert meta.by_kind() == real.by_kind()
+
+
+# --- the user's model is left as it was ----------------------------------------------------------------------
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
+
+
+def test_model_unchanged_after_profiling():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    m(torch.randn(1, 3, 8, 8))
+    m.train()
+    before = copy.deepcopy(m.state_dict())
+    first = scaleprof.profile(m, [(2, 3, 8, 8)], device="cpu", backward=True)
+    second = scaleprof.profile(m, [(2, 3, 8, 8)], device="cpu", backward=True)
+    assert first.totals == second.totals
+    after = m.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], before[k]) for k in before)  # running stats untouched in train mode
+    assert _hooks(m) == 0 and all(p.grad is None for p in m.parameters())
+    from torch.nn.modules import module as mm
+
+    assert not mm._global_forward_hooks and not mm._global_forward_pre_hooks
+
+
+def test_param_counted_once_when_module_called_twice():
+    shared = nn.Linear(6, 6)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = shared
+
+        def forward(self, x):
+            return self.f(self.f(x))
+
+    r = scaleprof.profile(Twice(), [(2, 6)])
+    assert r.totals.params == 42 and r.totals.macs == 2 * 2 * 36
+    assert r.layers[0].calls == 2
+
+
+def test_bad_input_is_a_one_line_error():
+    with pytest.raises(ScaleprofError, match=r"layer 0 \(Conv2d\)"):
+        scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3)), [(1, 5, 8, 8)])
+    with pytest.raises(ScaleprofError, match="malformed"):
+        scaleprof.profile(nn.Linear(2, 2), ["2xx2"])
+    with pytest.raises(ScaleprofError, match="unknown dtype"):
+        scaleprof.profile(nn.Linear(2, 2), [(2, 2)], dtype="float13")
+    with pytest.raises(ScaleprofError):
+        scaleprof.profile("not a module", [(2, 2)])
