@@ -16,25 +16,19 @@ def profile(model, inputs=None, **kwargs):
     return _profile(model, inputs, **kwargs)
 
 
+_LAZY = {"bench": ("bench", "bench"), "compare": ("bench", "compare"), "scale": ("scaling", "scale"),
+         "check": ("report.check", "check"), "zoo": ("zoo", None)}
+
+
 def __getattr__(name):
     # heavier parts load on first use, so `import scaleprof` stays quick
-    if name in ("bench", "compare"):
-        from . import bench as _bench
+    if name not in _LAZY:
+        raise AttributeError(f"module 'scaleprof' has no attribute {name!r}")
+    import importlib
 
-        return getattr(_bench, name)
-    if name == "scale":
-        from .scaling import scale
-
-        return scale
-    if name == "check":
-        from .report.check import check
-
-        return check
-    if name == "zoo":
-        from . import zoo
-
-        return zoo
-    raise AttributeError(f"module 'scaleprof' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return module if attr is None else getattr(module, attr)
 
 
 __all__ = ["RegressionFound", "ScaleprofError", "load_model", "profile"]

@@ -33,7 +33,7 @@ REASONS = {
     "thop": {
         "conv.transposed": "thop counts a transposed convolution per output pixel (stride² times too high); "
                            "the convention counts per input pixel",
-        "conv": "thop adds one op per output for the bias and counts per output pixel",
+        "conv": "thop counts convolutions by its own per-output rule (calculate_conv2d_flops)",
         "linear/matmul": "thop counts nn.Linear modules only: functional matmul/linear calls in a forward "
                          "are missed",
         "attention": "thop counts modules only: attention products inside forward code are missed",
