@@ -239,7 +239,7 @@ def test_backward_grouped_weight_grad_costs_one_forward():
 def test_linear_backward_attributed_to_its_module():
     m = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
     r = scaleprof.profile(m, [(5, 8)], backward=True)
-    bw = {(l.name, l.kind): l.macs for l in r.layers if l.phase == "backward"}
+    bw = {(row.name, row.kind): row.macs for row in r.layers if row.phase == "backward"}
     assert bw[("2", "linear")] == 2 * 5 * 6 * 3    # grad input and grad weight
     assert bw[("0", "linear")] == 5 * 8 * 6        # weight gradient only
 
@@ -343,3 +343,16 @@ def test_bad_input_is_a_one_line_error():
         scaleprof.profile(nn.Linear(2, 2), [(2, 2)], dtype="float13")
     with pytest.raises(ScaleprofError):
         scaleprof.profile("not a module", [(2, 2)])
+
+
+def test_7b_decoder_on_meta_matches_hand_count():
+    from scaleprof.bench.counting_speed import Decoder, decoder_7b_macs
+
+    with torch.device("meta"):
+        model = Decoder()
+    r = scaleprof.profile(model, ["1x128:int64"])
+    assert r.totals.macs == decoder_7b_macs(128)
+    # LLaMA-7B: embeddings and head 2·32000·4096, per layer 4·4096² + 3·4096·11008 + two norms, final norm
+    assert r.totals.params == 2 * 32000 * 4096 + 32 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 4096
+    assert r.totals.params == 6_738_415_616
+    assert r.uncounted_ops == {}

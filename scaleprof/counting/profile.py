@@ -7,6 +7,7 @@ buffers, so batch-norm statistics stay as they were), and every hook and mode is
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -48,6 +49,12 @@ def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | Non
 
 
 def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None, backward: bool):
+    """Parameters and buffers to run with; None when the model's own will do: a model already on meta
+    holds no values to protect, so it runs as it is (functional_call costs ~15% of a meta forward)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    if device.type == "meta" and all(t.device.type == "meta" and (dtype is None or not t.is_floating_point()
+                                                                  or t.dtype == dtype) for t in tensors):
+        return None, None
     params = {n: _materialize(p, device, dtype, param=True) for n, p in model.named_parameters()}
     if backward:
         for n, p in model.named_parameters():
@@ -85,12 +92,15 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
 def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> Recorder:
     grad = torch.enable_grad() if backward else torch.no_grad()
     with grad, rec.attached():
-        out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
-                                         tie_weights=True)
+        if params is None:
+            out = model(*args, **(kwargs or {}))
+        else:
+            out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
+                                             tie_weights=True)
         if backward:
             rec.resolve_pending()
             outs = _outputs_for_backward(out)
-            wrt = [p for p in params.values() if p.requires_grad]
+            wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
             if outs and wrt:
                 rec.active = False
                 seeds = [torch.ones_like(o) for o in outs]
@@ -134,7 +144,8 @@ def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None,
     try:
         params, buffers = _stand_ins(model, dev, dt, backward)
         args, labels = _make_inputs(items, dev, dt)
-        rec = Recorder(model, params, tag_backward=backward)
+        rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
+                       tag_backward=backward)
         _run(rec, model, params, buffers, args, kwargs, backward)
     except ScaleprofError:
         raise

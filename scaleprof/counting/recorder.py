@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
@@ -58,7 +57,16 @@ class Tag:
 
 
 def _tensors(tree) -> list[torch.Tensor]:
-    return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+    """Tensors in op arguments/outputs: a fast path for the flat tuples/lists/dicts aten ops take."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    out = []
+    for x in (tree.values() if isinstance(tree, dict) else tree):
+        if isinstance(x, torch.Tensor):
+            out.append(x)
+        elif isinstance(x, (list, tuple, dict)):
+            out.extend(_tensors(x))
+    return out
 
 
 def _distinct_elements(t: torch.Tensor) -> int:
@@ -236,7 +244,7 @@ class Recorder:
         # a norm's saved statistics are scratch whose size differs by device (empty on meta in eval)
         written = outs[:1] if costs and costs[0].kind == K.NORM else outs
         op_bytes = read_bytes + sum(_nbytes(t) for t in written)
-        claimed = self._claim(ins) if self.phase == FORWARD else 0
+        claimed = self._claim(ins) if self.phase == FORWARD and self.unclaimed else 0
         primary = outs[0] if outs else None
         first_kind = None
         for i, cost in enumerate(costs):

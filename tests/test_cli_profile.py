@@ -1,0 +1,84 @@
+"""`scaleprof profile` and `scaleprof zoo` through the CLI: the JSON contract and exit codes."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from scaleprof.cli import main
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    f = tmp_path / "net.py"
+    f.write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        def net(width=8):
+            return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(width, 10))
+
+        def not_a_module():
+            return 42
+    """))
+    return f
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_profile_json_contract(capsys, model_file):
+    code, out, err = run(capsys, "profile", f"{model_file}:net", "--arg", "width=4", "--input", "2x3x8x8", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert {"model", "inputs", "device", "totals", "by_kind", "layers", "uncounted_ops"} <= set(d)
+    assert set(d["totals"]) == {"macs", "flops", "params", "activations", "bytes"}
+    # conv 2·4·64·3·9 + linear 2·4·10
+    assert d["totals"]["macs"] == 2 * 4 * 64 * 3 * 9 + 2 * 4 * 10
+    assert d["inputs"] == ["2x3x8x8"]
+    for kind in d["by_kind"].values():
+        assert set(kind) == {"macs", "flops", "params", "activations", "bytes", "calls"}
+    assert {"name", "kind", "macs", "flops", "params", "activations", "bytes"} <= set(d["layers"][0])
+
+
+@pytest.mark.parametrize("by", ["kind", "module", "op", "layer"])
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
+def test_profile_tables(capsys, model_file, by, fmt):
+    code, out, _ = run(capsys, "profile", f"{model_file}:net", "--input", "1x3x8x8", "--by", by, "--format", fmt)
+    assert code == 0 and out.strip()
+
+
+def test_profile_zoo_default_input(capsys):
+    code, out, _ = run(capsys, "profile", "efficientnet_b0", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["inputs"] == ["1x3x224x224"] and d["totals"]["macs"] == 385_814_752
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["profile", "no_such_model_xyz"], "no_such_model_xyz"),
+    (["profile", "{f}:missing", "--input", "1x3x8x8"], "no attribute"),
+    (["profile", "{f}:not_a_module"], "not an nn.Module"),
+    (["profile", "{f}:net", "--input", "1x3x8"], "rejects input"),
+    (["profile", "{f}:net", "--input", "1x3xeightx8"], "malformed --input"),
+    (["profile", "{f}:net", "--input", "1x3x8x8", "--dtype", "float7"], "unknown dtype"),
+    (["profile", "{f}:net", "--input", "1x3x8x8", "--device", "tpu"], "device"),
+    (["profile", "no_such_pkg_q.mod:fn"], "cannot import"),
+])
+def test_profile_bad_input_exit_2(capsys, model_file, argv, needle):
+    code, out, err = run(capsys, *[a.format(f=model_file) for a in argv])
+    assert code == 2 and out == ""
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_profile_crosscheck_json(capsys, model_file):
+    code, out, _ = run(capsys, "profile", f"{model_file}:net", "--input", "1x3x8x8", "--crosscheck", "--json")
+    d = json.loads(out)
+    peers = {p["name"]: p for p in d["crosscheck"]["peers"]}
+    assert set(peers) == {"fvcore", "thop", "torch"}
+    # torch's counter agrees on products for a plain conv net (it reports 2 FLOPs per MAC)
+    assert peers["torch"]["status"] == "ok" and peers["torch"]["macs_equivalent"] == d["totals"]["macs"]
