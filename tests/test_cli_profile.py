@@ -82,3 +82,33 @@ def test_profile_crosscheck_json(capsys, model_file):
     assert set(peers) == {"fvcore", "thop", "torch"}
     # torch's counter agrees on products for a plain conv net (it reports 2 FLOPs per MAC)
     assert peers["torch"]["status"] == "ok" and peers["torch"]["macs_equivalent"] == d["totals"]["macs"]
+
+
+@pytest.mark.parametrize("lib", ["torchvision", "timm"])
+def test_hub_spec_when_absent_is_one_line(capsys, lib):
+    import importlib.util
+
+    if importlib.util.find_spec(lib) is not None:
+        pytest.skip(f"{lib} is installed here")
+    code, out, err = run(capsys, "profile", f"{lib}:resnet18")
+    assert code == 2 and "does not import" in err
+
+
+def test_torchvision_resnet18_when_present(capsys):
+    pytest.importorskip("torchvision")
+    code, out, _ = run(capsys, "profile", "torchvision:resnet18", "--input", "1x3x224x224", "--json")
+    d = json.loads(out)
+    assert (d["totals"]["macs"], d["totals"]["params"]) == (1_814_073_344, 11_689_512)
+
+
+def test_crosscheck_leaves_the_model_untouched():
+    import torch.nn as nn
+
+    from scaleprof.counting.peers import crosscheck
+
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    keys = list(m.state_dict())
+    cc = crosscheck(m, ["1x3x8x8"])
+    assert list(m.state_dict()) == keys  # thop's total_ops/total_params buffers stay on its copy
+    assert all(not mod._forward_hooks for mod in m.modules())
+    assert {p.name: p.status for p in cc.peers} == {"fvcore": "ok", "thop": "ok", "torch": "ok"}
