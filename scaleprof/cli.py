@@ -113,10 +113,209 @@ def _build_zoo(sub) -> None:
     p.set_defaults(func=_cmd_zoo)
 
 
+# --- bench -----------------------------------------------------------------------------------------------
+
+def _cmd_bench(args) -> int:
+    from .bench import table
+    from .bench.runner import bench
+
+    if args.micro:
+        from .bench.micro import run_micro
+        from .spec import parse_dtype
+
+        m = run_micro(args.micro, device=args.device, dtype=parse_dtype(args.dtype),
+                      max_time=min(args.max_time, 2.0) if args.max_time else 2.0, progress=True)
+        if args.json:
+            _emit_json(m.to_dict())
+        else:
+            print(table.format_micro(m))
+        return 0
+    if not args.spec:
+        raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
+    result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device,
+                   dtype=args.dtype or "float32", batch_sizes=args.batch, threads=args.threads, train=args.train,
+                   by=args.by, max_time=args.max_time, target_ci=args.target_ci, samples=args.samples,
+                   knobs=_knobs(args), memory=not args.no_memory, roofline=args.roofline,
+                   optimizer=args.optimizer, level=args.level, progress=True)
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(table.format_bench(result))
+    if not result.ok():
+        first = next((r.reason for r in result.results if r.reason), "unknown reason")
+        print(f"scaleprof bench: error: nothing could be measured: {first}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _build_bench(sub) -> None:
+    p = sub.add_parser("bench", help="latency, throughput, peak memory and training-step time",
+                       description="Measure latency (median, 95%% CI, IQR, p90/p99), throughput, cold start and "
+                                   "peak memory per runtime, device and batch size.")
+    p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
+    _add_knob_args(p)
+    p.add_argument("--runtime", default="eager", help="comma-separated: eager, compile[:MODE], onnxruntime")
+    p.add_argument("--device", default="cpu", help="cpu, cuda (comma-separated for both)")
+    p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default: the input's own)")
+    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads")
+    p.add_argument("--train", action="store_true", help="also time a training step per phase")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"], help="for --train")
+    p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
+    p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
+    p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
+                   help="measure this machine's peaks and place each layer kind (plot to PNG)")
+    p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
+    p.add_argument("--max-time", type=float, default=10.0, help="seconds per measurement (default 10)")
+    p.add_argument("--target-ci", type=float, default=0.01,
+                   help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
+    p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
+    p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
+    _add_common(p)
+    p.set_defaults(func=_cmd_bench)
+
+
+# --- compare ---------------------------------------------------------------------------------------------
+
+def _cmd_compare(args) -> int:
+    from .bench import table
+
+    if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
+        from .bench.compare import compare_saved
+
+        loaded = []
+        for path in (args.spec_a, args.spec_b):
+            try:
+                with open(path) as fh:
+                    loaded.append(json.load(fh))
+            except (OSError, ValueError) as exc:
+                raise ScaleprofError(f"cannot read bench result {path}: {exc}") from exc
+        d = compare_saved(*loaded)
+        if args.json:
+            _emit_json(d)
+        else:
+            print(table.format_saved_compare(d))
+        return 0
+    from .bench.compare import compare
+
+    result = compare(args.spec_a, args.spec_b, inputs=args.input, device=args.device, dtype=args.dtype or "float32",
+                     runtime=args.runtime, batch_size=args.batch, threads=args.threads, max_time=args.max_time,
+                     target_ci=args.target_ci, min_effect=args.min_effect, knobs=_knobs(args),
+                     samples=args.samples, progress=True)
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(table.format_compare(result))
+    return 0
+
+
+def _build_compare(sub) -> None:
+    p = sub.add_parser("compare", help="is model B faster than model A? (interleaved rounds, CI and p-value)",
+                       description="Measure two models in shuffled interleaved rounds in one process; report the "
+                                   "ratio B/A with a bootstrap 95%% CI, a Mann-Whitney p-value and a verdict. "
+                                   "Two saved `bench --json` files are compared row by row instead.")
+    p.add_argument("spec_a", help="model A (the reference), or a saved bench --json file")
+    p.add_argument("spec_b", help="model B, or a saved bench --json file")
+    _add_knob_args(p)
+    p.add_argument("--runtime", default="eager", help="eager, compile[:MODE] or onnxruntime")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: the input's own)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--max-time", type=float, default=20.0, help="seconds for both (default 20)")
+    p.add_argument("--target-ci", type=float, default=0.01, help="stop once the ratio's CI is within this fraction")
+    p.add_argument("--min-effect", type=float, default=0.0,
+                   help="smallest change that counts as a difference (fraction, default 0)")
+    p.add_argument("--samples", action="store_true", help="include raw samples in --json")
+    _add_common(p)
+    p.set_defaults(func=_cmd_compare)
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+def _cmd_report(args) -> int:
+    from .report.writer import write_report
+
+    paths = write_report(args.results, args.out, title=args.title)
+    if args.json:
+        _emit_json(paths.to_dict())
+    else:
+        print(f"wrote {paths.markdown}")
+        print(f"wrote {paths.html}")
+        if paths.figures:
+            print(f"wrote {len(paths.figures)} figures under {paths.figures[0].parent}")
+    return 0
+
+
+def _build_report(sub) -> None:
+    p = sub.add_parser("report", help="Markdown and HTML report from profile, bench, compare and scale JSON",
+                       description="Write report.md (figures as PNG beside it) and a self-contained report.html "
+                                   "(figures inline) from the --json output of profile, bench, compare, scale, "
+                                   "check or zoo runs; each file's kind is told from its keys.")
+    p.add_argument("results", nargs="+", metavar="RESULT.json", help="JSON written by a scaleprof verb's --json")
+    p.add_argument("--out", "-o", default="report", help="output folder (default: ./report)")
+    p.add_argument("--title", default=None, help="the report's title")
+    _add_common(p)
+    p.set_defaults(func=_cmd_report)
+
+
+# --- check -----------------------------------------------------------------------------------------------
+
+def _cmd_check(args) -> int:
+    from .report.check import append_step_summary, check, error_result
+
+    try:
+        result = check(args.spec, baseline=args.baseline, save=args.save, tolerances=args.tolerance,
+                       against=args.against, inputs=args.input, dtype=args.dtype, knobs=_knobs(args),
+                       latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
+                       threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
+                       max_time=args.max_time)
+    except ScaleprofError as exc:
+        # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
+        err = error_result(str(exc), model=args.spec)
+        append_step_summary(err.to_markdown())
+        if args.json:
+            _emit_json(err.to_dict())
+        raise
+    append_step_summary(result.to_markdown())
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(result.to_markdown(all_rows=args.all), end="")
+        print(f"verdict: {result.verdict}")
+    return result.exit_code
+
+
+def _build_check(sub) -> None:
+    p = sub.add_parser("check", help="CI gate: cost (and latency) against a baseline; exit 1 on a regression",
+                       description="Compare a model's MACs, FLOPs, params, activations and bytes (total and per "
+                                   "layer kind) with a stored baseline, exactly unless --tolerance says otherwise; "
+                                   "optionally its latency against a reference model timed in the same job "
+                                   "(--against) or against samples stored with the baseline (same environment "
+                                   "only). Exit 0 pass, 1 regression, 2 error. The verdict table is appended to "
+                                   "$GITHUB_STEP_SUMMARY when that is set.")
+    _add_model_args(p)
+    p.add_argument("--baseline", metavar="FILE", help="baseline JSON written by --save")
+    p.add_argument("--save", metavar="FILE", help="write a baseline of the model as it is now (atomically)")
+    p.add_argument("--latency", action="store_true", help="with --save: store latency samples and the environment")
+    p.add_argument("--tolerance", action="append", metavar="METRIC=REL",
+                   help="relative limits, e.g. macs=0.01,params=0 or macs[conv.depthwise]=0.05 (default: exact)")
+    p.add_argument("--allow-decrease", action="store_true", help="a metric that fell beyond its limit passes")
+    p.add_argument("--cost-only", action="store_true", help="skip the latency samples stored in the baseline")
+    p.add_argument("--against", metavar="SPEC", help="reference model timed in interleaved rounds in this job")
+    p.add_argument("--threshold", type=float, default=0.10,
+                   help="latency: slowdown that counts, as a fraction (default 0.10)")
+    p.add_argument("--alpha", type=float, default=0.002, help="latency: Mann-Whitney p below this (default 0.002)")
+    p.add_argument("--runtime", default="eager", help="latency: eager, compile[:MODE] or onnxruntime")
+    p.add_argument("--device", default="cpu", help="latency: cpu or cuda")
+    p.add_argument("--max-time", type=float, default=None, help="latency: seconds of measurement (default 20)")
+    p.add_argument("--all", action="store_true", help="show unchanged per-kind rows too")
+    _add_common(p)
+    p.set_defaults(func=_cmd_check)
+
+
 # --- registration ----------------------------------------------------------------------------------------
 
 # One builder per verb; each verb's parser and command live together above.
-_BUILDERS = [_build_profile, _build_zoo]
+_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,1 +1,19 @@
+"""How fast a model runs: latency, throughput, peak memory and training-step time, on CPU and GPU.
 
+    from scaleprof.bench import bench, compare
+    r = bench("efficientnet_b0", runtimes=("eager", "onnxruntime"), batch_sizes=(1, 8))
+    r.to_dict()   # the `bench --json` contract: {"env": {...}, "results": [{runtime, ..., median_ms, ...}]}
+    c = compare("resnet50", "efficientnet_b0")
+    c.verdict     # faster | slower | no difference  (B against A)
+
+Modules: stats (order-statistic CIs, bootstrap, Mann-Whitney), timer (the measurement loop), runtimes
+(eager, torch.compile, ONNX Runtime), memory, train, env (fingerprint), attribution (time per kind/module),
+roofline, micro (op micro-benchmarks), compare.
+"""
+
+from .compare import CompareResult, compare, compare_models, compare_saved
+from .result import ROW_KEYS, BenchResult, RunResult, TrainResult
+from .runner import bench
+
+__all__ = ["ROW_KEYS", "BenchResult", "CompareResult", "RunResult", "TrainResult", "bench", "compare",
+           "compare_models", "compare_saved"]
