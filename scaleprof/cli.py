@@ -117,14 +117,15 @@ def _build_zoo(sub) -> None:
 
 def _cmd_bench(args) -> int:
     from .bench import table
-    from .bench.runner import bench
+    from .bench.runner import bench, torch_threads
 
     if args.micro:
         from .bench.micro import run_micro
         from .spec import parse_dtype
 
-        m = run_micro(args.micro, device=args.device, dtype=parse_dtype(args.dtype),
-                      max_time=min(args.max_time, 2.0) if args.max_time else 2.0, progress=True)
+        with torch_threads(args.threads):
+            m = run_micro(args.micro, device=args.device, dtype=parse_dtype(args.dtype),
+                          max_time=min(args.max_time, 2.0) if args.max_time else 2.0, progress=True)
         if args.json:
             _emit_json(m.to_dict())
         else:
@@ -314,8 +315,96 @@ def _build_check(sub) -> None:
 
 # --- registration ----------------------------------------------------------------------------------------
 
+# --- scale -----------------------------------------------------------------------------------------------
+
+def _cmd_scale(args) -> int:
+    from .scaling import scale
+    from .spec import parse_kwargs
+
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()] if args.seeds else []
+    result = scale(args.family, alpha=args.alpha, beta=args.beta, gamma=args.gamma, phi=args.phi,
+                   budget=args.budget, tolerance=args.tolerance, objective=args.objective, executor=args.executor,
+                   jobs=args.jobs, log=args.log, resume=args.resume, constraint=args.constraint,
+                   address=args.address, family_kwargs=parse_kwargs(args.arg), base_resolution=args.base_resolution,
+                   resolution_multiple=args.resolution_multiple, sweep=args.sweep or None, data=args.data,
+                   steps=args.steps, seeds=seeds, batch_size=args.batch_size, lr=args.lr,
+                   optimizer=args.optimizer, latency_time=args.latency_time,
+                   latency_target_ms=args.latency_target, reward_w=args.reward_w, proxy=args.proxy,
+                   proxy_batch=args.proxy_batch, sweep_from=args.sweep_from, progress=not args.quiet)
+    paths = []
+    if args.plot:
+        from .report.scale_plots import write_plots
+
+        paths = write_plots(result, args.plot)
+    if args.json:
+        d = result.to_dict()
+        if paths:
+            d["plots"] = [str(p) for p in paths]
+        _emit_json(d)
+    else:
+        print(result.format(top=args.top))
+        for p in paths:
+            print(f"plot: {p}")
+    return 0
+
+
+def _build_scale(sub) -> None:
+    p = sub.add_parser("scale", help="grid-search EfficientNet's compound coefficients α, β, γ under a budget",
+                       description="Grid-search the compound-scaling coefficients (depth α, width β, resolution "
+                                   "γ, Tan & Le 2019) under a cost budget, score the candidates, then scale the "
+                                   "best up for φ = 0..7.")
+    p.add_argument("--family", default="efficientnet",
+                   help="zoo family (or named model as the base) or module:callable taking width, depth, "
+                        "resolution (default efficientnet)")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="extra keyword argument for the builder")
+    p.add_argument("--alpha", default=None, metavar="START:STOP:STEP", help="depth coefficients (1.0:1.4:0.05)")
+    p.add_argument("--beta", default=None, metavar="START:STOP:STEP", help="width coefficients (1.0:1.25:0.05)")
+    p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
+    p.add_argument("--phi", type=float, default=1.0, help="compound coefficient φ of the search (default 1)")
+    p.add_argument("--budget", default=None,
+                   help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="relative tolerance of the budget and of α·β²·γ² (default 0.05: 2 ± 0.1)")
+    p.add_argument("--constraint", choices=["cost", "formula", "both"], default="cost",
+                   help="what decides feasible: the real cost (default), the paper's formula, or both")
+    p.add_argument("--objective", default="cost",
+                   help="cost (default) | latency | train | proxy | python:module:function; join with + "
+                        "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
+    p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
+                   help="where candidates run (default: local, or process with --jobs > 1)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel workers for process/ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--log", default=None, metavar="FILE", help="append every finished candidate here (JSONL)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --log, skipping finished work")
+    p.add_argument("--sweep", default="0:7", metavar="PHIS", help="φ values of the scale-up (default 0:7; '' none)")
+    p.add_argument("--sweep-from", default="best", metavar="WHICH",
+                   help="coefficients of the scale-up: best (default), paper (1.2,1.1,1.15) or A,B,G")
+    p.add_argument("--base-resolution", type=int, default=None, help="the base's resolution (default the family's)")
+    p.add_argument("--resolution-multiple", type=int, default=1,
+                   help="round scaled resolutions to a multiple of this (default 1: nearest pixel, half up)")
+    g = p.add_argument_group("objective options")
+    g.add_argument("--data", default=None, help="train: an image folder (root/class/img) or .npz with x and y")
+    g.add_argument("--steps", type=int, default=20, help="train: steps per seed (default 20)")
+    g.add_argument("--seeds", default="0,1,2", help="train: seeds, comma-separated (default 0,1,2)")
+    g.add_argument("--batch-size", type=int, default=16, help="train: batch size (default 16)")
+    g.add_argument("--lr", type=float, default=1e-3, help="train: learning rate (default 1e-3)")
+    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    g.add_argument("--latency-time", type=float, default=5.0, help="latency: seconds per candidate (default 5)")
+    g.add_argument("--latency-target", type=float, default=None, metavar="MS",
+                   help="reward: target latency T in ms (default: base latency × budget ratio)")
+    g.add_argument("--reward-w", type=float, default=-0.07, help="reward: exponent w (default -0.07)")
+    g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default="naswot",
+                   help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
+    g.add_argument("--proxy-batch", type=int, default=8, help="proxy: minibatch size (default 8)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
+    p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_common(p)
+    p.set_defaults(func=_cmd_scale)
+
+
 # One builder per verb; each verb's parser and command live together above.
-_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check]
+_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,9 +11,24 @@ Modules: stats (order-statistic CIs, bootstrap, Mann-Whitney), timer (the measur
 roofline, micro (op micro-benchmarks), compare.
 """
 
+import sys
+import types
+
 from .compare import CompareResult, compare, compare_models, compare_saved
 from .result import ROW_KEYS, BenchResult, RunResult, TrainResult
 from .runner import bench
 
 __all__ = ["ROW_KEYS", "BenchResult", "CompareResult", "RunResult", "TrainResult", "bench", "compare",
            "compare_models", "compare_saved"]
+
+
+class _CallableModule(types.ModuleType):
+    """`scaleprof.bench(...)` must work although `scaleprof.bench` is also this package: importing any
+    submodule binds the package to the `bench` attribute of `scaleprof`, so the package itself is callable
+    and calls `bench()`."""
+
+    def __call__(self, *args, **kwargs):
+        return bench(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -115,6 +115,7 @@ class Recorder:
             key = _storage_key(p)
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
+        self.param_keys = frozenset(self.unclaimed)
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
 
@@ -164,11 +165,7 @@ class Recorder:
         return any(isinstance(m, cls) for _, m in self.stack)
 
     def _reads_param(self, args) -> bool:
-        return any(_storage_key(t) in self._param_keys for t in _tensors(args)) if self._param_keys else False
-
-    @property
-    def _param_keys(self) -> set[int]:
-        return self.__dict__.setdefault("_pkeys", set(self.unclaimed))
+        return any(_storage_key(t) in self.param_keys for t in _tensors(args))
 
     def module_hint(self) -> str | None:
         """The kind a torch.nn layer stands for, for element-wise ops it runs (AdaptiveAvgPool2d(1) runs
