@@ -356,3 +356,14 @@ def test_7b_decoder_on_meta_matches_hand_count():
     assert r.totals.params == 2 * 32000 * 4096 + 32 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 4096
     assert r.totals.params == 6_738_415_616
     assert r.uncounted_ops == {}
+
+
+def test_counts_the_same_under_inference_mode():
+    # composite ops (conv2d, linear) reach the dispatcher undecomposed under inference_mode
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    plain = scaleprof.profile(m, [(1, 3, 8, 8)])
+    with torch.inference_mode():
+        for device in ("meta", "cpu"):
+            r = scaleprof.profile(m, [(1, 3, 8, 8)], device=device)
+            assert r.totals == plain.totals and r.uncounted_ops == {}
+    assert plain.totals.macs == 8 * 36 * 27 + 288 * 4

@@ -1,6 +1,7 @@
 """How fast scaleprof counts, against its peers (`make bench` -> reports/performance.md).
 
-Each measurement runs in a fresh process, so its peak resident memory (ru_maxrss) is its own. Results are
+Each measurement runs in a fresh process and reports its own peak resident memory (VmHWM: on Linux a
+child's ru_maxrss can carry its parent's pre-exec peak). Results are
 appended to a JSON-lines file as they finish; a rerun skips what is already there.
 
     python -m scaleprof.bench.counting_speed --out reports          # all cases
@@ -84,6 +85,16 @@ def decoder_7b_macs(seq: int, vocab=32000, dim=4096, layers=32, heads=32, hidden
 
 # --- one measurement, in its own process -----------------------------------------------------------------------
 
+def peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _median_time(fn) -> float:
     fn()  # warm-up: first-call costs (imports, tracing caches) are not the steady state
     times = []
@@ -150,13 +161,13 @@ def measure_one(tool: str, case: str) -> dict:
         raise ValueError(tool)
     seconds = _median_time(fn)
     return {"tool": tool, "case": case, "seconds": seconds, "macs": macs,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "peak_rss_bytes": peak_rss_bytes()}
 
 
 def _baseline_rss(case: str) -> int:
     """Peak RSS of a process that imports everything and builds nothing: what every case pays anyway."""
-    code = ("import resource, torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    code = ("import torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
+            "from scaleprof.bench.counting_speed import peak_rss_bytes; print(peak_rss_bytes())")
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 

@@ -14,6 +14,7 @@ node is tagged with (module, kind), and the backward op takes that tag.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -378,6 +379,14 @@ class _Regions(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@functools.cache
+def _decomposable(func) -> bool:
+    key = op_key(func)
+    if lookup(func) is not None or key in VIEW_OPS or key in MOVEMENT_OPS or key in CREATION_OPS:
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
+
+
 class _Counting(TorchDispatchMode):
     def __init__(self, rec: Recorder):
         super().__init__()
@@ -388,6 +397,13 @@ class _Counting(TorchDispatchMode):
         rec = self.rec
         if rec.pending:
             rec.resolve_pending()
+        if _decomposable(func):
+            # A composite op (conv2d, linear …) reaches here undecomposed under inference_mode: run its
+            # decomposition with this mode re-entered so its aten ops are counted one by one.
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
