@@ -1,0 +1,302 @@
+"""Where the time goes: time per module and per layer kind, against each one's share of the work.
+
+The model runs under ``torch.profiler`` with a ``record_function`` region around every module call; the
+regions are opened and closed by forward pre/post hooks registered for the profiling run only and removed
+afterwards (the user's module keeps no hook). Every profiled op's *self* time (CPU time on CPU, device time
+on CUDA) goes to the innermost module region around it, and to a layer kind chosen from the counter's rows
+for that module and the name of the top-level aten op it ran under (so a residual ``add`` inside a block
+counts as elementwise, the block's convolution as its conv kind). Self times nest without double counting.
+
+Joined with the counter's per-layer MACs, FLOPs and bytes (``scaleprof.profile``), each kind gets its
+achieved GFLOP/s and GB/s and its share of time next to its share of MACs: the table where depthwise
+convolutions show a few percent of the MACs and a large part of the time.
+
+The profiler's own cost per op inflates small ops a little; shares, not absolute times, are the result,
+and ``wall_ms`` (profiled run) is reported beside ``op_ms`` (sum of attributed op time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..counting import kinds as K
+
+_RANGE = "scaleprof::module::"
+
+# Coarse classes of top-level aten ops, by name fragments (checked in order).
+_OP_CLASSES = (
+    ("attention", ("scaled_dot_product", "_flash_attention", "_efficient_attention", "multi_head_attention")),
+    ("conv", ("conv", "deform")),
+    ("linear", ("linear", "addmm")),
+    ("matmul", ("matmul", "bmm", "baddbmm", "einsum", "::mm", "dot")),
+    ("norm", ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "native_norm")),
+    ("activation", ("relu", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "elu", "mish",
+                    "hardtanh", "softplus", "leaky", "prelu", "threshold", "clamp", "glu", "softmax")),
+    ("pooling", ("pool", "mean")),
+    ("elementwise", ("::add", "::sub", "::mul", "::div", "::rsub", "::neg", "::exp", "::sqrt", "::pow",
+                     "::where", "::maximum", "::minimum", "::cat", "::stack")),
+)
+
+
+def op_class(op_name: str) -> str:
+    name = op_name.lower()
+    for cls, frags in _OP_CLASSES:
+        if any(f in name for f in frags):
+            return cls
+    return "other"
+
+
+@dataclass
+class AttributionRow:
+    name: str                 # module path ("" is the root) or kind
+    kind: str | None
+    time_ms: float            # attributed op time per iteration
+    time_share: float
+    macs: int | None = None
+    flops: int | None = None
+    bytes: int | None = None
+    macs_share: float | None = None
+    gflops: float | None = None  # achieved: flops / time
+    gbps: float | None = None    # achieved: bytes / time
+    intensity: float | None = None  # flops / byte
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Attribution:
+    by: str
+    device: str
+    iterations: int
+    op_ms: float      # attributed op time per iteration
+    wall_ms: float    # profiled wall time per iteration (op time + Python + profiler overhead)
+    rows: list[AttributionRow]
+    counted: bool     # whether the counter's MACs/bytes were joined
+    note: str | None = None
+    by_kind_rows: list[AttributionRow] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"by": self.by, "device": self.device, "iterations": self.iterations, "op_ms": self.op_ms,
+                "wall_ms": self.wall_ms, "counted": self.counted, "note": self.note,
+                "rows": [r.to_dict() for r in self.rows]}
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame([r.to_dict() for r in self.rows])
+
+
+# --- profiling ---------------------------------------------------------------------------------------------
+
+def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.device,
+                iterations: int | None = None, target_s: float = 1.0) -> tuple[dict, int, float]:
+    """{(module path, top-level op name): self ms summed over iterations}, iterations, wall ms per iteration."""
+    from torch.autograd.profiler import record_function
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    with torch.inference_mode():
+        model(*inputs)  # warm
+        sync()
+        t0 = time.perf_counter()
+        model(*inputs)
+        sync()
+        one = time.perf_counter() - t0
+    n = iterations or int(min(50, max(3, target_s / max(one, 1e-6))))
+
+    stack: list = []
+    handles = []
+
+    def pre_hook(name):
+        def hook(_mod, _args):
+            rf = record_function(_RANGE + name)
+            rf.__enter__()
+            stack.append(rf)
+        return hook
+
+    def post_hook(_mod, _args, _out):
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    try:
+        for name, mod in model.named_modules():
+            handles.append(mod.register_forward_pre_hook(pre_hook(name)))
+            handles.append(mod.register_forward_hook(post_hook))
+        with torch.inference_mode(), profile(activities=activities, record_shapes=False) as prof:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                model(*inputs)
+            sync()
+            wall = (time.perf_counter() - t0) / n
+    finally:
+        for h in handles:
+            h.remove()
+        while stack:  # a forward that raised leaves regions open
+            stack.pop().__exit__(None, None, None)
+
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    acc: dict[tuple[str, str], float] = defaultdict(float)
+    for ev in prof.events():
+        if ev.name.startswith(_RANGE) or ev.name.startswith("ProfilerStep"):
+            continue
+        top, parent, module = ev, ev.cpu_parent, None
+        while parent is not None:
+            if parent.name.startswith(_RANGE):
+                module = parent.name[len(_RANGE):]
+                break
+            top, parent = parent, parent.cpu_parent
+        if module is None:
+            continue  # outside the model's forward
+        t_us = getattr(ev, attr, 0.0) or 0.0
+        if t_us:
+            acc[(module, top.name)] += t_us / 1000.0
+    return dict(acc), n, wall * 1000.0
+
+
+# --- the counter's figures ---------------------------------------------------------------------------------
+
+def counter_rows(model: nn.Module, inputs: list[torch.Tensor]):
+    """(rows, by_kind) from scaleprof.profile, or (None, None, reason) when the counter is not available."""
+    try:
+        try:
+            from scaleprof import profile as count
+        except ImportError:
+            from scaleprof.counting import profile as count
+    except ImportError as exc:
+        return None, None, f"counter not available: {exc}"
+    last = None
+    for kwargs in ({"inputs": list(inputs), "device": str(inputs[0].device)},
+                   {"inputs": [tuple(x.shape) for x in inputs], "device": "meta"}):
+        try:
+            # Not under inference_mode: the counter's recorder needs ordinary tensors.
+            with torch.inference_mode(False):
+                r = count(model, **kwargs)
+            return list(r.layers), dict(r.by_kind()), None
+        except Exception as exc:  # try the next way of calling it
+            last = exc
+    return None, None, f"counter failed: {type(last).__name__}: {last}"
+
+
+def _field(row, name):
+    v = row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+    return v
+
+
+def _module_conv_kind(mod: nn.Module) -> str:
+    if isinstance(mod, nn.modules.conv._ConvNd):
+        return K.conv_kind(in_channels=mod.in_channels, groups=mod.groups, kernel=tuple(mod.kernel_size),
+                           dilation=tuple(mod.dilation), transposed=mod.transposed)
+    return K.CONV_STANDARD
+
+
+def _choose_kind(op: str, module_kinds: set[str], mod: nn.Module | None) -> str:
+    cls = op_class(op)
+    if cls == "conv":
+        convs = sorted(k for k in module_kinds if k.startswith("conv."))
+        if convs:
+            return convs[0]
+        return _module_conv_kind(mod) if mod is not None else K.CONV_STANDARD
+    if cls in module_kinds:
+        return cls
+    if cls == "linear" and K.MATMUL in module_kinds:
+        return K.MATMUL
+    if cls == "matmul" and K.LINEAR in module_kinds:
+        return K.LINEAR
+    if cls == "other" and len(module_kinds) == 1:
+        return next(iter(module_kinds))
+    if cls == "other" and mod is not None:
+        # free or unknown ops under a leaf module belong to that module's kind
+        if isinstance(mod, nn.Linear):
+            return K.LINEAR
+        if isinstance(mod, nn.modules.conv._ConvNd):
+            return _module_conv_kind(mod)
+    return cls
+
+
+def attribute(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.device | str = "cpu",
+              by: str = "kind", level: int | None = None, iterations: int | None = None,
+              target_s: float = 1.0) -> Attribution:
+    """Time per kind (`by="kind"`) or per module (`by="module"`, leaf regions, or prefixes of `level` parts)."""
+    if by not in ("kind", "module"):
+        raise ValueError(f"by must be 'kind' or 'module', got {by!r}")
+    device = torch.device(device)
+    model = model.eval()
+    rows, by_kind, reason = counter_rows(model, inputs)
+    acc, n, wall_ms = profile_ops(model, inputs, device=device, iterations=iterations, target_s=target_s)
+    modules = dict(model.named_modules())
+
+    module_kinds: dict[str, set[str]] = defaultdict(set)
+    module_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows or []:
+        name, kind = _field(r, "name") or "", _field(r, "kind")
+        if kind:
+            module_kinds[name].add(kind)
+        for f in ("macs", "flops", "bytes"):
+            module_counts[name][f] += int(_field(r, f) or 0)
+
+    kind_ms: dict[str, float] = defaultdict(float)
+    module_ms: dict[str, float] = defaultdict(float)
+    for (module, op), ms in acc.items():
+        kind_ms[_choose_kind(op, module_kinds.get(module, set()), modules.get(module))] += ms / n
+        module_ms[module] += ms / n
+    op_ms = sum(kind_ms.values())
+
+    total_macs = sum(int(v.get("macs", 0) or 0) for v in (by_kind or {}).values()) if by_kind else None
+    kind_rows = []
+    for kind in sorted(set(kind_ms) | set(by_kind or {}), key=lambda k: (K.kind_order(k), k)):
+        c = (by_kind or {}).get(kind, {})
+        kind_rows.append(_row(kind, kind, kind_ms.get(kind, 0.0), op_ms, c if by_kind else None, total_macs))
+
+    if by == "kind":
+        out_rows = kind_rows
+    else:
+        groups_ms: dict[str, float] = defaultdict(float)
+        groups_c: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        groups_kinds: dict[str, set[str]] = defaultdict(set)
+        for name in set(module_ms) | set(module_counts):
+            g = _prefix(name, level)
+            groups_ms[g] += module_ms.get(name, 0.0)
+            for f, v in module_counts.get(name, {}).items():
+                groups_c[g][f] += v
+            groups_kinds[g] |= module_kinds.get(name, set())
+        out_rows = []
+        for g in sorted(groups_ms, key=lambda s: -groups_ms[s]):
+            ks = groups_kinds[g]
+            kind = next(iter(ks)) if len(ks) == 1 else ("mixed" if ks else None)
+            out_rows.append(_row(g, kind, groups_ms[g], op_ms, groups_c[g] if rows is not None else None,
+                                 total_macs))
+    return Attribution(by=by, device=str(device), iterations=n, op_ms=op_ms, wall_ms=wall_ms, rows=out_rows,
+                       counted=rows is not None, note=reason, by_kind_rows=kind_rows)
+
+
+def _prefix(name: str, level: int | None) -> str:
+    if level is None or not name:
+        return name
+    return ".".join(name.split(".")[:level])
+
+
+def _row(name, kind, ms, total_ms, counts, total_macs) -> AttributionRow:
+    row = AttributionRow(name=name, kind=kind, time_ms=ms, time_share=(ms / total_ms if total_ms else 0.0))
+    if counts is not None:
+        row.macs = int(counts.get("macs", 0) or 0)
+        row.flops = int(counts.get("flops", 0) or 0)
+        row.bytes = int(counts.get("bytes", 0) or 0)
+        row.macs_share = row.macs / total_macs if total_macs else None
+        if ms > 0:
+            row.gflops = row.flops / (ms * 1e-3) / 1e9
+            row.gbps = row.bytes / (ms * 1e-3) / 1e9
+        row.intensity = row.flops / row.bytes if row.bytes else None
+    return row
+

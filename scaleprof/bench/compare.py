@@ -1,0 +1,268 @@
+"""Is B faster than A? Both measured in one process, in shuffled interleaved rounds.
+
+Each round times one block of A and one block of B in a random order, so drift of the machine (thermal
+state, other tenants, frequency) lands on both alike and the order of the pair carries no bias. The
+effect is the median of the per-round ratios B/A, with a percentile-bootstrap 95% CI over rounds
+(resampled as pairs); a two-sided Mann-Whitney U test on the per-call samples of A and B gives a p-value.
+
+Verdict rule (both must agree for a difference): B is "faster" or "slower" only when the ratio's 95% CI
+excludes 1 *and* p < 0.01; otherwise "no difference". Requiring both guards against either test's blind
+spot (the bootstrap of a median with few rounds, a rank test that sees a shift the ratio CI does not).
+`min_effect` (default 0) adds a practical threshold: a difference must also have its whole CI beyond
+1 ± min_effect, for users who do not care about a real but tiny change.
+
+Rounds stop when the ratio's CI lies within ±`target_ci` of the ratio (after `min_rounds` and at least a
+second, so one quiet moment of the machine cannot decide), or at `max_time` seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import ScaleprofError
+from ..spec import dtype_name, parse_dtype
+from . import prepare, stats
+from .env import differences, environment
+from .runtimes import get_runtime, one_line
+from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, _settled, block_timer_for, calls_per_block
+
+ALPHA = 0.01
+VERDICTS = ("faster", "slower", "no difference")
+
+
+@dataclass
+class Side:
+    label: str
+    median_ms: float
+    ci95_ms: list[float] | None
+    samples: int
+    cold_ms: float
+    calls_per_block: int
+    samples_ms: list[float] = field(repr=False, default_factory=list)
+
+    def to_dict(self, samples: bool = False) -> dict:
+        d = {"label": self.label, "median_ms": self.median_ms, "ci95_ms": self.ci95_ms, "samples": self.samples,
+             "cold_ms": self.cold_ms, "calls_per_block": self.calls_per_block}
+        if samples:
+            d["samples_ms"] = self.samples_ms
+        return d
+
+
+@dataclass
+class CompareResult:
+    """B against A: `ratio` = B/A per call (above 1: B is slower)."""
+
+    a: Side
+    b: Side
+    ratio: float
+    ratio_ci95: tuple[float, float]
+    p_value: float
+    verdict: str           # faster | slower | no difference  (B relative to A)
+    rounds: int
+    stop_reason: str
+    runtime: str
+    device: str
+    dtype: str
+    inputs: list[str]
+    env: dict
+    min_effect: float = 0.0
+    rule: str = "difference only when the ratio's 95% bootstrap CI excludes 1 and Mann-Whitney p < 0.01"
+    env_differences: list[str] = field(default_factory=list)
+    include_samples: bool = False
+
+    @property
+    def change(self) -> float:
+        """Relative change in latency from A to B (+0.25 = B takes 25% longer)."""
+        return self.ratio - 1.0
+
+    def to_dict(self) -> dict:
+        return {"a": self.a.to_dict(self.include_samples), "b": self.b.to_dict(self.include_samples),
+                "ratio": self.ratio, "ratio_ci95": list(self.ratio_ci95), "change": self.change,
+                "p_value": self.p_value, "verdict": self.verdict, "rule": self.rule, "min_effect": self.min_effect,
+                "rounds": self.rounds, "stop_reason": self.stop_reason, "runtime": self.runtime,
+                "device": self.device, "dtype": self.dtype, "inputs": self.inputs, "env": self.env,
+                "env_differences": self.env_differences}
+
+    def sentence(self) -> str:
+        lo, hi = self.ratio_ci95
+        if self.verdict == "no difference":
+            head = f"{self.b.label} vs {self.a.label}: no difference"
+        else:
+            head = f"{self.b.label} is {self.verdict} than {self.a.label}"
+        return (f"{head}: B/A = {self.ratio:.3f} (95% CI {lo:.3f}-{hi:.3f}), Mann-Whitney p = {self.p_value:.2g}, "
+                f"{self.rounds} rounds")
+
+
+def verdict(ratio_ci: tuple[float, float], p: float, *, alpha: float = ALPHA, min_effect: float = 0.0) -> str:
+    lo, hi = ratio_ci
+    if p >= alpha or lo <= 1.0 <= hi:
+        return "no difference"
+    if hi < 1.0 - min_effect:
+        return "faster"
+    if lo > 1.0 + min_effect:
+        return "slower"
+    return "no difference"
+
+
+def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cpu", dtype="float32",
+                   runtime: str = "eager", max_time: float = 20.0, target_ci: float = 0.01, min_rounds: int = 20,
+                   min_effect: float = 0.0, seed: int = 0, labels=("A", "B"), threads: int | None = None,
+                   samples: bool = False, progress: bool = False, clock=time.perf_counter) -> CompareResult:
+    """Measure two modules on the same inputs in interleaved rounds; see the module docstring.
+
+    The modules are copied (never changed). `inputs`: shapes, InputSpecs or tensors, shared by both.
+    """
+    from .runner import parse_devices, torch_threads
+
+    devs = parse_devices(device)
+    if len(devs) != 1:
+        raise ScaleprofError("compare takes one device")
+    dev = devs[0]
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScaleprofError("device cuda requested but CUDA is not available on this machine")
+    dt = parse_dtype(dtype)
+    if max_time <= 0:
+        raise ScaleprofError(f"--max-time must be positive, got {max_time}")
+    with torch_threads(threads):
+        specs = prepare.resolve_inputs(model_a, model_a, inputs)
+        rt = get_runtime(runtime, threads=threads) if isinstance(runtime, str) else runtime
+        prepared = []
+        try:
+            for m in (model_a, model_b):
+                placed = prepare.place(copy.deepcopy(m), dev, dt).eval()
+                xs = prepare.make_inputs(specs, dev, dt)
+                try:
+                    prepared.append(rt.prepare(placed, xs, dev))
+                except Exception as exc:
+                    raise ScaleprofError(f"cannot prepare {labels[len(prepared)]} with {rt.label()}: "
+                                         f"{one_line(exc)}") from exc
+            with prepared[0].context(), prepared[1].context():
+                res = _rounds([p.call for p in prepared], dev, max_time, target_ci, min_rounds, seed, progress,
+                              clock, labels)
+        finally:
+            for p in prepared:
+                p.close()
+    a_ms, b_ms, colds, ks, reason = res
+    ratio, ci = stats.bootstrap_ratio_ci(a_ms, b_ms, seed=seed)
+    p = stats.mann_whitney_p(a_ms, b_ms)
+    sides = []
+    for label, xs, cold, k in zip(labels, (a_ms, b_ms), colds, ks, strict=True):
+        mci = stats.median_ci(xs)
+        sides.append(Side(label=label, median_ms=stats.median(xs), ci95_ms=list(mci) if mci else None,
+                          samples=len(xs), cold_ms=cold, calls_per_block=k, samples_ms=list(xs)))
+    env = environment(dtype=dtype_name(dt), devices=[dev],
+                      compile_mode=getattr(rt, "mode", None) if rt.name == "compile" else None)
+    return CompareResult(a=sides[0], b=sides[1], ratio=ratio, ratio_ci95=ci, p_value=p,
+                         verdict=verdict(ci, p, min_effect=min_effect), rounds=len(a_ms), stop_reason=reason,
+                         runtime=rt.label(), device=str(dev), dtype=dtype_name(dt), inputs=[str(s) for s in specs],
+                         env=env, min_effect=min_effect, include_samples=samples)
+
+
+def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, labels, min_time=1.0):
+    bt = block_timer_for(dev)
+    if hasattr(bt, "clock"):
+        bt.clock = clock
+    overhead = bt.overhead_s()
+    colds = [bt.time_block(c, 1) * 1000.0 for c in calls]
+    cfg = TimerConfig(max_time=max_time)
+    t_start = clock()
+    warm: list[list[float]] = [[], []]
+    ks = [1, 1]
+    while True:
+        for i, c in enumerate(calls):
+            warm[i].append(bt.time_block(c, ks[i]) / ks[i])
+            ks[i] = max(ks[i], calls_per_block(stats.median(warm[i][-cfg.warmup_window:]), overhead,
+                                               cfg.overhead_budget))
+        settled = all(_settled(w, cfg.warmup_window, cfg.warmup_tol) for w in warm)
+        if settled or clock() - t_start >= max_time * cfg.warmup_max_frac:
+            break
+    ks = [calls_per_block(stats.median(w[-cfg.warmup_window:]), overhead, cfg.overhead_budget) for w in warm]
+    rng = random.Random(seed)
+    out: list[list[float]] = [[], []]
+    reason = "max_time"
+    next_check = min_rounds
+    last_print = clock()
+    while True:
+        order = [0, 1]
+        rng.shuffle(order)
+        for i in order:
+            out[i].append(bt.time_block(calls[i], ks[i]) / ks[i] * 1000.0)
+        n = len(out[0])
+        now = clock()
+        if n >= next_check and now - t_start >= min(min_time, 0.5 * max_time):
+            next_check = n + max(2, n // 20)
+            r, (lo, hi) = stats.bootstrap_ratio_ci(out[0], out[1], n_boot=1000, seed=seed)
+            if lo >= r * (1 - target_ci) and hi <= r * (1 + target_ci):
+                reason = "converged"
+                break
+        if now - t_start >= max_time and n >= max(MIN_SAMPLES_AT_LIMIT, 2):
+            break
+        if progress and now - last_print >= 2.0:
+            last_print = now
+            r = stats.median(stats.paired_ratios(out[0], out[1]))
+            print(f"  compare: {n} rounds, {labels[1]}/{labels[0]} = {r:.3f}, {now - t_start:.1f}/{max_time:g} s",
+                  file=sys.stderr, flush=True)
+    return out[0], out[1], colds, ks, reason
+
+
+def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runtime: str = "eager",
+            batch_size: int | None = None, threads: int | None = None, max_time: float = 20.0,
+            target_ci: float = 0.01, min_effect: float = 0.0, knobs: dict | None = None,
+            knobs_a: dict | None = None, knobs_b: dict | None = None, samples: bool = False,
+            progress: bool = False, seed: int = 0) -> CompareResult:
+    """Load two model specs (or modules) and compare them with `compare_models`.
+
+    `knobs` apply to both; `knobs_a`/`knobs_b` to one. Inputs default to A's zoo input (else B's).
+    """
+    ka = {**(knobs or {}), **(knobs_a or {})}
+    kb = {**(knobs or {}), **(knobs_b or {})}
+    model_a = prepare.load(spec_a, ka)
+    model_b = prepare.load(spec_b, kb)
+    if inputs:
+        specs = prepare.resolve_inputs(spec_a, model_a, inputs)
+    else:
+        try:
+            specs = prepare.resolve_inputs(spec_a, model_a, None, knobs=ka)
+        except ScaleprofError:
+            specs = prepare.resolve_inputs(spec_b, model_b, None, knobs=kb)
+    specs = prepare.with_batch(specs, batch_size)
+    return compare_models(model_a, model_b, specs, device=device, dtype=dtype, runtime=runtime, max_time=max_time,
+                          target_ci=target_ci, min_effect=min_effect, labels=(prepare.spec_label(spec_a),
+                                                                              prepare.spec_label(spec_b)),
+                          threads=threads, samples=samples, progress=progress, seed=seed)
+
+
+# --- saved results -----------------------------------------------------------------------------------------
+
+def compare_saved(a: dict, b: dict) -> dict:
+    """Compare two saved `bench --json` results row by row (runtime, device, dtype, batch size).
+
+    Rows measured at different times cannot be paired, so the ratio is of medians and the test is
+    Mann-Whitney on `samples_ms` when both saved them; environments that differ are flagged, since the
+    ratio then mixes the change with the machine.
+    """
+    def key(r):
+        return (r.get("runtime"), r.get("device"), r.get("dtype"), r.get("batch_size"))
+
+    rows_b = {key(r): r for r in b.get("results", [])}
+    rows = []
+    for ra in a.get("results", []):
+        rb = rows_b.get(key(ra))
+        if rb is None or ra.get("status") != "ok" or rb.get("status") != "ok":
+            continue
+        ratio = rb["median_ms"] / ra["median_ms"] if ra.get("median_ms") else None
+        p = None
+        if ra.get("samples_ms") and rb.get("samples_ms"):
+            p = stats.mann_whitney_p(ra["samples_ms"], rb["samples_ms"])
+        rows.append({"runtime": ra["runtime"], "device": ra["device"], "dtype": ra["dtype"],
+                     "batch_size": ra["batch_size"], "a_median_ms": ra["median_ms"], "b_median_ms": rb["median_ms"],
+                     "ratio": ratio, "p_value": p})
+    env_diff = differences(a.get("env", {}), b.get("env", {}))
+    return {"rows": rows, "same_environment": not env_diff, "env_differences": env_diff}

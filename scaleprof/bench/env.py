@@ -1,0 +1,116 @@
+"""The environment a timing was taken in, recorded with every result.
+
+A latency means little without the machine, the library versions and the thread settings behind it, so
+every result carries this fingerprint; `fingerprint_hash` hashes the fields that change timings, and
+`differences` names them when two results are compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+
+import torch
+
+# Fields that do not change timings and stay out of the hash.
+_UNHASHED = frozenset({"fingerprint", "hostname", "load"})
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_DYNAMIC", "KMP_AFFINITY",
+                "OMP_PROC_BIND", "GOMP_CPU_AFFINITY")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _version(mod: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in (mod, f"{mod}-gpu"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def gpu_name(device: str | torch.device | None = None) -> str | None:
+    if not torch.cuda.is_available():
+        return None
+    dev = torch.device(device) if device is not None and str(device).startswith("cuda") else torch.device("cuda")
+    return torch.cuda.get_device_name(dev)
+
+
+def environment(*, dtype: str = "float32", compile_mode: str | None = None, devices=("cpu",),
+                ort_threads: dict | None = None) -> dict:
+    """The fingerprint: a flat dict of strings and numbers, plus `fingerprint` (a stable hash)."""
+    cuda = any(str(d).startswith("cuda") for d in devices)
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "onnxruntime": _version("onnxruntime"),
+        "numpy": _version("numpy"),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "thread_env": {k: os.environ[k] for k in _THREAD_VARS if k in os.environ},
+        "mkl": bool(torch.backends.mkl.is_available()),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "ort_threads": ort_threads,
+        "gpu": gpu_name(next((d for d in devices if str(d).startswith("cuda")), None)) if cuda else None,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": (torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None),
+        "dtype": dtype,
+        "compile_mode": compile_mode,
+        "devices": [str(d) for d in devices],
+        "hostname": platform.node(),
+        # other processes' demand when the run started: on a busy machine threads wait for cores
+        "load": _load(),
+    }
+    env["fingerprint"] = fingerprint_hash(env)
+    return env
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def fingerprint_hash(env: dict) -> str:
+    stable = {k: v for k, v in env.items() if k not in _UNHASHED}
+    blob = json.dumps(stable, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """Fields (other than the hash) whose values differ: `threads: 2 != 4`."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k in _UNHASHED:
+            continue
+        if a.get(k) != b.get(k):
+            out.append(f"{k}: {a.get(k)!r} != {b.get(k)!r}")
+    return out
+
+
+def same_environment(a: dict, b: dict) -> bool:
+    return fingerprint_hash(a) == fingerprint_hash(b)

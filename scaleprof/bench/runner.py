@@ -1,0 +1,343 @@
+"""`bench()`: every (device, batch size, runtime) row measured in turn; one failing row never stops the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ScaleprofError
+from ..spec import dtype_name, parse_dtype
+from . import memory as mem
+from . import prepare
+from .env import environment
+from .result import BenchResult, RunResult, TrainResult
+from .runtimes import RuntimeUnavailable, get_runtime, one_line
+from .timer import TimerConfig, block_timer_for, measure
+
+DEFAULT_MAX_TIME = 10.0
+
+
+def _split(value, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    else:
+        items = [str(v).strip() for v in value]
+    items = [v for v in items if v]
+    if not items:
+        raise ScaleprofError(f"empty {what} list")
+    return items
+
+
+def parse_devices(device) -> list[torch.device]:
+    out = []
+    for d in _split(device or "cpu", "device"):
+        try:
+            dev = torch.device(d)
+        except (RuntimeError, TypeError):
+            raise ScaleprofError(f"unknown device {d!r}; use cpu or cuda") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise ScaleprofError(f"cannot benchmark on device {d!r}; use cpu or cuda")
+        out.append(dev)
+    return out
+
+
+def parse_batches(batch_sizes) -> list[int] | None:
+    if batch_sizes is None:
+        return None
+    if isinstance(batch_sizes, int):
+        batch_sizes = [batch_sizes]
+    out = []
+    for b in _split(batch_sizes, "batch size"):
+        try:
+            n = int(b)
+        except ValueError:
+            raise ScaleprofError(f"malformed batch size {b!r}: positive integers expected, e.g. 1,8,32") from None
+        if n < 1:
+            raise ScaleprofError(f"batch size must be positive, got {n}")
+        out.append(n)
+    return out
+
+
+def parse_runtimes(runtimes, threads=None) -> list:
+    out = []
+    for name in _split(runtimes or "eager", "runtime"):
+        try:
+            out.append(get_runtime(name, threads=threads))
+        except ValueError as exc:
+            raise ScaleprofError(str(exc)) from None
+    return out
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ScaleprofError(f"--threads must be positive, got {n}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",), device="cpu",
+          dtype="float32", batch_sizes=None, threads: int | None = None, train: bool = False,
+          by: str | None = None, max_time: float = DEFAULT_MAX_TIME, target_ci: float = 0.01,
+          samples: bool = False, knobs: dict | None = None, memory: bool = True, roofline: str | bool | None = None,
+          optimizer: str = "sgd", level: int | None = None, progress: bool = False,
+          min_samples: int = 10) -> BenchResult:
+    """Measure a model's latency, throughput and peak memory, per runtime, device and batch size.
+
+    `spec_or_model`: a model spec (zoo name, module:callable, file.py:callable) or an nn.Module (never
+    changed: it is copied). `inputs`: shapes ("1x3x224x224", tuples, InputSpecs); default: the zoo model's.
+    `batch_sizes`: replaces each input's leading dimension; None keeps the inputs' own.
+    `max_time`: seconds per row for warm-up and measurement; a row stops earlier when the 95% CI of the
+    median is within ±`target_ci`. `by` ("kind" | "module") adds time attribution, `roofline` (a PNG path,
+    or True for no plot) the machine's roofline, `train` training-step rows. `memory` measures peak memory
+    (CPU: in fresh subprocesses, which costs a model load each).
+    """
+    if max_time is None or max_time <= 0:
+        raise ScaleprofError(f"--max-time must be positive, got {max_time}")
+    if not 0 < target_ci < 1:
+        raise ScaleprofError(f"target CI must be a fraction in (0, 1), got {target_ci}")
+    if by not in (None, "kind", "module"):
+        raise ScaleprofError(f"--by must be kind or module, got {by!r}")
+    devices = parse_devices(device)
+    batches = parse_batches(batch_sizes)
+    dt = parse_dtype(dtype)
+    if not dt.is_floating_point:
+        raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {dtype!r}")
+    with torch_threads(threads):
+        rts = parse_runtimes(runtimes, threads=threads)
+        base = prepare.load(spec_or_model, knobs)
+        base.eval()
+        specs = prepare.resolve_inputs(spec_or_model, base, inputs, knobs=knobs)
+        batches = batches or [specs[0].shape[0]]
+        compile_modes = [rt.mode for rt in rts if rt.name == "compile"]
+        ort_threads = next(({"intra_op": rt.intra_op_threads or torch.get_num_threads(),
+                             "inter_op": rt.inter_op_threads} for rt in rts if rt.name == "onnxruntime"), None)
+        env = environment(dtype=dtype_name(dt), compile_mode=",".join(compile_modes) or None, devices=devices,
+                          ort_threads=ort_threads)
+        cfg = dict(max_time=max_time, target_ci=target_ci, progress=progress, min_samples=min_samples)
+        settings = {"max_time": max_time, "target_ci": target_ci, "batch_sizes": batches, "threads": threads,
+                    "memory": memory, "min_samples": min_samples}
+        ctx = _MemoryContext(spec_or_model, base, knobs, memory)
+        try:
+            results = []
+            for dev in devices:
+                placed = _placed(base, dev, dt)
+                for b in batches:
+                    bspecs = prepare.with_batch(specs, b)
+                    for rt in rts:
+                        label = rt.label()
+                        _log(progress, f"bench: {label} on {dev}, batch {b} ...")
+                        results.append(_run_row(rt, placed, bspecs, dev, dt, b, cfg, ctx))
+                        _free(dev)
+            train_rows = None
+            if train:
+                train_rows = []
+                for dev in devices:
+                    for b in batches:
+                        _log(progress, f"bench: training step on {dev}, batch {b} ...")
+                        train_rows.append(_train_row(base, prepare.with_batch(specs, b), dev, dt, b, cfg,
+                                                     optimizer, ctx))
+                        _free(dev)
+            attribution = roof = None
+            notes = []
+            if by or roofline:
+                try:
+                    attribution, roof = _attribution(base, specs, devices, dt, batches[0], by or "kind", level,
+                                                     roofline, progress)
+                except Exception as exc:  # the timings above stand on their own
+                    notes.append(f"time attribution failed: {one_line(exc)}")
+        finally:
+            ctx.close()
+    label = prepare.spec_label(spec_or_model)
+    return BenchResult(model=label, inputs=[str(s) for s in specs], env=env, results=results,
+                       settings=settings, train=train_rows, attribution=attribution, roofline=roof,
+                       include_samples=samples, notes=notes)
+
+
+def _placed(base: nn.Module, dev: torch.device, dt: torch.dtype) -> nn.Module | Exception:
+    """The model on `dev` in `dt` (a copy), or the exception that stops it getting there."""
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return RuntimeUnavailable("CUDA is not available on this machine")
+    try:
+        return prepare.place(copy.deepcopy(base), dev, dt).eval()
+    except Exception as exc:
+        return exc
+
+
+def _free(dev: torch.device) -> None:
+    # Only the GPU needs the cycle collector's help: cached blocks of a finished row would count in the
+    # next row's max_memory_reserved. On CPU a full collection costs more than it gives back.
+    if dev.type == "cuda" and torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def _run_row(rt, placed, specs, dev, dt, batch, cfg, ctx) -> RunResult:
+    row = RunResult(runtime=rt.label(), device=str(dev), dtype=dtype_name(dt), batch_size=batch)
+    if isinstance(placed, Exception):
+        row.status, row.reason = "failed", one_line(placed)
+        return row
+    prepared = None
+    try:
+        xs = prepare.make_inputs(specs, dev, dt)
+        prepared = rt.prepare(placed, xs, dev)
+        config = TimerConfig(label=f"{rt.label()} {dev} b{batch}", **cfg)
+        with prepared.context():
+            m = measure(prepared.call, config, block_timer=block_timer_for(dev))
+        row.fill(m.summary, m.samples_ms)
+        row.cold_ms = prepared.setup_s * 1000.0 + m.cold_ms
+        row.details = {**m.details(), "setup_ms": prepared.setup_s * 1000.0, "first_call_ms": m.cold_ms,
+                       **prepared.info}
+        if ctx.enabled:
+            result = ctx.measure(rt, prepared, dev, dt, specs, train=False)
+            row.peak_memory_bytes = result.peak_bytes
+            row.details["memory"] = result.to_dict()
+    except (RuntimeUnavailable, ScaleprofError) as exc:
+        row.status, row.reason = "failed", one_line(exc)
+    except Exception as exc:  # the model or the runtime broke: this row fails, the others go on
+        row.status, row.reason = "failed", one_line(exc)
+    finally:
+        if prepared is not None:
+            prepared.close()
+    if row.status == "failed":
+        row.samples_ms = None
+    return row
+
+
+def _train_row(base, specs, dev, dt, batch, cfg, optimizer, ctx) -> TrainResult:
+    from .memory import gpu_peak
+    from .train import make_step, measure_step
+
+    row = TrainResult(runtime="eager", device=str(dev), dtype=dtype_name(dt), batch_size=batch, optimizer=optimizer)
+    try:
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailable("CUDA is not available on this machine")
+        model = prepare.place(copy.deepcopy(base), dev, dt)
+        xs = prepare.make_inputs(specs, dev, dt)
+        step = make_step(model, xs, optimizer=optimizer)
+        m = measure_step(step, TimerConfig(label=f"train {dev} b{batch}", **cfg), device=dev)
+        s = m.summary
+        row.loss = step.loss_name
+        row.median_ms = s.median
+        row.ci95_ms = list(s.ci95) if s.ci95 else None
+        row.samples = s.n
+        row.throughput = batch / (s.median * 1e-3) if s.median > 0 else None
+        row.cold_ms = m.cold_ms
+        row.phases = m.phase_summary()
+        row.stop_reason = m.stop_reason
+        row.samples_ms = m.total_ms
+        if ctx.enabled:
+            if dev.type == "cuda":
+                res = gpu_peak(step.run, dev)
+            else:
+                res = ctx.cpu(runtime="eager", dt=dt, specs=specs, train=True, optimizer=optimizer)
+            row.peak_memory_bytes = res.peak_bytes
+            row.memory = res.to_dict()
+    except Exception as exc:
+        row.status, row.reason = "failed", one_line(exc)
+    return row
+
+
+class _MemoryContext:
+    """Peak-memory measurement for every row, sharing one pickled copy of a user's module and the
+    import-only baselines between rows."""
+
+    def __init__(self, spec, base: nn.Module, knobs, enabled: bool):
+        self.enabled = enabled
+        self.spec = spec if isinstance(spec, str) else None
+        self.base = base
+        self.knobs = knobs or {}
+        self._tmp = None
+        self._model_path = None
+        self._pickle_error = None
+        self._baselines: dict = {}
+
+    def _ensure_model_file(self) -> str | None:
+        if self.spec is not None or self._model_path or self._pickle_error:
+            return self._model_path
+        self._tmp = tempfile.mkdtemp(prefix="scaleprof-model-")
+        path = os.path.join(self._tmp, "model.pt")
+        try:
+            torch.save(self.base, path)
+            self._model_path = path
+        except Exception as exc:
+            self._pickle_error = f"model cannot be pickled for the memory subprocess: {one_line(exc)}"
+        return self._model_path
+
+    def cpu(self, *, runtime: str, dt, specs, train: bool, optimizer: str = "sgd", onnx_path=None,
+            ort_options=None) -> mem.MemoryResult:
+        model_path = None
+        if onnx_path is None:
+            model_path = self._ensure_model_file()
+            if self.spec is None and model_path is None:
+                return mem.MemoryResult(peak_bytes=None, method="subprocess-rss", reason=self._pickle_error)
+        job = mem.make_job(spec=self.spec, model_path=model_path, knobs=self.knobs, inputs=[str(s) for s in specs],
+                           runtime=runtime, dtype=dtype_name(dt), threads=torch.get_num_threads(), train=train,
+                           onnx_path=onnx_path, ort_options=ort_options, optimizer=optimizer)
+        return mem.cpu_peak(job, baseline_cache=self._baselines)
+
+    def measure(self, rt, prepared, dev, dt, specs, train: bool) -> mem.MemoryResult:
+        if dev.type == "cuda":
+            if rt.name == "onnxruntime":
+                return mem.MemoryResult(peak_bytes=None, method="none",
+                                        reason="ONNX Runtime's CUDA arena is not visible to torch's allocator")
+            with prepared.context():
+                return mem.gpu_peak(prepared.call, dev)
+        if rt.name == "onnxruntime":
+            info = prepared.info
+            return self.cpu(runtime=rt.label(), dt=dt, specs=specs, train=False, onnx_path=prepared.onnx_path,
+                            ort_options={"intra_op_threads": info.get("intra_op_threads"),
+                                         "inter_op_threads": info.get("inter_op_threads"),
+                                         "graph_optimization_level": info.get("graph_optimization_level")})
+        return self.cpu(runtime=rt.label(), dt=dt, specs=specs, train=train)
+
+    def close(self) -> None:
+        if self._tmp:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def _attribution(base, specs, devices, dt, batch, by, level, roofline, progress):
+    from .attribution import attribute
+    from .roofline import Roofline, measure_peaks, place, plot
+
+    dev = next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
+    if dev is None:
+        return None, None
+    _log(progress, f"bench: attributing time by {by} on {dev} ...")
+    model = prepare.place(copy.deepcopy(base), dev, dt).eval()
+    xs = prepare.make_inputs(prepare.with_batch(specs, batch), dev, dt)
+    attr = attribute(model, xs, device=dev, by=by, level=level)
+    roof = None
+    if roofline:
+        _log(progress, f"bench: measuring this machine's peaks on {dev} ...")
+        peaks = measure_peaks(dev, dt)
+        roof = Roofline(peaks=peaks, points=place(peaks, attr.by_kind_rows))
+        if isinstance(roofline, str):
+            roof.plot = plot(roof, roofline)
+    return attr, roof
+

@@ -1,0 +1,232 @@
+"""Runtimes: how a model is run. Each prepares a zero-argument callable that runs the model once.
+
+- ``eager``: the module itself, under ``torch.inference_mode``.
+- ``compile`` (``compile:MODE``, MODE one of default, reduce-overhead, max-autotune, ...): ``torch.compile``;
+  compilation happens on the first call, so it lands in the cold start, apart from steady state.
+- ``onnxruntime``: exported with ``torch.onnx.export`` (the dynamo exporter, falling back to the TorchScript
+  exporter) into a temporary folder and run by an ``InferenceSession``; export and session creation are
+  the setup time, reported in the cold start.
+
+A runtime that cannot run here raises ``RuntimeUnavailable`` with a one-line reason; the caller records it as
+a failed row and goes on with the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+RUNTIMES = ("eager", "compile", "onnxruntime")
+ORT_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class RuntimeUnavailable(Exception):
+    """This runtime cannot run this model here; the message is the one-line reason."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without terminal colours, at most 300 characters."""
+    text = _ANSI.sub("", str(exc)).strip()
+    first = text.splitlines()[0] if text else ""
+    out = f"{type(exc).__name__}: {first}" if not isinstance(exc, RuntimeUnavailable) else first
+    return out[:300]
+
+
+@dataclass
+class Prepared:
+    """A model made ready to run: `call()` runs it once on the prepared inputs."""
+
+    call: Callable[[], object]
+    setup_s: float = 0.0
+    info: dict = field(default_factory=dict)
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    cleanup: Callable[[], None] | None = None
+    onnx_path: str | None = None  # the exported graph, while prepared (the memory subprocess runs it)
+
+    def close(self) -> None:
+        if self.cleanup is not None:
+            self.cleanup()
+            self.cleanup = None
+
+
+class Runtime:
+    name = "runtime"
+
+    def prepare(self, model: nn.Module, inputs: list[torch.Tensor], device: torch.device) -> Prepared:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        return self.name
+
+
+class Eager(Runtime):
+    name = "eager"
+
+    def prepare(self, model, inputs, device):
+        _check_device(device)
+        return Prepared(call=lambda: model(*inputs), context=torch.inference_mode, info={})
+
+
+class Compile(Runtime):
+    name = "compile"
+
+    def __init__(self, mode: str = "default"):
+        self.mode = mode
+
+    def label(self) -> str:
+        return "compile" if self.mode == "default" else f"compile:{self.mode}"
+
+    def prepare(self, model, inputs, device):
+        _check_device(device)
+        t0 = time.perf_counter()
+        try:
+            compiled = torch.compile(model, mode=None if self.mode == "default" else self.mode)
+        except Exception as exc:
+            raise RuntimeUnavailable(f"torch.compile failed: {one_line(exc)}") from exc
+        setup = time.perf_counter() - t0
+        # no_grad rather than inference_mode: compiled graphs guard on grad mode, and inference tensors
+        # have been a source of recompiles in some torch versions.
+        return Prepared(call=lambda: compiled(*inputs), setup_s=setup, context=torch.no_grad,
+                        info={"compile_mode": self.mode})
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def __init__(self, intra_op_threads: int | None = None, inter_op_threads: int = 1,
+                 opt_level: str = "all", exporter: str = "auto"):
+        self.intra_op_threads = intra_op_threads
+        self.inter_op_threads = inter_op_threads
+        self.opt_level = opt_level
+        self.exporter = exporter  # auto (dynamo, then torchscript) | dynamo | torchscript
+
+    def prepare(self, model, inputs, device):
+        _check_device(device)
+        try:
+            import onnxruntime as ort
+        except Exception as exc:
+            raise RuntimeUnavailable(f"onnxruntime does not import: {one_line(exc)}") from exc
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise RuntimeUnavailable("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
+            providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        tmp = tempfile.mkdtemp(prefix="scaleprof-onnx-")
+        try:
+            t0 = time.perf_counter()
+            path, exporter = export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), self.exporter)
+            export_s = time.perf_counter() - t0
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = int(self.intra_op_threads or torch.get_num_threads())
+            so.inter_op_num_threads = int(self.inter_op_threads)
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            so.graph_optimization_level = _ort_level(ort, self.opt_level)
+            so.log_severity_level = 3
+            t1 = time.perf_counter()
+            try:
+                sess = ort.InferenceSession(path, sess_options=so, providers=providers)
+            except Exception as exc:
+                raise RuntimeUnavailable(f"onnxruntime session failed: {one_line(exc)}") from exc
+            session_s = time.perf_counter() - t1
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        names = [i.name for i in sess.get_inputs()]
+        if len(names) != len(inputs):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeUnavailable(f"exported graph takes {len(names)} inputs, the model was given {len(inputs)}")
+        info = {"exporter": exporter, "providers": sess.get_providers(), "export_s": export_s,
+                "session_s": session_s, "intra_op_threads": so.intra_op_num_threads,
+                "inter_op_threads": so.inter_op_num_threads, "graph_optimization_level": self.opt_level}
+        if device.type == "cuda":
+            call = _cuda_iobinding_call(sess, names, inputs, device)
+        else:
+            feed = {n: t.detach().cpu().numpy() for n, t in zip(names, inputs, strict=True)}
+            call = lambda: sess.run(None, feed)  # noqa: E731
+        return Prepared(call=call, setup_s=export_s + session_s, info=info, onnx_path=path,
+                        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+
+def _cuda_iobinding_call(sess, names, inputs, device):
+    """Bind device tensors in place so each run times the model, not host-device copies."""
+    import numpy as np
+
+    binding = sess.io_binding()
+    # ONNX Runtime keeps raw pointers: the (contiguous) tensors must live as long as the callable.
+    held = [t.contiguous() for t in inputs]
+    for n, t in zip(names, held, strict=True):
+        binding.bind_input(name=n, device_type="cuda", device_id=device.index or 0,
+                           element_type=_np_dtype(t.dtype, np), shape=tuple(t.shape), buffer_ptr=t.data_ptr())
+    for o in sess.get_outputs():
+        binding.bind_output(o.name, "cuda", device.index or 0)
+
+    def call(held=held):
+        sess.run_with_iobinding(binding)
+
+    return call
+
+
+def _np_dtype(dtype: torch.dtype, np):
+    return {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64,
+            torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_}.get(dtype, np.float32)
+
+
+def _ort_level(ort, name: str):
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    try:
+        return levels[name]
+    except KeyError:
+        raise RuntimeUnavailable(f"unknown ONNX Runtime optimization level {name!r}; "
+                                 f"use one of {', '.join(ORT_OPT_LEVELS)}") from None
+
+
+def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporter: str = "auto") -> tuple[str, str]:
+    """Export to `path`; returns (path, exporter used). Exporter chatter on stdout is captured, so a
+    `--json` stdout stays clean."""
+    order = {"auto": ("dynamo", "torchscript"), "dynamo": ("dynamo",), "torchscript": ("torchscript",)}[exporter]
+    reasons = []
+    for name in order:
+        sink = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, tuple(inputs), path, dynamo=(name == "dynamo"), verbose=False)
+            return path, name
+        except Exception as exc:
+            reasons.append(f"{name}: {one_line(exc)}")
+    raise RuntimeUnavailable("ONNX export failed (" + "; ".join(reasons) + ")")
+
+
+def _check_device(device: torch.device) -> None:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeUnavailable("CUDA is not available on this machine")
+
+
+def get_runtime(name: str, *, threads: int | None = None, ort_opt_level: str = "all") -> Runtime:
+    """`eager`, `compile`, `compile:MODE` or `onnxruntime` (also `ort`)."""
+    base, _, arg = name.strip().partition(":")
+    base = base.lower()
+    if base == "eager" and not arg:
+        return Eager()
+    if base == "compile":
+        return Compile(arg or "default")
+    if base in ("onnxruntime", "ort") and not arg:
+        return OnnxRuntime(intra_op_threads=threads, opt_level=ort_opt_level)
+    raise ValueError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime")

@@ -1,0 +1,150 @@
+"""Tables for people: the CLI prints these; `--json` prints the results' `to_dict()` instead."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+
+def _ms(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}"
+
+
+def _ci(median, ci) -> str:
+    if not ci or not median:
+        return "-"
+    return f"±{100 * max(median - ci[0], ci[1] - median) / median:.1f}%"
+
+
+def _bytes(v) -> str:
+    if v is None:
+        return "-"
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(v) >= div:
+            return f"{v / div:.1f} {unit}"
+    return f"{v} B"
+
+
+def _env_line(env: dict) -> str:
+    parts = [f"torch {env.get('torch')}", f"python {env.get('python')}", f"cpu {env.get('cpu')}",
+             f"{env.get('cores')} cores", f"{env.get('threads')} threads"]
+    if env.get("onnxruntime"):
+        parts.append(f"onnxruntime {env['onnxruntime']}")
+    if env.get("gpu"):
+        parts.append(f"gpu {env['gpu']}")
+    return "env: " + ", ".join(parts) + f" (fingerprint {env.get('fingerprint')})"
+
+
+def format_bench(result) -> str:
+    d = result.to_dict()
+    rows = []
+    notes = []
+    for r, det in zip(d["results"], d["details"], strict=True):
+        if r["status"] != "ok":
+            rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], "failed", "", "", "", "", "", ""])
+            notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): {r['reason']}")
+            continue
+        rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], _ms(r["median_ms"]),
+                     _ci(r["median_ms"], r["ci95_ms"]), _ms(r["iqr_ms"]), _ms(r["p90_ms"]),
+                     f"{r['throughput']:.4g}" if r["throughput"] else "-", _ms(r["cold_ms"]),
+                     _bytes(r["peak_memory_bytes"])])
+        if det.get("stop_reason") == "max_time" and r["ci95_ms"]:
+            notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): stopped at the time limit "
+                         f"with the CI at {_ci(r['median_ms'], r['ci95_ms'])} ({r['samples']} samples)")
+        mem = det.get("memory") or {}
+        if mem.get("reason"):
+            notes.append(f"{r['runtime']} on {r['device']}: no memory figure: {mem['reason']}")
+    head = ["runtime", "device", "dtype", "batch", "median ms", "95% CI", "IQR ms", "p90 ms", "samples/s",
+            "cold ms", "peak mem"]
+    out = [f"{d['model']} on {', '.join(d['inputs'])}", _env_line(d["env"]), "",
+           tabulate(rows, headers=head, tablefmt="simple", disable_numparse=True)]
+    if result.train:
+        out += ["", "training step (forward, loss, backward, optimizer):"]
+        trows = []
+        for t in result.train:
+            if t.status != "ok":
+                trows.append([t.device, t.batch_size, "failed", "", "", "", "", "", ""])
+                notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
+                continue
+            ph = t.phases
+            trows.append([t.device, t.batch_size, _ms(t.median_ms), _ci(t.median_ms, t.ci95_ms),
+                          *(_ms(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
+                          _bytes(t.peak_memory_bytes)])
+        out.append(tabulate(trows, headers=["device", "batch", "step ms", "95% CI", "forward", "loss", "backward",
+                                            f"optimizer ({result.train[0].optimizer})", "peak mem"],
+                            tablefmt="simple", disable_numparse=True))
+    if result.attribution is not None:
+        out += ["", format_attribution(result.attribution)]
+    if result.roofline is not None:
+        out += ["", format_roofline(result.roofline)]
+    notes += d.get("notes", [])
+    env = d["env"]
+    if env.get("load") is not None and env["load"] + env["threads"] > env["cores"] + 0.5:
+        notes.append(f"the machine was busy (load {env['load']:.1f} on {env['cores']} cores) and {env['threads']} "
+                     "threads were asked for: expect waits for cores in the timings (try --threads 1)")
+    if notes:
+        out += ["", *("note: " + n for n in notes)]
+    return "\n".join(out)
+
+
+def format_attribution(a) -> str:
+    rows = []
+    for r in a.rows:
+        name = [r.name if r.name else "(root)"] + ([r.kind or "-"] if a.by == "module" else [])
+        rows.append([*name, f"{r.time_ms:.4g}", f"{100 * r.time_share:.1f}%",
+                     f"{100 * r.macs_share:.1f}%" if r.macs_share is not None else "-",
+                     f"{r.gflops:.3g}" if r.gflops else "-", f"{r.gbps:.3g}" if r.gbps else "-"])
+    head = [a.by] + (["kind"] if a.by == "module" else []) + ["ms", "time", "MACs", "GFLOP/s", "GB/s"]
+    title = (f"time by {a.by} on {a.device} (torch.profiler, {a.iterations} runs; op time {a.op_ms:.4g} ms of "
+             f"{a.wall_ms:.4g} ms profiled wall per run)")
+    if not a.counted:
+        title += f"\n(no MACs: {a.note})"
+    return title + "\n" + tabulate(rows, headers=head, tablefmt="simple", disable_numparse=True)
+
+
+def format_roofline(roof) -> str:
+    pk = roof.peaks
+    rows = [[p.kind, f"{p.intensity:.3g}" if p.intensity else "-", f"{p.gflops:.3g}" if p.gflops else "-",
+             f"{p.roof_gflops:.3g}" if p.roof_gflops else "-",
+             f"{100 * p.efficiency:.0f}%" if p.efficiency is not None else "-", p.bound or "-"]
+            for p in roof.points]
+    head = (f"roofline on {pk.device}: peak {pk.gflops:.1f} GFLOP/s (matmul {pk.matmul_n}), {pk.gbps:.1f} GB/s "
+            f"(copy), ridge at {pk.ridge:.1f} FLOP/byte" + (f"; plot: {roof.plot}" if roof.plot else ""))
+    table = tabulate(rows, headers=["kind", "FLOP/byte", "GFLOP/s", "roof", "of roof", "bound"], tablefmt="simple",
+                     disable_numparse=True)
+    tail = ""
+    if any(p.efficiency and p.efficiency > 1 for p in roof.points):
+        tail = ("\n(above 100%: that kind's working set fits in cache, which is faster than the memory roof "
+                "measured with a copy larger than the caches)")
+    return head + "\n" + table + tail
+
+
+def format_micro(m) -> str:
+    rows = [[r.name, r.config, _ms(r.median_ms), _ci(r.median_ms, r.ci95_ms),
+             f"{r.gmacs_per_s:.3g}" if r.gmacs_per_s else "-", f"{r.gbps:.3g}"] for r in m.rows]
+    return (f"micro-benchmark {m.suite} on {m.device} ({m.dtype})\n"
+            + tabulate(rows, headers=["op", "config", "median ms", "95% CI", "GMAC/s", "GB/s"], tablefmt="simple",
+                       disable_numparse=True))
+
+
+def format_compare(c) -> str:
+    rows = [[s.label, _ms(s.median_ms), _ci(s.median_ms, s.ci95_ms), s.samples, _ms(s.cold_ms)] for s in (c.a, c.b)]
+    table = tabulate(rows, headers=["model", "median ms", "95% CI", "samples", "cold ms"], tablefmt="simple",
+                     disable_numparse=True)
+    lines = [f"{c.runtime} on {c.device} ({c.dtype}), inputs {', '.join(c.inputs)}", table, "", c.sentence(),
+             f"rule: {c.rule}" + (f", and the CI beyond ±{100 * c.min_effect:g}%" if c.min_effect else "")]
+    if c.env_differences:
+        lines.append("warning: environments differ: " + "; ".join(c.env_differences))
+    return "\n".join(lines)
+
+
+def format_saved_compare(d: dict) -> str:
+    rows = [[r["runtime"], r["device"], r["dtype"], r["batch_size"], _ms(r["a_median_ms"]), _ms(r["b_median_ms"]),
+             f"{r['ratio']:.3f}" if r["ratio"] else "-", f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"]
+            for r in d["rows"]]
+    out = tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "p"],
+                   tablefmt="simple", disable_numparse=True)
+    if not d["same_environment"]:
+        out += "\nwarning: the two results come from different environments: " + "; ".join(d["env_differences"])
+    return out
