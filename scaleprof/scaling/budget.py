@@ -1,0 +1,111 @@
+"""The budget a candidate must meet: a cost ratio to the base (``2x``) or absolute MACs (``0.8G``).
+
+Tolerances are relative: ``--tolerance 0.05`` accepts a real cost within 5% of the target (2x ± 0.1) and an
+α·β²·γ² within 5% of its target (2 ± 0.1, so the paper's 1.9203 passes). A leading ``<=`` makes the budget
+a ceiling (anything up to target·(1 + tolerance)) instead of a band.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import ScaleprofError
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_RE = re.compile(r"^\s*(<=)?\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([xkmgt]?)\s*$", re.IGNORECASE)
+CONSTRAINTS = ("cost", "formula", "both")
+
+
+@dataclass(frozen=True)
+class Budget:
+    spec: str
+    kind: str              # "relative" (ratio to the base's MACs) or "absolute" (MACs)
+    value: float           # the ratio, or MACs
+    tolerance: float
+    ceiling: bool = False  # "<=": only an upper bound
+
+    def target_macs(self, base_macs: int) -> float:
+        return self.value * base_macs if self.kind == "relative" else self.value
+
+    def target_ratio(self, base_macs: int) -> float:
+        return self.value if self.kind == "relative" else self.value / base_macs
+
+    def meets(self, macs: int, base_macs: int) -> bool:
+        return within(macs / self.target_macs(base_macs), self.tolerance, self.ceiling)
+
+    def describe(self, base_macs: int | None = None) -> str:
+        head = "<= " if self.ceiling else ""
+        tol = f" +{self.tolerance:.0%}" if self.ceiling else f" ±{self.tolerance:.0%}"
+        if self.kind == "relative":
+            s = f"{head}{self.value:g}x the base"
+            if base_macs:
+                s += f" ({self.value * base_macs / 1e9:.3f} GMACs)"
+        else:
+            s = f"{head}{self.value / 1e9:.4g} GMACs"
+            if base_macs:
+                s += f" ({self.value / base_macs:.2f}x the base)"
+        return s + tol
+
+    def to_dict(self, base_macs: int | None = None) -> dict:
+        d = {"spec": self.spec, "kind": self.kind, "value": self.value, "tolerance": self.tolerance,
+             "ceiling": self.ceiling}
+        if base_macs:
+            d["target_macs"] = round(self.target_macs(base_macs))
+            d["target_ratio"] = self.target_ratio(base_macs)
+            d["base_macs"] = base_macs
+        return d
+
+
+def within(ratio: float, tolerance: float, ceiling: bool = False) -> bool:
+    """Is ``ratio`` (value / target) within the relative tolerance? (a ceiling: only from above)"""
+    eps = 1e-12   # 2.1 / 2 - 1 must count as 0.05
+    if ceiling:
+        return ratio <= 1.0 + tolerance + eps
+    return abs(ratio - 1.0) <= tolerance + eps
+
+
+def check_tolerance(tolerance) -> float:
+    try:
+        t = float(tolerance)
+    except (TypeError, ValueError):
+        raise ScaleprofError(f"--tolerance must be a number, got {tolerance!r}") from None
+    if not (math.isfinite(t) and 0 <= t < 1):
+        raise ScaleprofError(f"--tolerance is relative (0.05 = ±5%): 0 <= tolerance < 1, got {tolerance!r}")
+    return t
+
+
+def parse_budget(spec, tolerance: float, phi: float = 1.0) -> Budget:
+    """``"2x"`` (ratio to the base), ``"0.8G"``/``"800M"``/``"8e8"`` (MACs), optionally ``"<=2x"``.
+
+    None means the paper's doubling per unit of φ: ``2^φ x``.
+    """
+    tol = check_tolerance(tolerance)
+    if spec is None:
+        spec = f"{2 ** phi:g}x"
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        spec = repr(spec)
+    m = _RE.match(str(spec))
+    if not m:
+        raise ScaleprofError(f"--budget {spec!r}: expected a ratio like 2x or MACs like 0.8G, 800M or 8e8 "
+                             "(optionally with a leading <=)")
+    ceiling, number, unit = bool(m.group(1)), float(m.group(2)), m.group(3).lower()
+    if not (math.isfinite(number) and number > 0):
+        raise ScaleprofError(f"--budget {spec!r} must be positive")
+    if unit == "x":
+        return Budget(str(spec).strip(), "relative", number, tol, ceiling)
+    if not unit and number < 1000:
+        raise ScaleprofError(f"--budget {spec!r}: a bare number is MACs; did you mean {number:g}x (a ratio)?")
+    return Budget(str(spec).strip(), "absolute", number * _UNITS[unit], tol, ceiling)
+
+
+def formula_target(budget: Budget, base_macs: int, phi: float) -> float:
+    """What α·β²·γ² should be: the budget's ratio per unit of φ (2 for the default 2^φ x)."""
+    return budget.target_ratio(base_macs) ** (1.0 / phi)
+
+
+def check_constraint(constraint: str) -> str:
+    if constraint not in CONSTRAINTS:
+        raise ScaleprofError(f"--constraint must be one of {', '.join(CONSTRAINTS)}, got {constraint!r}")
+    return constraint

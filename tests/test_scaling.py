@@ -1,0 +1,377 @@
+"""Compound scaling (`scaleprof scale`, scaleprof.scaling): grid, budgets, duplicates, resume, executors,
+objectives, the φ sweep, the CLI contract.
+
+Costs are checked against independent counts: torch's FlopCounterMode (conv/mm "flops" = 2 · MACs) on the
+zoo's models, and tiny_net's MACs written out by hand (tests/test_scaling_models.py). Searches use small grids
+on meta tensors or the tiny family, so the file runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import scaleprof
+import scaleprof.zoo as zoo
+from scaleprof.cli import main
+from scaleprof.errors import ScaleprofError
+from scaleprof.scaling import ScaleResult, scale
+from scaleprof.scaling import grid as gridmod
+from scaleprof.scaling.budget import parse_budget, within
+from scaleprof.scaling.family import arch_hash, resolve_family
+from scaleprof.scaling.pareto import pareto_ranks
+from scaleprof.scaling.result import CANDIDATE_KEYS
+
+MODELS = Path(__file__).with_name("test_scaling_models.py").resolve()
+TINY = f"{MODELS}:tiny_net"
+B0_REPEATS = (1, 2, 2, 3, 3, 4, 1)          # figures.md, B0 stages
+PAPER = (1.2, 1.1, 1.15)
+
+
+def _load_models():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaling_test_models", MODELS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+tiny = _load_models()
+# one torch thread: on a shared 2-core machine two spinning OpenMP threads make tiny models 100x slower
+QUIET = {"progress": False, "sweep": None, "threads": 1}
+
+
+def independent_macs(model, side: int) -> int:
+    """torch's own counter: conv and addmm flops are 2 per MAC."""
+    with FlopCounterMode(display=False) as fc:
+        model(torch.empty(1, 3, side, side, device="meta"))
+    return fc.get_total_flops() // 2
+
+
+def mbconv_blocks(model) -> int:
+    return sum(type(m).__name__ == "MBConv" for m in model.modules())
+
+
+def table(result: ScaleResult) -> list[tuple]:
+    """What a search found, without timings."""
+    keys = ("key", "macs", "params", "activations", "cost_ratio", "formula_ratio", "feasible", "score",
+            "status", "rank", "duplicate_of", "arch")
+    return [tuple(c.get(k) for k in keys) for c in result.candidates]
+
+
+# --- grid -------------------------------------------------------------------------------------------------------
+
+def test_default_grid_holds_the_paper_point_exactly():
+    a, b, g = (gridmod.parse_range(gridmod.DEFAULT_RANGES[k], k) for k in ("alpha", "beta", "gamma"))
+    assert (len(a), len(b), len(g)) == (9, 6, 7)      # 1.0..1.4, 1.0..1.25, 1.0..1.3 by 0.05, ends included
+    assert PAPER[0] in a and PAPER[1] in b and PAPER[2] in g
+    cands = gridmod.build_grid(a, b, g, phi=1, base_knobs={"width": 1.0, "depth": 1.0, "resolution": 224})
+    assert len(cands) == 9 * 6 * 7
+    paper = [c for c in cands if (c.alpha, c.beta, c.gamma) == PAPER]
+    assert len(paper) == 1
+    assert (paper[0].depth, paper[0].width, paper[0].resolution) == (1.2, 1.1, 258)   # 224 · 1.15 = 257.6
+
+
+def test_ranges_and_rounding():
+    assert gridmod.parse_range("1.0:1.2:0.1", "alpha") == (1.0, 1.1, 1.2)
+    assert gridmod.parse_range("1.2", "alpha") == (1.2,)
+    assert gridmod.parse_range("1.1,1.0", "beta") == (1.0, 1.1)
+    assert gridmod.parse_range([1.0, 1.05], "gamma") == (1.0, 1.05)
+    assert gridmod.parse_range("1.0:1.1:0.3", "alpha") == (1.0,)        # STOP off the grid: not included
+    for bad in ("1.4:1.0:0.05", "", "1.0:1.2", "1.0:1.2:0", "1.0:1.2:-0.1", "0.9:1.1:0.1", "a:b:c"):
+        with pytest.raises(ScaleprofError):
+            gridmod.parse_range(bad, "alpha")
+    # resolution: half up to a whole pixel, or to a multiple
+    assert gridmod.scaled_resolution(224, 1.15, 1) == 258
+    assert gridmod.scaled_resolution(200, 1.0025, 1) == 201                # 200.5 -> 201
+    assert gridmod.scaled_resolution(224, 1.15, 1, multiple=8) == 256      # 257.6 / 8 = 32.2 -> 32
+    assert gridmod.scaled_resolution(224, 1.15, 2) == round(224 * 1.15 ** 2)   # 296.24 -> 296
+    assert gridmod.scaled_multiplier(1.0, 1.2, 2) == 1.44
+
+
+def test_budget_parsing_and_tolerance():
+    b = parse_budget("2x", 0.05)
+    assert (b.kind, b.value, b.ceiling) == ("relative", 2.0, False)
+    assert b.meets(210, 100) and b.meets(190, 100) and not b.meets(211, 100) and not b.meets(189, 100)
+    a = parse_budget("0.8G", 0.05)
+    assert (a.kind, a.value) == ("absolute", 0.8e9)
+    assert parse_budget("800M", 0.0).value == 8e8 and parse_budget("8e8", 0.0).value == 8e8
+    c = parse_budget("<=2x", 0.05)
+    assert c.ceiling and c.meets(10, 100) and not c.meets(211, 100)
+    assert parse_budget(None, 0.05, phi=2).value == 4.0                   # 2^φ
+    assert within(1.9203 / 2, 0.05) and not within(1.89 / 2, 0.05)
+    for bad in ("2", "abc", "-1x", "0x"):
+        with pytest.raises(ScaleprofError):
+            parse_budget(bad, 0.05)
+    with pytest.raises(ScaleprofError):
+        parse_budget("2x", 1.5)
+
+
+def test_pareto_ranks_by_hand():
+    pts = [(1, 5), (2, 2), (5, 1), (3, 3), (4, 4), (2, 2)]
+    # (1,5), (2,2) twice and (5,1) are on the front; (3,3) is beaten by (2,2); (4,4) by (3,3)
+    assert pareto_ranks(pts) == [0, 0, 0, 1, 2, 0]
+
+
+# --- the paper's point, duplicates ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def paper_run():
+    # α 1.15 and 1.2 at β 1.1, γ 1.15: both round B0's repeats up to the same 23 blocks
+    return scale("efficientnet", alpha="1.15:1.2:0.05", beta="1.1", gamma="1.15", budget="<=3x", **QUIET)
+
+
+def test_paper_point_formula_and_real_cost(paper_run):
+    c = paper_run.candidate(*PAPER)
+    assert c is not None and c["status"] == "ok"
+    assert c["formula_ratio"] == pytest.approx(1.2 * 1.1 ** 2 * 1.15 ** 2, rel=1e-12)
+    assert round(c["formula_ratio"], 4) == 1.9203
+    # independent count: torch's FlopCounterMode on the same architecture and on B0
+    cand = zoo.build("efficientnet", device="meta", width=1.1, depth=1.2, resolution=258)
+    b0 = zoo.build("efficientnet_b0", device="meta")
+    ratio = independent_macs(cand, 258) / independent_macs(b0, 224)
+    assert c["macs"] == independent_macs(cand, 258)
+    assert c["cost_ratio"] == pytest.approx(ratio, rel=1e-12)
+    assert 2.4 < c["cost_ratio"] < 2.8                                      # figures.md: "about 2.6x, not 2x"
+    assert (mbconv_blocks(cand), mbconv_blocks(b0)) == (23, 16)
+    assert paper_run.base["macs"] == 385_814_752                           # figures.md, EfficientNet-B0
+
+
+def test_duplicates_collapse(paper_run):
+    # by hand: ceil(r · 1.15) == ceil(r · 1.2) for every B0 stage
+    assert [math.ceil(r * 1.15) for r in B0_REPEATS] == [math.ceil(r * 1.2) for r in B0_REPEATS]
+    assert paper_run.duplicates == 1 and paper_run.architectures == 1
+    first, second = sorted(paper_run.candidates, key=lambda c: c["index"])
+    assert second["duplicate_of"] == first["key"]
+    assert first["macs"] == second["macs"] and first["arch"] == second["arch"]
+    assert first["formula_ratio"] != second["formula_ratio"]               # the formula still sees the α
+    # equal scores: the tie goes to the α·β²·γ² nearer 2, the paper's point
+    assert (paper_run.best["alpha"], paper_run.best["beta"], paper_run.best["gamma"]) == PAPER
+
+
+def test_arch_hash_names_what_was_built():
+    fam = resolve_family("efficientnet")
+    h = arch_hash(fam.build(1.1, 1.05, 258), (1, 3, 258, 258))
+    assert h == arch_hash(fam.build(1.1, 1.25, 258), (1, 3, 258, 258))     # same ceil'd repeats
+    assert h != arch_hash(fam.build(1.1, 1.3, 258), (1, 3, 258, 258))      # 4 · 1.3 = 5.2 -> 6 blocks
+    assert h != arch_hash(fam.build(1.15, 1.05, 258), (1, 3, 258, 258))
+    assert h != arch_hash(fam.build(1.1, 1.05, 258), (1, 3, 260, 260))
+
+
+def test_tiny_family_costs_by_hand():
+    r = scale(TINY, alpha="1.0:1.5:0.25", beta="1.0,1.5", gamma="1.0,1.25", budget="<=4x", **QUIET)
+    for c in r.candidates:
+        assert c["macs"] == tiny.tiny_macs(c["width"], c["depth"], c["resolution"]), c["key"]
+        assert c["cost_ratio"] == pytest.approx(c["macs"] / tiny.tiny_macs(1.0, 1.0, 32))
+    # depth 1.25 and 1.5 both give ceil(2 · d) = 3 blocks: duplicates
+    assert r.duplicates == 4 and r.architectures == 8
+
+
+# --- the φ sweep ------------------------------------------------------------------------------------------------
+
+def test_phi_sweep_counts_the_built_models():
+    r = scale("efficientnet", alpha="1.2", beta="1.1", gamma="1.15", budget="<=3x", sweep="0:2", progress=False)
+    s = {row["phi"]: row for row in r.phi_sweep}
+    assert s[0]["macs"] == 385_814_752 and s[0]["cost_ratio"] == 1.0
+    m1 = zoo.build("efficientnet", device="meta", width=1.1, depth=1.2, resolution=258)
+    assert s[1]["macs"] == scaleprof.profile(m1, [(1, 3, 258, 258)]).totals.macs
+    m2 = zoo.build("efficientnet", device="meta", width=1.21, depth=1.44, resolution=296)
+    assert s[2]["macs"] == independent_macs(m2, 296)
+    assert (s[2]["depth"], s[2]["width"], s[2]["resolution"]) == (1.44, 1.21, 296)
+    assert s[1]["target_ratio"] == 2 and s[2]["target_ratio"] == 4
+    assert s[1]["paper_macs"] == 700_000_000                               # Table 2: B1 0.70B
+    assert s[1]["released_macs"] == 686_802_832                            # figures.md exact B1
+
+
+# --- resume, executors, failures -------------------------------------------------------------------------------
+
+TINY_GRID = {"alpha": "1.0:1.5:0.25", "beta": "1.0:1.5:0.25", "gamma": "1.0,1.25", "budget": "<=4x"}
+
+
+def test_resume_after_a_kill_gives_the_same_table(tmp_path):
+    log = tmp_path / "search.jsonl"
+    full = scale(TINY, **TINY_GRID, log=log, **QUIET)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 + 18 and json.loads(lines[0])["type"] == "header"
+    # simulate a kill after 7 candidates, the 8th line cut off half-way
+    log.write_text("\n".join(lines[:8]) + "\n" + lines[8][: len(lines[8]) // 2])
+    resumed = scale(TINY, **TINY_GRID, log=log, resume=True, **QUIET)
+    assert resumed.resumed == 7 and resumed.timing["costed"] == 11
+    assert table(resumed) == table(full)
+    records = [json.loads(x) for x in log.read_text().splitlines()[1:] if x.strip().startswith("{")
+               and x.strip().endswith("}")]
+    assert len({r["key"] for r in records if r["type"] == "cost"}) == 18
+    # without --resume an existing log is refused; a different search refuses to resume it
+    with pytest.raises(ScaleprofError, match="already exists"):
+        scale(TINY, **TINY_GRID, log=log, **QUIET)
+    with pytest.raises(ScaleprofError, match="different search"):
+        scale(TINY, **{**TINY_GRID, "alpha": "1.0"}, log=log, resume=True, **QUIET)
+
+
+def test_process_pool_gives_the_same_table():
+    local = scale(TINY, **TINY_GRID, **QUIET)
+    pooled = scale(TINY, **TINY_GRID, executor="process", jobs=2, **QUIET)
+    assert pooled.executor == "process"
+    assert table(pooled) == table(local)
+
+
+def test_a_worker_killed_mid_candidate_fails_only_that_candidate():
+    # crashing_net calls os._exit at width and depth 1.5: the pool breaks, the survivors are rerun one at a
+    # time, and the dead worker's group is split so that its healthy candidate is counted all the same
+    r = scale(f"{MODELS}:crashing_net", alpha="1.0,1.5", beta="1.0,1.5", gamma="1.0", budget="<=4x",
+              executor="process", jobs=2, **QUIET)
+    by = {(c["alpha"], c["beta"]): c for c in r.candidates}
+    assert by[(1.5, 1.5)]["status"] == "failed" and "worker process died" in by[(1.5, 1.5)]["reason"]
+    for key in ((1.0, 1.0), (1.5, 1.0), (1.0, 1.5)):
+        c = by[key]
+        assert c["status"] == "ok" and c["macs"] == tiny.tiny_macs(c["width"], c["depth"], 32)
+
+
+@pytest.mark.slow  # a local Ray instance takes ~5-15 s to start on 2 cores
+def test_ray_gives_the_same_table():
+    local = scale(TINY, **TINY_GRID, **QUIET)
+    rayed = scale(TINY, **TINY_GRID, executor="ray", jobs=2, **QUIET)
+    assert table(rayed) == table(local)
+    import ray
+
+    assert not ray.is_initialized()       # we started it, we shut it down
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path):
+    log = tmp_path / "fail.jsonl"
+    r = scale(TINY, **TINY_GRID, family_kwargs={"fail_above_width": 1.3}, log=log, **QUIET)
+    failed = [c for c in r.candidates if c["status"] == "failed"]
+    assert failed and all(c["width"] > 1.3 for c in failed)
+    assert all("simulated out of memory" in c["reason"] for c in failed)
+    assert all(c["status"] == "ok" for c in r.candidates if c["width"] <= 1.3)
+    assert r.best is not None and r.best["width"] <= 1.3
+    logged = [json.loads(x) for x in log.read_text().splitlines()[1:]]
+    assert sum(x["status"] == "failed" for x in logged) == len(failed)
+
+
+# --- objectives -------------------------------------------------------------------------------------------------
+
+def test_latency_objective_pairs_each_candidate_with_the_base():
+    r = scale(TINY, alpha="1.0", beta="1.0,2.0", gamma="1.0", budget="<=5x", objective="latency",
+              latency_time=0.3, **QUIET)
+    for c in r.candidates:
+        assert c["latency_ms"] > 0 and c["metrics"]["latency"]["base_latency_ms"] > 0
+        lo, hi = c["latency_ci95"]
+        assert lo <= c["latency_ratio"] <= hi
+        assert c["score"] == -c["latency_ratio"]
+    assert r.best["rank"] == 1
+
+
+def _toy_data(path: Path, n: int = 48) -> Path:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(0.0, 1.0, (n, 3, 12, 12)).astype(np.float32) + 0.8 * y[:, None, None, None]
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_train_objective_and_reward(tmp_path):
+    data = _toy_data(tmp_path / "toy.npz")
+    threads = torch.get_num_threads()
+    r = scale(TINY, alpha="1.0", beta="1.0,1.5", gamma="1.0", budget="<=5x", objective="train+latency",
+              data=data, steps=8, seeds=(0, 1), batch_size=8, latency_time=0.3, **QUIET)
+    for c in r.candidates:
+        m = c["metrics"]["train"]
+        assert len(m["accuracies"]) == 2 and 0.0 <= c["accuracy"] <= 1.0
+        assert c["accuracy"] == pytest.approx(sum(m["accuracies"]) / 2)
+        assert c["accuracy_std"] == pytest.approx(float(np.std(m["accuracies"], ddof=1)))
+        assert m["val_examples"] == round(48 * 0.2)
+        # MnasNet: ACC · (LAT / T)^w, T = base latency × the budget's ratio (5)
+        t = c["latency_target_ms"]
+        assert c["score"] == pytest.approx(c["accuracy"] * (c["latency_ms"] / t) ** -0.07)
+    assert torch.get_num_threads() == threads          # the caller's setting is restored
+
+
+def test_objective_results_resume_from_the_log(tmp_path):
+    log = tmp_path / "proxy.jsonl"
+    kw = dict(alpha="1.0", beta="1.0,1.5", gamma="1.0", budget="<=5x", objective="proxy", log=log, **QUIET)
+    first = scale(TINY, **kw)
+    lines = log.read_text().splitlines()
+    kinds = [json.loads(x)["type"] for x in lines]
+    assert kinds == ["header", "cost", "cost", "objective", "objective"]
+    log.write_text("\n".join(lines[:4]) + "\n")          # killed after the first proxy
+    again = scale(TINY, **{**kw, "resume": True})
+    assert table(again) == table(first)
+    assert [json.loads(x)["type"] for x in log.read_text().splitlines()].count("objective") == 2
+
+
+def test_image_folder_data(tmp_path):
+    from PIL import Image
+
+    from scaleprof.scaling.training import load_data
+
+    for label, colour in (("cat", (250, 10, 10)), ("dog", (10, 10, 250))):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            Image.new("RGB", (20, 10), colour).save(tmp_path / label / f"{i}.png")
+    x, y, n = load_data(str(tmp_path), image_size=16)
+    assert x.shape == (6, 3, 16, 16) and n == 2 and y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert x[0, 0].mean().item() == pytest.approx(250 / 255, abs=1e-6)
+
+
+def test_proxy_and_python_objectives():
+    r = scale(TINY, alpha="1.0", beta="1.0,1.5", gamma="1.0", budget="<=5x", objective="proxy", **QUIET)
+    for c in r.candidates:
+        p = c["proxies"]
+        assert all(math.isfinite(p[k]) for k in ("synflow", "grad_norm", "naswot"))
+        assert c["score"] == p["naswot"] and c["metrics"]["proxy"]["experimental"] is True
+    r = scale(TINY, alpha="1.0", beta="1.0,1.5", gamma="1.0", budget="<=5x",
+              objective=f"python:{MODELS}:width_scorer", **QUIET)
+    assert r.best["beta"] == 1.5 and r.best["score"] == r.best["width"]
+    r = scale(TINY, alpha="1.0", beta="1.0,1.5", gamma="1.0", budget="<=5x",
+              objective=f"python:{MODELS}:dict_scorer", **QUIET)
+    assert r.best["score"] == pytest.approx(0.5 + 0.1 * 1.5) and r.best["accuracy"] == r.best["score"]
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------
+
+def test_cli_json_contract(capsys, tmp_path):
+    rc = main(["scale", "--family", TINY, "--alpha", "1.0,1.5", "--beta", "1.0:1.5:0.5", "--gamma", "1.0",
+               "--budget", "<=4x", "--sweep", "0:1", "--json", "--quiet", "--plot", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    d = json.loads(out)
+    assert {"family", "phi", "budget", "candidates", "best"} <= set(d)
+    assert len(d["candidates"]) == 4
+    for c in d["candidates"]:
+        assert set(CANDIDATE_KEYS) <= set(c)
+    assert d["best"]["rank"] == 1 and len(d["phi_sweep"]) == 2
+    for name in ("pareto.png", "feasibility.png", "phi.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv", [
+    ["--alpha", "1.4:1.0:0.05"],                        # inverted
+    ["--alpha", ""],                                    # empty
+    ["--beta", "0.9:1.1:0.1"],                          # below 1
+    ["--gamma", "1.0:1.2:0"],                           # zero step
+    ["--budget", "lots"],
+    ["--resume"],                                       # without --log
+    ["--family", f"{MODELS}:no_knobs"],                 # cannot scale
+    ["--family", "googlenet", "--alpha", "1.0:1.2:0.1"],  # no depth knob
+    ["--family", "no_such_family"],
+    ["--objective", "accuracy"],
+])
+def test_cli_bad_input_exits_2(argv, capsys):
+    assert main(["scale", "--quiet", "--sweep", "", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0]
+
+
+def test_cli_unmet_budget_names_the_cheapest(capsys):
+    rc = main(["scale", "--family", TINY, "--alpha", "1.0,1.5", "--beta", "1.0", "--gamma", "1.0",
+               "--budget", "10x", "--quiet", "--sweep", ""])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no candidate meets the budget" in err and "cheapest is α=1 β=1 γ=1" in err
