@@ -151,7 +151,7 @@ def _cmd_bench(args) -> int:
 
 def _build_bench(sub) -> None:
     p = sub.add_parser("bench", help="latency, throughput, peak memory and training-step time",
-                       description="Measure latency (median, 95%% CI, IQR, p90/p99), throughput, cold start and "
+                       description="Measure latency (median, 95% CI, IQR, p90/p99), throughput, cold start and "
                                    "peak memory per runtime, device and batch size.")
     p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
     _add_knob_args(p)
@@ -212,7 +212,7 @@ def _cmd_compare(args) -> int:
 def _build_compare(sub) -> None:
     p = sub.add_parser("compare", help="is model B faster than model A? (interleaved rounds, CI and p-value)",
                        description="Measure two models in shuffled interleaved rounds in one process; report the "
-                                   "ratio B/A with a bootstrap 95%% CI, a Mann-Whitney p-value and a verdict. "
+                                   "ratio B/A with a bootstrap 95% CI, a Mann-Whitney p-value and a verdict. "
                                    "Two saved `bench --json` files are compared row by row instead.")
     p.add_argument("spec_a", help="model A (the reference), or a saved bench --json file")
     p.add_argument("spec_b", help="model B, or a saved bench --json file")
@@ -330,12 +330,15 @@ def _cmd_scale(args) -> int:
                    steps=args.steps, seeds=seeds, batch_size=args.batch_size, lr=args.lr,
                    optimizer=args.optimizer, latency_time=args.latency_time,
                    latency_target_ms=args.latency_target, reward_w=args.reward_w, proxy=args.proxy,
-                   proxy_batch=args.proxy_batch, sweep_from=args.sweep_from, progress=not args.quiet)
+                   proxy_batch=args.proxy_batch, sweep_from=args.sweep_from, threads=args.threads,
+                   progress=not args.quiet)
     paths = []
     if args.plot:
-        from .report.scale_plots import write_plots
+        from .report.files import atomic_write_bytes, writable_dir
+        from .report.plots import scale_plots
 
-        paths = write_plots(result, args.plot)
+        folder = writable_dir(args.plot)
+        paths = [atomic_write_bytes(folder / name, png) for name, png in scale_plots(result.to_dict()).items()]
     if args.json:
         d = result.to_dict()
         if paths:
@@ -396,6 +399,8 @@ def _build_scale(sub) -> None:
     g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default="naswot",
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
     g.add_argument("--proxy-batch", type=int, default=8, help="proxy: minibatch size (default 8)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
