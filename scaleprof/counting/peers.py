@@ -15,7 +15,7 @@ from torch import nn
 
 from . import kinds as K
 
-GROUPS = ("conv", "conv.transposed", "linear/matmul", "attention", "norm", "activation", "pooling",
+GROUPS = ("conv", "conv.transposed", "conv.deformable", "linear/matmul", "attention", "norm", "activation", "pooling",
           "elementwise", "other")
 
 # Why each peer parts from the convention, by group; where a group matches, nothing is said.
@@ -29,6 +29,8 @@ REASONS = {
         "linear/matmul": "fvcore traces with the JIT and counts matmul/einsum/linear by its own handles",
         "conv": "fvcore counts convolution MACs per output pixel, as the convention does",
         "conv.transposed": "fvcore counts transposed convolutions by its conv handle",
+        "conv.deformable": "fvcore has no handle for deformable convolution (scaleprof::deform_conv2d, "
+                           "torchvision::deform_conv2d): listed as an unsupported op, counted as 0",
     },
     "thop": {
         "conv.transposed": "thop counts a transposed convolution per output pixel (stride² times too high); "
@@ -41,6 +43,8 @@ REASONS = {
         "activation": "thop counts most activations as zero, a few as one op per element",
         "pooling": "thop counts pooling ops per output element, not MACs",
         "other": "thop counts some other modules by its own rules",
+        "conv.deformable": "thop does not know deformable-convolution modules: counted as 0 (only the "
+                           "offset-predicting conv inside is counted)",
     },
     "torch": {
         "attention": "torch.utils.flop_counter has no formula for the CPU flash kernel or the MHA fast path "
@@ -48,13 +52,14 @@ REASONS = {
         "linear/matmul": "torch counts 2 FLOPs per MAC (halved here) and only products",
         "conv": "torch counts 2 FLOPs per MAC (halved here)",
         "conv.transposed": "torch counts 2 FLOPs per MAC (halved here)",
+        "conv.deformable": "torch.utils.flop_counter has no formula for a custom deformable-convolution op: 0",
     },
 }
 
 
 def _group(kind: str) -> str:
-    if kind == K.CONV_TRANSPOSED:
-        return "conv.transposed"
+    if kind in (K.CONV_TRANSPOSED, K.CONV_DEFORMABLE):
+        return kind
     if kind.startswith("conv"):
         return "conv"
     if kind in (K.LINEAR, K.MATMUL):
