@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MODEL   ?= efficientnet_b0
 
-.PHONY: install demo test test-slow bench reports lint clean
+.PHONY: install demo test test-slow check-zoo bench reports lint clean
 
 install: $(STAMP)
 
@@ -26,6 +26,13 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# The regression gate on our own zoo: each committed baseline names its model.
+check-zoo: install
+	@for b in tests/baselines/*.json; do \
+	  m=$$(basename $$b .json); \
+	  $(BIN)/scaleprof check $$m --baseline $$b || exit $$?; \
+	done
 
 bench: install
 	$(BIN)/python -m scaleprof.report.selfbench --out reports
