@@ -141,6 +141,21 @@ def _settled(xs: list[float], w: int, tol: float) -> bool:
     return abs(last - prev) <= tol * prev
 
 
+def stop_reason(cfg: TimerConfig, samples: list[float], now: float, t_start: float, t_meas: float, *,
+                check_ci: bool = True) -> str | None:
+    """The adaptive stop every measuring loop shares: "converged" once the 95% CI of the median is within
+    the target (after min_samples and a minimum time), else "max_samples", else "max_time" at the limit."""
+    n = len(samples)
+    if (check_ci and n >= cfg.min_samples and now - t_meas >= min(cfg.min_time, 0.5 * cfg.max_time)
+            and stats.ci_within(stats.median_ci(samples), stats.median(samples), cfg.target_ci)):
+        return "converged"
+    if n >= cfg.max_samples:
+        return "max_samples"
+    if now - t_start >= cfg.max_time and n >= MIN_SAMPLES_AT_LIMIT:
+        return "max_time"
+    return None
+
+
 def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
             block_timer: CpuBlockTimer | CudaBlockTimer | None = None, clock: Clock | None = None,
             cold: bool = True) -> Measurement:
@@ -184,19 +199,13 @@ def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
         samples.append(bt.time_block(fn, k) / k * 1000.0)
         n = len(samples)
         now = clock()
-        if n >= next_check:
+        check_ci = n >= next_check
+        if check_ci:
             # Sorting for the CI costs O(n log n); checking after every ~2% more samples keeps it cheap.
             next_check = n + max(1, n // 50)
-            ci = stats.median_ci(samples)
-            if (now - t_meas >= min(cfg.min_time, 0.5 * cfg.max_time)
-                    and stats.ci_within(ci, stats.median(samples), cfg.target_ci)):
-                reason = "converged"
-                break
-        if n >= cfg.max_samples:
-            reason = "max_samples"
-            break
-        if now - t_start >= cfg.max_time and n >= MIN_SAMPLES_AT_LIMIT:
-            reason = "max_time"
+        stop = stop_reason(cfg, samples, now, t_start, t_meas, check_ci=check_ci)
+        if stop:
+            reason = stop
             break
         if cfg.progress and now - last_print >= cfg.progress_every:
             last_print = now

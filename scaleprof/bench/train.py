@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ScaleprofError
 from . import stats
-from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, _progress, _settled
+from .timer import TimerConfig, _progress, _settled, stop_reason
 
 PHASES = ("forward", "loss", "backward", "optimizer")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -169,16 +169,10 @@ def measure_step(step: TrainStep, config: TimerConfig | None = None, *, device="
         for p, t in zip(PHASES, ts, strict=True):
             phases[p].append(t * 1000.0)
         totals.append(sum(ts) * 1000.0)
-        n = len(totals)
         now = clock()
-        if n >= cfg.min_samples and now - t_meas >= min(cfg.min_time, 0.5 * cfg.max_time):
-            if stats.ci_within(stats.median_ci(totals), stats.median(totals), cfg.target_ci):
-                reason = "converged"
-                break
-        if n >= cfg.max_samples:
-            reason = "max_samples"
-            break
-        if now - t_start >= cfg.max_time and n >= MIN_SAMPLES_AT_LIMIT:
+        stop = stop_reason(cfg, totals, now, t_start, t_meas)
+        if stop:
+            reason = stop
             break
         if cfg.progress and now - last_print >= cfg.progress_every:
             last_print = now
