@@ -5,7 +5,6 @@ never stops the search.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from ..errors import ScaleprofError
@@ -21,21 +20,11 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
-@contextlib.contextmanager
 def _threads(task: dict):
-    """Torch threads for the task (restored afterwards: the local executor runs in the caller's process)."""
-    n = task.get("threads")
-    if not n:
-        yield
-        return
-    import torch
+    """Torch threads for the task, restored afterwards (the local executor runs in the caller's process)."""
+    from ..bench.runner import torch_threads
 
-    saved = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
+    return torch_threads(task.get("threads") or None)
 
 
 def cost_group(task: dict) -> list[dict]:
