@@ -367,3 +367,39 @@ def test_counts_the_same_under_inference_mode():
             r = scaleprof.profile(m, [(1, 3, 8, 8)], device=device)
             assert r.totals == plain.totals and r.uncounted_ops == {}
     assert plain.totals.macs == 8 * 36 * 27 + 288 * 4
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("op,extra", [
+    ("native_batch_norm", (True, 0.1, 1e-5)), ("native_batch_norm", (False, 0.1, 1e-5)),
+    ("_native_batch_norm_legit_no_training", (0.1, 1e-5)),
+    ("relu", ()), ("relu_", ()), ("silu", ()), ("sigmoid", ()), ("hardswish", ()), ("gelu", ()),
+    ("hardtanh", (0.0, 6.0)), ("leaky_relu", (0.1,)),
+])
+def test_meta_shortcuts_match_torch_meta_kernels(op, extra, channels_last):
+    from scaleprof.counting.formulas import op_key
+    from scaleprof.counting.meta_shapes import shortcut
+
+    x = torch.empty(2, 8, 5, 5, device="meta")
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w = torch.empty(8, device="meta")
+    args = (x, w, w, w, w, *extra) if "norm" in op else (x, *extra)
+    func = getattr(torch.ops.aten, op).default
+    ours, theirs = shortcut(op_key(func), func, args, {}), func(*args)
+    assert ours is not None
+
+    def sig(out):
+        outs = out if isinstance(out, tuple) else (out,)
+        return [(tuple(t.shape), t.stride(), t.dtype) for t in outs]
+
+    assert sig(ours) == sig(theirs)
+    if op.endswith("_"):
+        assert ours is x  # in place: the input comes back
+
+
+def test_meta_shortcut_skips_strided_inputs():
+    from scaleprof.counting.meta_shapes import shortcut
+
+    x = torch.empty(2, 8, 5, 6, device="meta")[..., ::2]   # not dense: torch's kernel decides the strides
+    assert shortcut("aten::relu", torch.ops.aten.relu.default, (x,), {}) is None

@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
 from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
+from .meta_shapes import shortcut
 
 PRODUCT_KINDS = frozenset({K.LINEAR, K.MATMUL, K.ATTENTION})
 FORWARD, BACKWARD = "forward", "backward"
@@ -404,10 +405,12 @@ class _Counting(TorchDispatchMode):
                 out = func.decompose(*args, **kwargs)
             if out is not NotImplemented:
                 return out
-        try:
-            out = func(*args, **kwargs)
-        except Exception as exc:
-            rec.note_failure(func, args, exc)
-            raise
+        out = shortcut(op_key(func), func, args, kwargs)
+        if out is None:
+            try:
+                out = func(*args, **kwargs)
+            except Exception as exc:
+                rec.note_failure(func, args, exc)
+                raise
         rec.on_op(func, args, kwargs, out)
         return out
