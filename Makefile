@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The main job: what the default model costs, then where its time really goes (FLOPs are not latency).
 demo: install
 	$(BIN)/scaleprof profile $(MODEL)
+	$(BIN)/scaleprof bench $(MODEL) --by kind --threads 1 --max-time 5 --no-memory
 
 test: install
 	$(BIN)/python -m pytest -q
