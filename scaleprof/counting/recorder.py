@@ -240,7 +240,8 @@ class Recorder:
                 if id(t) not in seen:
                     seen.add(id(t))
                     read_bytes += _nbytes(t)
-        # a norm's saved statistics are scratch whose size differs by device (empty on meta in eval)
+        # a norm's saved statistics are scratch whose size differs by kernel (per channel on meta, empty on
+        # CPU in inference): only the normalised output counts as written
         written = outs[:1] if costs and costs[0].kind == K.NORM else outs
         op_bytes = read_bytes + sum(_nbytes(t) for t in written)
         claimed = self._claim(ins) if self.phase == FORWARD and self.unclaimed else 0
