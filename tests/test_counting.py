@@ -403,3 +403,14 @@ def test_meta_shortcut_skips_strided_inputs():
 
     x = torch.empty(2, 8, 5, 6, device="meta")[..., ::2]   # not dense: torch's kernel decides the strides
     assert shortcut("aten::relu", torch.ops.aten.relu.default, (x,), {}) is None
+
+
+def test_mha_backward_kinds_follow_the_forward():
+    # a linear first, so the attention block's input needs a gradient: every product's backward is 2x
+    B, L, E, H = 2, 6, 16, 2
+    lin, att = _mha_expected(B, L, E, H)
+    m = nn.Sequential(nn.Linear(E, E), Block(E, H))
+    r = scaleprof.profile(m, [(B, L, E)], backward=True)
+    bw = r.by_kind("backward")
+    assert bw["attention"]["macs"] == 2 * att
+    assert bw["linear"]["macs"] == 2 * lin + B * L * E * E   # the first linear: weight gradient only

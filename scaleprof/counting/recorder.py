@@ -194,7 +194,9 @@ class Recorder:
         key = op_key(func)
         module = self.stack[-1][0]
         if self.suppress:  # inside a function costed as a whole; still tag nodes for backward
-            kind = self.product_kind(args) if lookup(func) in _PRODUCT_FORMULAS else self.regions[-1]
+            kind = self.regions[-1]
+            if lookup(func) in _PRODUCT_FORMULAS and self._reads_param(args):
+                kind = K.LINEAR  # MHA's in- and out-projections
             self._pend(out, Tag(module, kind))
             return
         if key in VIEW_OPS:
