@@ -49,7 +49,9 @@ REASONS = {
     "torch": {
         "attention": "torch.utils.flop_counter has no formula for the CPU flash kernel or the MHA fast path "
                      "under no_grad: they count as 0",
-        "linear/matmul": "torch counts 2 FLOPs per MAC (halved here) and only products",
+        "linear/matmul": "torch counts 2 FLOPs per MAC (halved here); under no_grad in eval the MHA fast path "
+                         "(aten::_native_multi_head_attention) has no formula, so its in- and out-projections "
+                         "count as 0",
         "conv": "torch counts 2 FLOPs per MAC (halved here)",
         "conv.transposed": "torch counts 2 FLOPs per MAC (halved here)",
         "conv.deformable": "torch.utils.flop_counter has no formula for a custom deformable-convolution op: 0",
