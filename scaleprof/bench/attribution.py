@@ -17,6 +17,9 @@ and ``wall_ms`` (profiled run) is reported beside ``op_ms`` (sum of attributed o
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -94,6 +97,20 @@ class Attribution:
 
 # --- profiling ---------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _fd2_silenced():
+    """Send file descriptor 2 to /dev/null for a moment (C++ logging that Python's stderr cannot catch)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.device,
                 iterations: int | None = None, target_s: float = 1.0) -> tuple[dict, int, float]:
     """{(module path, top-level op name): self ms summed over iterations}, iterations, wall ms per iteration."""
@@ -134,12 +151,19 @@ def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.d
         for name, mod in model.named_modules():
             handles.append(mod.register_forward_pre_hook(pre_hook(name)))
             handles.append(mod.register_forward_hook(post_hook))
-        with torch.inference_mode(), profile(activities=activities, record_shapes=False) as prof:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                model(*inputs)
-            sync()
-            wall = (time.perf_counter() - t0) / n
+        prof = profile(activities=activities, record_shapes=False)
+        with _fd2_silenced():  # kineto prints "USDT: ... profiler_start/stop" lines on fd 2
+            prof.__enter__()
+        try:
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    model(*inputs)
+                sync()
+                wall = (time.perf_counter() - t0) / n
+        finally:
+            with _fd2_silenced():
+                prof.__exit__(None, None, None)
     finally:
         for h in handles:
             h.remove()
