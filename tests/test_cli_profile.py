@@ -112,3 +112,23 @@ def test_crosscheck_leaves_the_model_untouched():
     assert list(m.state_dict()) == keys  # thop's total_ops/total_params buffers stay on its copy
     assert all(not mod._forward_hooks for mod in m.modules())
     assert {p.name: p.status for p in cc.peers} == {"fvcore": "ok", "thop": "ok", "torch": "ok"}
+
+
+def test_zoo_json_lists_every_model_with_its_cost(capsys):
+    from scaleprof import zoo
+
+    code, out, _ = run(capsys, "zoo", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == set(zoo.list_models())
+    b0 = rows["efficientnet_b0"]
+    assert (b0["params"], b0["macs"], b0["input"]) == (5_288_548, 385_814_752, "1x3x224x224")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["profile", "googlenet", "--depth", "1.2"], "depth"),          # the family has no depth knob
+    (["profile", "efficientnet_b0", "--width", "-1"], "width"),
+    (["profile", "efficientnet_b99"], "efficientnet_b0"),            # the names that do exist are listed
+])
+def test_zoo_bad_knobs_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
