@@ -192,25 +192,15 @@ def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.d
 # --- the counter's figures ---------------------------------------------------------------------------------
 
 def counter_rows(model: nn.Module, inputs: list[torch.Tensor]):
-    """(rows, by_kind) from scaleprof.profile, or (None, None, reason) when the counter is not available."""
+    """(rows, by_kind, None) from the counter, on meta tensors (no arithmetic is repeated), or
+    (None, None, reason) when it cannot count the model."""
+    from ..counting import profile
+
     try:
-        try:
-            from scaleprof import profile as count
-        except ImportError:
-            from scaleprof.counting import profile as count
-    except ImportError as exc:
-        return None, None, f"counter not available: {exc}"
-    last = None
-    for kwargs in ({"inputs": list(inputs), "device": str(inputs[0].device)},
-                   {"inputs": [tuple(x.shape) for x in inputs], "device": "meta"}):
-        try:
-            # Not under inference_mode: the counter's recorder needs ordinary tensors.
-            with torch.inference_mode(False):
-                r = count(model, **kwargs)
-            return list(r.layers), dict(r.by_kind()), None
-        except Exception as exc:  # try the next way of calling it
-            last = exc
-    return None, None, f"counter failed: {type(last).__name__}: {last}"
+        r = profile(model, list(inputs), device="meta", quiet=True)
+    except Exception as exc:
+        return None, None, f"counter failed: {type(exc).__name__}: {exc}"
+    return list(r.layers), dict(r.by_kind()), None
 
 
 def _field(row, name):
