@@ -106,6 +106,30 @@ def parse_inputs(texts, dtype=None) -> list[InputSpec]:
     return [parse_input(t, dtype) for t in (texts or [])]
 
 
+def as_input_list(inputs) -> list:
+    """One input (a tensor, a spec string, an InputSpec or a shape tuple) or a list of them, as a list."""
+    if inputs is None:
+        return []
+    if isinstance(inputs, (torch.Tensor, InputSpec, str)):
+        return [inputs]
+    if isinstance(inputs, (tuple, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
+        return [tuple(inputs)]  # one shape, not a list of them
+    return list(inputs)
+
+
+def resolve_inputs(spec, model: nn.Module, inputs, knobs: dict | None = None) -> list[InputSpec]:
+    """Input specs from the caller, else the zoo model's own default; an error when neither exists.
+    Float inputs follow the model's dtype when it runs; integer inputs (token ids) keep theirs."""
+    given = as_input_list(inputs)
+    if given:
+        return [InputSpec(tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else parse_input(x)
+                for x in given]
+    found = default_inputs(spec if isinstance(spec, str) else model, model, **(knobs or {}))
+    if not found:
+        raise ScaleprofError("no input shape known for this model: pass --input, e.g. --input 1x3x224x224")
+    return list(found)
+
+
 def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
     """``--arg key=value`` pairs; values are read as Python literals where they parse."""
     import ast

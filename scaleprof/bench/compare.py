@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import dtype_name, parse_dtype
+from ..spec import dtype_name, parse_dtype, resolve_inputs
 from . import prepare, stats
 from .env import differences, environment
 from .runtimes import get_runtime, one_line
@@ -131,7 +131,7 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cp
     if max_time <= 0:
         raise ScaleprofError(f"--max-time must be positive, got {max_time}")
     with torch_threads(threads):
-        specs = prepare.resolve_inputs(model_a, model_a, inputs)
+        specs = resolve_inputs(model_a, model_a, inputs)
         rt = get_runtime(runtime, threads=threads) if isinstance(runtime, str) else runtime
         prepared = []
         try:
@@ -226,12 +226,12 @@ def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runti
     model_a = prepare.load(spec_a, ka)
     model_b = prepare.load(spec_b, kb)
     if inputs:
-        specs = prepare.resolve_inputs(spec_a, model_a, inputs)
+        specs = resolve_inputs(spec_a, model_a, inputs)
     else:
         try:
-            specs = prepare.resolve_inputs(spec_a, model_a, None, knobs=ka)
+            specs = resolve_inputs(spec_a, model_a, None, knobs=ka)
         except ScaleprofError:
-            specs = prepare.resolve_inputs(spec_b, model_b, None, knobs=kb)
+            specs = resolve_inputs(spec_b, model_b, None, knobs=kb)
     specs = prepare.with_batch(specs, batch_size)
     return compare_models(model_a, model_b, specs, device=device, dtype=dtype, runtime=runtime, max_time=max_time,
                           target_ci=target_ci, min_effect=min_effect, labels=(prepare.spec_label(spec_a),

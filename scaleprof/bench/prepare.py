@@ -12,30 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import InputSpec, default_inputs, load_model, parse_dtype, parse_input
-
-
-def resolve_inputs(spec, model: nn.Module, inputs, dtype=None, knobs: dict | None = None) -> list[InputSpec]:
-    """Input specs from the caller, else the zoo model's own default; an error when neither exists."""
-    if isinstance(inputs, (str, torch.Tensor, InputSpec)):
-        inputs = [inputs]
-    elif isinstance(inputs, (tuple, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
-        inputs = [tuple(inputs)]  # one shape, not a list of them
-    if inputs:
-        out = []
-        for x in inputs:
-            if isinstance(x, torch.Tensor):
-                out.append(InputSpec(tuple(x.shape), x.dtype))
-            elif isinstance(x, InputSpec):
-                out.append(x)
-            else:
-                # float inputs follow the model's dtype; integer inputs (token ids) keep theirs
-                out.append(parse_input(x))
-        return out
-    found = default_inputs(spec if isinstance(spec, str) else model, model, **(knobs or {}))
-    if not found:
-        raise ScaleprofError("no input shape known for this model: pass --input, e.g. --input 1x3x224x224")
-    return list(found)
+from ..spec import InputSpec, load_model, parse_dtype
 
 
 def with_batch(specs: Sequence[InputSpec], batch_size: int | None) -> list[InputSpec]:

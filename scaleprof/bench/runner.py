@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import dtype_name, parse_dtype
+from ..spec import dtype_name, parse_dtype, resolve_inputs
 from . import memory as mem
 from . import prepare
 from .env import environment
@@ -129,7 +129,7 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         rts = parse_runtimes(runtimes, threads=threads)
         base = prepare.load(spec_or_model, knobs)
         base.eval()
-        specs = prepare.resolve_inputs(spec_or_model, base, inputs, knobs=knobs)
+        specs = resolve_inputs(spec_or_model, base, inputs, knobs=knobs)
         batches = batches or [specs[0].shape[0]]
         compile_modes = [rt.mode for rt in rts if rt.name == "compile"]
         ort_threads = next(({"intra_op": rt.intra_op_threads or torch.get_num_threads(),

@@ -15,19 +15,9 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import InputSpec, dtype_name, parse_device, parse_dtype, parse_input
+from ..spec import InputSpec, as_input_list, dtype_name, parse_device, parse_dtype, parse_input
 from .recorder import BACKWARD, FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
-
-
-def _as_input_list(inputs) -> list:
-    if inputs is None:
-        return []
-    if isinstance(inputs, (torch.Tensor, InputSpec, str)):
-        return [inputs]
-    if isinstance(inputs, (tuple, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
-        return [tuple(inputs)]  # one shape
-    return list(inputs)
 
 
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
@@ -37,8 +27,9 @@ def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | Non
         return torch.empty_like(t, device="meta", dtype=target_dtype)
     if t.device.type != "meta":
         moved = t.detach().to(device=device, dtype=target_dtype)
-        # buffers are copied so in-place updates (batch-norm running stats) never reach the user's model
-        return moved if param and moved is not t else moved.clone()
+        # buffers are copied so in-place updates (batch-norm running stats) never reach the user's model;
+        # parameters are only read
+        return moved if param else moved.clone()
     # the model lives on meta (built without weights): invent values that keep the forward sane
     out = torch.empty(t.shape, device=device, dtype=target_dtype)
     if out.is_floating_point():
@@ -89,7 +80,7 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
             if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
 
 
-def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> Recorder:
+def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> None:
     grad = torch.enable_grad() if backward else torch.no_grad()
     with grad, rec.attached():
         if params is None:
@@ -106,7 +97,6 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) ->
                 seeds = [torch.ones_like(o) for o in outs]
                 rec.active, rec.phase = True, BACKWARD
                 torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
-    return rec
 
 
 def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) -> str:
@@ -132,21 +122,28 @@ def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None,
         raise ScaleprofError(f"profile() needs an nn.Module, got {type(model).__name__}")
     dev = parse_device(device)
     dt = parse_dtype(dtype) if dtype is not None else None
-    items = _as_input_list(inputs)
+    items = as_input_list(inputs)
     if not items and not kwargs:
         shape = getattr(model, "default_input", None)
         if shape is None:
             raise ScaleprofError("no input given and the model has no default input: pass e.g. 1x3x224x224")
         items = [tuple(shape)]
     notices: list[str] = []
-    rec, labels = None, [str(x) for x in items if not isinstance(x, torch.Tensor)]
-    counted_on = dev
-    try:
-        params, buffers = _stand_ins(model, dev, dt, backward)
-        args, labels = _make_inputs(items, dev, dt)
+    labels = [str(x) for x in items if not isinstance(x, torch.Tensor)]
+    rec: Recorder | None = None
+
+    def attempt(device: torch.device) -> Recorder:
+        nonlocal rec, labels
+        params, buffers = _stand_ins(model, device, dt, backward)
+        args, labels = _make_inputs(items, device, dt)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
         _run(rec, model, params, buffers, args, kwargs, backward)
+        return rec
+
+    counted_on = dev
+    try:
+        attempt(dev)
     except ScaleprofError:
         raise
     except Exception as exc:
@@ -156,11 +153,9 @@ def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None,
         notice = f"the forward does not run on meta tensors ({type(exc).__name__}: {first[:120]}); " \
                  "counted on cpu with real tensors"
         counted_on = torch.device("cpu")
+        rec = None
         try:
-            params, buffers = _stand_ins(model, counted_on, dt, backward)
-            args, labels = _make_inputs(items, counted_on, dt)
-            rec = Recorder(model, params, tag_backward=backward)
-            _run(rec, model, params, buffers, args, kwargs, backward)
+            attempt(counted_on)
         except ScaleprofError:
             raise
         except Exception as exc2:

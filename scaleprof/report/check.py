@@ -226,8 +226,8 @@ def count(spec, inputs=None, dtype=None, knobs=None):
     from torch import nn
 
     if isinstance(spec, nn.Module):
-        from ..bench.prepare import resolve_inputs
         from ..counting import profile
+        from ..spec import resolve_inputs
 
         return profile(spec, resolve_inputs(spec, spec, inputs, knobs=knobs), device="meta", dtype=dtype,
                        name=type(spec).__name__)
