@@ -414,3 +414,25 @@ def test_mha_backward_kinds_follow_the_forward():
     bw = r.by_kind("backward")
     assert bw["attention"]["macs"] == 2 * att
     assert bw["linear"]["macs"] == 2 * lin + B * L * E * E   # the first linear: weight gradient only
+
+
+def test_mv_addmv_and_embedding_backward():
+    class MV(nn.Module):
+        def forward(self, a, v, b):
+            return torch.mv(a, v) + torch.addmv(b, a, v)
+
+    r = scaleprof.profile(MV(), [(3, 4), (4,), (3,)])
+    # two 3x4 matrix-vector products; FLOPs: 2/MAC, addmv's bias add (3), the final add (3)
+    assert (r.totals.macs, r.totals.flops) == (24, 48 + 3 + 3)
+
+    class Emb(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.lin = nn.Embedding(100, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.lin(self.e(x))
+
+    rb = scaleprof.profile(Emb(), ["4x5:int64"], backward=True)
+    # the embedding's gradient sums 4*5 rows of 8 into the table: one add per element
+    assert rb.by_kind("backward")["elementwise"]["flops"] == 4 * 5 * 8 and rb.uncounted_ops == {}

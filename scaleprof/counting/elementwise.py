@@ -50,8 +50,6 @@ ELEMENTWISE_COST: dict[str, int] = {
     "lerp": 3,            # a + w * (b - a)
     "hypot": 3,
     "xlogy": 2,
-    "_foreach_add": 1,
-    "_foreach_mul": 1,
 }
 
 # per input element (a reduction reads each element once)

@@ -8,6 +8,7 @@ the per-element numbers live in ``elementwise.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ Formula = Callable[[tuple, dict, Any], "Cost | list[Cost]"]
 _REGISTRY: dict[str, Formula] = {}
 
 
+@functools.cache
 def op_key(func) -> str:
     """Registry key of an OpOverload: ``aten::add`` for aten.add.Tensor and aten.add_.Tensor alike."""
     name = func.overloadpacket._qualified_op_name if hasattr(func, "overloadpacket") else str(func)
@@ -124,8 +126,7 @@ def _conv_info(x, w, stride, padding, dilation, transposed, groups) -> tuple[str
     return kind, info
 
 
-@register("convolution", "_convolution", "convolution_overrideable", "cudnn_convolution",
-          "cudnn_convolution_transpose", "mkldnn_convolution", "miopen_convolution")
+@register("convolution", "_convolution", "convolution_overrideable")
 def conv_cost(args, kwargs, out):
     x, w, b = args[0], args[1], _arg(args, kwargs, 2, "bias")
     name_transposed = len(args) > 6 and isinstance(args[6], bool)
@@ -199,12 +200,17 @@ def addbmm_cost(args, kwargs, out):
     return Cost(macs, 2 * macs + _numel(out) * int(a.shape[0]))
 
 
-@register("mv", "addmv")
+@register("mv")
 def mv_cost(args, kwargs, out):
-    off = 1 if len(args) == 3 or "vec" in kwargs and len(args) > 1 and args[0].dim() == 1 else 0
-    a = args[off]
-    macs = int(a.shape[0]) * int(a.shape[1])
-    return Cost(macs, 2 * macs + (_numel(out) if off else 0))
+    macs = int(args[0].shape[0]) * int(args[0].shape[1])
+    return Cost(macs, 2 * macs)
+
+
+@register("addmv")
+def addmv_cost(args, kwargs, out):
+    # (self, mat, vec): the product plus one add per output for the bias
+    macs = int(args[1].shape[0]) * int(args[1].shape[1])
+    return Cost(macs, 2 * macs + _numel(out))
 
 
 @register("dot", "vdot")
@@ -507,16 +513,20 @@ def dropout_backward_cost(args, kwargs, out):
     return Cost(0, _numel(out), K.ELEMENTWISE, activations=0)
 
 
-@register("embedding_dense_backward", "index_add", "scatter_add", "index_put", "_index_put_impl",
-          "scatter_reduce", "index_reduce", "_unsafe_index_put", "embedding_backward")
-def scatter_add_cost(args, kwargs, out):
-    # one add per source element scattered (index_put without accumulate moves data: free)
-    name_accumulate = _arg(args, kwargs, 3, "accumulate", True)
-    src = max((a for a in args[1:] if isinstance(a, torch.Tensor) and a.is_floating_point()),
-              key=_numel, default=None)
-    if src is None or name_accumulate is False:
-        return Cost(0, 0, K.OTHER, activations=0)
-    return Cost(0, _numel(src), K.ELEMENTWISE, activations=0)
+def _accumulate(src_index: int, accumulate_index: int | None = None):
+    """Scatter-adds: one add per source element (index_put without accumulate only moves data)."""
+
+    def formula(args, kwargs, out):
+        if accumulate_index is not None and not _arg(args, kwargs, accumulate_index, "accumulate", False):
+            return Cost(0, 0, K.OTHER, activations=0)
+        return Cost(0, _numel(args[src_index]), K.ELEMENTWISE, activations=0)
+
+    return formula
+
+
+register("embedding_dense_backward", "embedding_backward")(_accumulate(0))  # grad rows summed per index
+register("index_add", "scatter_add", "scatter_reduce", "index_reduce")(_accumulate(3))
+register("index_put", "_index_put_impl", "_unsafe_index_put")(_accumulate(2, accumulate_index=3))
 
 
 # --- pooling --------------------------------------------------------------------------------------------------

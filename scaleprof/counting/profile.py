@@ -167,17 +167,13 @@ def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None,
 
 
 def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -> ProfileResult:
-    def to_layer(r) -> Layer:
-        return Layer(r.name, r.module_type, r.kind, r.phase, r.macs, r.flops, r.params, r.activations, r.bytes,
-                     r.calls, dict(r.ops), r.info)
-
-    layers = [to_layer(r) for r in rec.rows.values() if r.calls or r.params]
+    layers = [r for r in rec.rows.values() if r.calls or r.params]
     unused = sum(n for _, n in rec.unclaimed.values())
     if unused:
         names = [n for n, _ in rec.unclaimed.values()]
         layers.append(Layer("(unused parameters)", "", "other", FORWARD, 0, 0, unused, 0, 0, 0, {},
                             {"parameters": names[:20] + (["…"] if len(names) > 20 else [])}))
-    operators = [to_layer(r) for r in rec.op_rows.values()]
+    operators = list(rec.op_rows.values())
     notices = notices + [f"formula failed for {op} ({err}); the op is listed as uncounted"
                          for op, err in rec.formula_errors.items()]
     phases: dict[str, Totals] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,27 +29,9 @@ from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
 from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
 from .meta_shapes import shortcut
+from .result import Layer
 
-PRODUCT_KINDS = frozenset({K.LINEAR, K.MATMUL, K.ATTENTION})
 FORWARD, BACKWARD = "forward", "backward"
-
-
-@dataclass
-class Row:
-    """Costs of one (phase, module, kind), summed over its calls."""
-
-    phase: str
-    name: str
-    module_type: str
-    kind: str
-    macs: int = 0
-    flops: int = 0
-    params: int = 0
-    activations: int = 0
-    bytes: int = 0
-    calls: int = 0
-    ops: Counter = field(default_factory=Counter)
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,8 +89,8 @@ class Recorder:
         self.tag_backward = tag_backward
         self.pending: list[tuple[list[torch.Tensor], Tag]] = []
         self.node_tags: dict[Any, Tag] = {}
-        self.rows: dict[tuple[str, str, str], Row] = {}
-        self.op_rows: dict[tuple[str, str], Row] = {}
+        self.rows: dict[tuple[str, str, str], Layer] = {}
+        self.op_rows: dict[tuple[str, str], Layer] = {}
         self.uncounted: Counter = Counter()
         self.free_ops: Counter = Counter()
         # parameters by storage, claimed by the first op that reads them (each counted once)
@@ -272,7 +254,7 @@ class Recorder:
         if row is None:
             phase = rkey[0]
             name = rkey[1] if len(rkey) == 3 else opname
-            row = table[rkey] = Row(phase, name, module_type, kind)
+            row = table[rkey] = Layer(name, module_type, kind, phase)
             row.info = dict(cost.info)
             row.info["input_shapes"] = [_shape(t) for t in ins[:3]]
             row.info["output_shape"] = _shape(primary)

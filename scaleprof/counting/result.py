@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,19 +38,20 @@ class Totals:
 
 @dataclass
 class Layer:
-    """One module's work of one kind in one phase (a module running a conv and a ReLU has two rows)."""
+    """One module's work of one kind in one phase (a module running a conv and a ReLU has two rows),
+    summed over its calls. The recorder fills these in as ops run."""
 
     name: str
     module_type: str
     kind: str
     phase: str
-    macs: int
-    flops: int
-    params: int
-    activations: int
-    bytes: int
-    calls: int
-    ops: dict[str, int]
+    macs: int = 0
+    flops: int = 0
+    params: int = 0
+    activations: int = 0
+    bytes: int = 0
+    calls: int = 0
+    ops: dict[str, int] = field(default_factory=Counter)
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,10 +27,10 @@ def render(df: pd.DataFrame, fmt: str) -> str:
 def _kind_frame(result) -> pd.DataFrame:
     rows = []
     total = result.totals
+    mac_share, flop_share = result.share("macs"), result.share("flops")
     for kind, v in result.by_kind().items():
-        rows.append({"kind": kind, "calls": v["calls"], "MACs": v["macs"],
-                     "MACs %": 100 * v["macs"] / total.macs if total.macs else 0.0,
-                     "FLOPs": v["flops"], "FLOPs %": 100 * v["flops"] / total.flops if total.flops else 0.0,
+        rows.append({"kind": kind, "calls": v["calls"], "MACs": v["macs"], "MACs %": 100 * mac_share[kind],
+                     "FLOPs": v["flops"], "FLOPs %": 100 * flop_share[kind],
                      "params": v["params"], "activations": v["activations"], "bytes": v["bytes"]})
     df = pd.DataFrame(rows).set_index("kind")
     df.loc["total"] = [df["calls"].sum(), total.macs, 100.0, total.flops, 100.0, total.params,
