@@ -182,15 +182,9 @@ def _cmd_compare(args) -> int:
 
     if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
         from .bench.compare import compare_saved
+        from .report.files import read_json
 
-        loaded = []
-        for path in (args.spec_a, args.spec_b):
-            try:
-                with open(path) as fh:
-                    loaded.append(json.load(fh))
-            except (OSError, ValueError) as exc:
-                raise ScaleprofError(f"cannot read bench result {path}: {exc}") from exc
-        d = compare_saved(*loaded)
+        d = compare_saved(*(read_json(path, "bench result") for path in (args.spec_a, args.spec_b)))
         if args.json:
             _emit_json(d)
         else:
