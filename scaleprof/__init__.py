@@ -3,7 +3,7 @@
 The Python API is the product; the `scaleprof` CLI is a thin shell over it.
 """
 
-from .errors import RegressionFound, ScaleprofError
+from .errors import ScaleprofError
 from .spec import load_model
 
 __version__ = "0.1.0"
@@ -31,4 +31,4 @@ def __getattr__(name):
     return module if attr is None else getattr(module, attr)
 
 
-__all__ = ["RegressionFound", "ScaleprofError", "load_model", "profile"]
+__all__ = ["ScaleprofError", "load_model", "profile"]

@@ -12,7 +12,8 @@ def profile_spec(spec, *, inputs=None, dtype=None, device="meta", backward=False
     knobs = dict(knobs or {})
     dev = parse_device(device)
     model = load_model(spec, device=dev, **knobs)
-    model.train(backward)
+    if isinstance(spec, str):  # a model we built; a user's module keeps the mode it is in
+        model.train(backward)
     specs = resolve_inputs(spec, model, inputs, knobs)
     return profile(model, specs, device=dev, dtype=dtype, backward=backward,
                    name=spec if isinstance(spec, str) else type(spec).__name__)

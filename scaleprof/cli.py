@@ -12,7 +12,7 @@ import json
 import sys
 import traceback
 
-from .errors import ScaleprofError
+from .errors import ScaleprofError, one_line
 
 
 def _emit_json(obj) -> None:
@@ -72,8 +72,10 @@ def _cmd_profile(args) -> int:
         return 0
     print(format_profile(result, by=args.by, level=args.level, fmt=args.format))
     if crosscheck is not None:
+        from .report.tables import format_crosscheck
+
         print()
-        print(crosscheck.format(fmt=args.format))
+        print(format_crosscheck(crosscheck, fmt=args.format))
     return 0
 
 
@@ -125,7 +127,7 @@ def _cmd_bench(args) -> int:
 
         with torch_threads(args.threads):
             m = run_micro(args.micro, device=args.device, dtype=parse_dtype(args.dtype),
-                          max_time=min(args.max_time, 2.0) if args.max_time else 2.0, progress=True)
+                          max_time=min(args.max_time, 2.0), progress=True)
         if args.json:
             _emit_json(m.to_dict())
         else:
@@ -182,9 +184,13 @@ def _cmd_compare(args) -> int:
 
     if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
         from .bench.compare import compare_saved
+        from .report.detect import require_kind
         from .report.files import read_json
 
-        d = compare_saved(*(read_json(path, "bench result") for path in (args.spec_a, args.spec_b)))
+        saved = [read_json(path, "bench result") for path in (args.spec_a, args.spec_b)]
+        for obj, path in zip(saved, (args.spec_a, args.spec_b), strict=True):
+            require_kind(obj, path, allowed=("bench",))
+        d = compare_saved(*saved)
         if args.json:
             _emit_json(d)
         else:
@@ -263,9 +269,9 @@ def _cmd_check(args) -> int:
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
                        max_time=args.max_time)
-    except ScaleprofError as exc:
+    except Exception as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
-        err = error_result(str(exc), model=args.spec)
+        err = error_result(one_line(exc), model=args.spec)
         append_step_summary(err.to_markdown())
         if args.json:
             _emit_json(err.to_dict())
@@ -306,8 +312,6 @@ def _build_check(sub) -> None:
     _add_common(p)
     p.set_defaults(func=_cmd_check)
 
-
-# --- registration ----------------------------------------------------------------------------------------
 
 # --- scale -----------------------------------------------------------------------------------------------
 
@@ -446,8 +450,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # never a bare traceback without --debug
         if debug:
             traceback.print_exc()
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"scaleprof {args.verb}: error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
+        print(f"scaleprof {args.verb}: error: {one_line(exc)} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 2
 

@@ -2,12 +2,21 @@
 
 
 class ScaleprofError(Exception):
-    """Bad input or a failure: the CLI prints the message on one line and exits 2."""
+    """Bad input or a failure: the CLI prints the message on one line and exits 2. (A check that finds a
+    regression is a result, not an error: `check` returns exit code 1 itself.)"""
 
     exit_code = 2
 
 
-class RegressionFound(ScaleprofError):
-    """A check found a regression: exit 1."""
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line: its type and the first line of its message (our own errors without the
+    type), terminal colours removed, out-of-memory named as such; what every reason and stderr line uses."""
+    import re
 
-    exit_code = 1
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, ScaleprofError):
+        return first[:limit]
+    if isinstance(exc, MemoryError) or "out of memory" in first.lower():
+        return f"out of memory: {type(exc).__name__}: {first}"[:limit]
+    return f"{type(exc).__name__}: {first}"[:limit]

@@ -132,3 +132,32 @@ def test_zoo_json_lists_every_model_with_its_cost(capsys):
 def test_zoo_bad_knobs_exit_2(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_crosscheck_compares_forward_with_forward(capsys, model_file):
+    # --backward counts the backward too; the peers count a forward, so the comparison uses our forward
+    code, out, _ = run(capsys, "profile", f"{model_file}:net", "--input", "1x3x8x8", "--backward",
+                       "--crosscheck", "--json")
+    d = json.loads(out)
+    assert d["phases"]["backward"]["macs"] > 0
+    assert d["crosscheck"]["scaleprof_macs"] == d["phases"]["forward"]["macs"]
+    torch_peer = next(p for p in d["crosscheck"]["peers"] if p["name"] == "torch")
+    assert torch_peer["difference"] == 0
+
+
+def test_profile_spec_leaves_a_user_module_in_its_mode():
+    import torch.nn as nn
+
+    from scaleprof.api import profile_spec
+
+    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval()
+    profile_spec(m, inputs=["2x4"], backward=True)
+    assert not m.training
+
+
+def test_compare_refuses_a_result_of_another_kind(capsys, tmp_path):
+    p = tmp_path / "p.json"
+    code, out, _ = run(capsys, "profile", "mobilenet_v3_small", "--json")
+    p.write_text(out)
+    code, out, err = run(capsys, "compare", str(p), str(p))
+    assert code == 2 and "profile file" in err

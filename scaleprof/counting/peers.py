@@ -215,11 +215,6 @@ class Crosscheck:
                                          "explanations": self.explanations(p) if p.status == "ok" else []}
                           for p in self.peers]}
 
-    def format(self, fmt: str = "table") -> str:
-        from ..report.tables import format_crosscheck
-
-        return format_crosscheck(self, fmt=fmt)
-
 
 def crosscheck(model: nn.Module, inputs, ours=None, peers=("fvcore", "thop", "torch")) -> Crosscheck:
     """Run each peer on a deep copy of ``model`` (real tensors, eval mode) and explain the differences.
@@ -240,4 +235,6 @@ def crosscheck(model: nn.Module, inputs, ours=None, peers=("fvcore", "thop", "to
         except Exception as exc:  # a peer's failure is a result, not a crash
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             results.append(PeerCount(name, "failed", reason=f"{type(exc).__name__}: {first}"))
-    return Crosscheck(ours.totals.macs, ours_by_group(ours), results)
+    # peers count a forward pass: compare with scaleprof's forward, also when ours counted a backward too
+    forward = ours.phases.get("forward")
+    return Crosscheck(forward.macs if forward else 0, ours_by_group(ours), results)

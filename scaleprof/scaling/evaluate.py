@@ -7,17 +7,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import ScaleprofError
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if isinstance(exc, ScaleprofError):
-        return first[:300]
-    if isinstance(exc, MemoryError) or "out of memory" in first.lower():
-        return f"out of memory: {type(exc).__name__}: {first}"[:300]
-    return f"{type(exc).__name__}: {first}"[:300]
+from ..errors import one_line
 
 
 def _threads(task: dict):

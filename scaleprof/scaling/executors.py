@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ..errors import ScaleprofError
-from .evaluate import one_line
+from ..errors import ScaleprofError, one_line
 
 EXECUTORS = ("local", "process", "ray")
 

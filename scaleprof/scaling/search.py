@@ -20,7 +20,7 @@ import sys
 import time
 from collections import OrderedDict
 
-from ..errors import ScaleprofError
+from ..errors import ScaleprofError, one_line
 from . import grid as gridmod
 from .budget import (
     check_constraint,
@@ -29,7 +29,7 @@ from .budget import (
     parse_budget,
     within,
 )
-from .evaluate import cost_group, objective_task, one_line
+from .evaluate import cost_group, objective_task
 from .executors import check_executor, run_tasks, worker_threads
 from .family import resolve_family
 from .log import MemoryLog, ResultsLog
