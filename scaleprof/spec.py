@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ScaleprofError
+from .errors import ScaleprofError, one_line
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -102,10 +102,6 @@ def parse_input(text: str | InputSpec | tuple | list, dtype: str | torch.dtype |
     return InputSpec(shape, parse_dtype(dt or dtype))
 
 
-def parse_inputs(texts, dtype=None) -> list[InputSpec]:
-    return [parse_input(t, dtype) for t in (texts or [])]
-
-
 def as_input_list(inputs) -> list:
     """One input (a tensor, a spec string, an InputSpec or a shape tuple) or a list of them, as a list."""
     if inputs is None:
@@ -181,7 +177,7 @@ def _resolve_callable(spec: str):
     except ScaleprofError:
         raise
     except Exception as exc:  # the user's module failed to import: say why in one line
-        raise ScaleprofError(f"model spec {spec!r}: cannot import {head!r}: {type(exc).__name__}: {exc}") from exc
+        raise ScaleprofError(f"model spec {spec!r}: cannot import {head!r}: {one_line(exc)}") from exc
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -199,10 +195,9 @@ def _hub_callable(lib: str, name: str):
         if name not in mod.list_models():
             raise ScaleprofError(f"model spec 'timm:{name}': timm has no model {name!r}")
         return lambda **kw: mod.create_model(name, pretrained=False, **kw)
-    try:
-        return lambda **kw: mod.get_model(name, weights=None, **kw)
-    except Exception as exc:  # pragma: no cover - depends on torchvision
-        raise ScaleprofError(f"model spec 'torchvision:{name}': {exc}") from exc
+    if name not in mod.list_models():
+        raise ScaleprofError(f"model spec 'torchvision:{name}': torchvision has no model {name!r}")
+    return lambda **kw: mod.get_model(name, weights=None, **kw)
 
 
 def is_zoo_spec(spec: str) -> bool:
@@ -234,9 +229,9 @@ def load_model(spec: str | nn.Module, *, device: str | torch.device | None = Non
     except ScaleprofError:
         raise
     except TypeError as exc:
-        raise ScaleprofError(f"model spec {spec!r}: bad arguments {kwargs}: {exc}") from exc
+        raise ScaleprofError(f"model spec {spec!r}: bad arguments {kwargs}: {one_line(exc)}") from exc
     except Exception as exc:
-        raise ScaleprofError(f"model spec {spec!r}: building the model failed: {type(exc).__name__}: {exc}") from exc
+        raise ScaleprofError(f"model spec {spec!r}: building the model failed: {one_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise ScaleprofError(f"model spec {spec!r} returned a {type(model).__name__}, not an nn.Module")
     return model

@@ -112,7 +112,6 @@ def measure_one(tool: str, case: str) -> dict:
     from scaleprof import zoo
 
     warnings.simplefilter("ignore")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if case == "decoder_7b":
         with torch.device("meta"):
             model = Decoder()
@@ -142,13 +141,11 @@ def measure_one(tool: str, case: str) -> dict:
             f.uncalled_modules_warnings(False)
             macs = int(f.total())
     elif tool == "thop":
-        import copy
-
         import thop
 
-        def fn():
+        def fn():  # thop removes its hooks and buffers itself; this process is thrown away anyway
             nonlocal macs
-            macs = int(thop.profile(copy.deepcopy(model), inputs=(x,), verbose=False)[0])
+            macs = int(thop.profile(model, inputs=(x,), verbose=False)[0])
     elif tool == "torch":
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -164,7 +161,7 @@ def measure_one(tool: str, case: str) -> dict:
             "peak_rss_bytes": peak_rss_bytes()}
 
 
-def _baseline_rss(case: str) -> int:
+def _baseline_rss() -> int:
     """Peak RSS of a process that imports everything and builds nothing: what every case pays anyway."""
     code = ("import torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
             "from scaleprof.bench.counting_speed import peak_rss_bytes; print(peak_rss_bytes())")
@@ -190,9 +187,11 @@ def run_selfbench(out_dir: str | Path = "reports", timeout: float = 600) -> str:
     done = {}
     if log.exists():
         for line in log.read_text().splitlines():
-            if line.strip():
+            try:
                 r = json.loads(line)
-                done[(r["tool"], r["case"])] = r
+            except json.JSONDecodeError:  # a line cut off by a kill: that case runs again
+                continue
+            done[(r["tool"], r["case"])] = r
     plan = [(t, c) for c in MODELS for t in TOOLS] + [("scaleprof", "decoder_7b")]
     for i, (tool, case) in enumerate(plan, 1):
         if (tool, case) in done:
@@ -202,7 +201,7 @@ def run_selfbench(out_dir: str | Path = "reports", timeout: float = 600) -> str:
         done[(tool, case)] = r
         with log.open("a") as f:
             f.write(json.dumps(r) + "\n")
-    return format_markdown(done, _baseline_rss("resnet50"))
+    return format_markdown(done, _baseline_rss())
 
 
 def format_markdown(done: dict, base_rss: int) -> str:
