@@ -118,8 +118,8 @@ def _build_zoo(sub) -> None:
 # --- bench -----------------------------------------------------------------------------------------------
 
 def _cmd_bench(args) -> int:
-    from .bench import table
     from .bench.runner import bench, torch_threads
+    from .report import bench_tables as table
 
     if args.micro:
         from .bench.micro import run_micro
@@ -180,7 +180,7 @@ def _build_bench(sub) -> None:
 # --- compare ---------------------------------------------------------------------------------------------
 
 def _cmd_compare(args) -> int:
-    from .bench import table
+    from .report import bench_tables as table
 
     if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
         from .bench.compare import compare_saved

@@ -9,6 +9,7 @@ A spec is one of:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import re
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import ScaleprofError, one_line
+from .meta_init import skip_init
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -152,7 +154,8 @@ def _on_device(device: torch.device | None):
 
 
 def _import_file(path: Path):
-    name = f"_scaleprof_user_{abs(hash(str(path.resolve())))}"
+    # a stable name (not hash(), which is salted per process): arch_hash names a module's class by it
+    name = f"_scaleprof_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ScaleprofError(f"cannot import {path}")
@@ -162,18 +165,38 @@ def _import_file(path: Path):
     return module
 
 
+_CALLABLES: dict[tuple, Any] = {}   # per process: what a spec names, resolved once (a file: per mtime)
+
+
+def resolve_callable(spec: str, what: str = "model spec"):
+    """The callable ``module:attr`` / ``file.py:attr`` / ``torchvision:NAME`` / ``timm:NAME`` names, cached
+    per process, so that a user's file is executed once (again only after it changes). ``what`` names the
+    option in the error when the object is not callable."""
+    fn = _resolve_callable(spec)
+    if not callable(fn):
+        raise ScaleprofError(f"{what} {spec!r} names a {type(fn).__name__}, not a callable")
+    return fn
+
+
 def _resolve_callable(spec: str):
     head, _, attr = spec.rpartition(":")
+    is_file = head.endswith(".py") or "/" in head
+    key: tuple = (spec,)
+    if is_file:
+        path = Path(head)
+        if not path.is_file():
+            raise ScaleprofError(f"model spec {spec!r}: no such file {head!r}")
+        key = (str(path.resolve()), path.stat().st_mtime_ns, attr)
+    if key not in _CALLABLES:
+        _CALLABLES[key] = _resolve_uncached(spec, head, attr, is_file)
+    return _CALLABLES[key]
+
+
+def _resolve_uncached(spec: str, head: str, attr: str, is_file: bool):
     if head in ("torchvision", "timm"):
         return _hub_callable(head, attr)
     try:
-        if head.endswith(".py") or "/" in head:
-            path = Path(head)
-            if not path.is_file():
-                raise ScaleprofError(f"model spec {spec!r}: no such file {head!r}")
-            module = _import_file(path)
-        else:
-            module = importlib.import_module(head)
+        module = _import_file(Path(head)) if is_file else importlib.import_module(head)
     except ScaleprofError:
         raise
     except Exception as exc:  # the user's module failed to import: say why in one line
@@ -204,36 +227,39 @@ def is_zoo_spec(spec: str) -> bool:
     return ":" not in spec
 
 
-def load_model(spec: str | nn.Module, *, device: str | torch.device | None = None, **kwargs) -> nn.Module:
+def load_model(spec, *, device: str | torch.device | None = None, **kwargs) -> nn.Module:
     """Build the model a spec names, on ``device`` (``meta`` builds it without allocating weights).
 
-    Zoo knobs (``width``, ``depth``, ``resolution``) and a user callable's keyword arguments pass through
-    ``kwargs``; a knob a family lacks is an error, never silently ignored.
+    ``spec``: a spec string, a callable returning an ``nn.Module``, or a module (returned as is). Zoo knobs
+    (``width``, ``depth``, ``resolution``) and a user callable's keyword arguments pass through ``kwargs``; a
+    knob a family lacks is an error, never silently ignored. On meta, weight initialisation is skipped
+    (meta_init.skip_init: meta tensors hold no values).
     """
     if isinstance(spec, nn.Module):
         return spec
-    if not isinstance(spec, str) or not spec.strip():
-        raise ScaleprofError(f"model spec must be a non-empty string, got {spec!r}")
-    spec = spec.strip()
     dev = torch.device(device) if device is not None else None
-    if is_zoo_spec(spec):
-        from . import zoo
+    if callable(spec):
+        fn, label = spec, f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', repr(spec))}"
+    else:
+        if not isinstance(spec, str) or not spec.strip():
+            raise ScaleprofError(f"model spec must be a non-empty string or a callable, got {spec!r}")
+        label = spec = spec.strip()
+        if is_zoo_spec(spec):
+            from . import zoo
 
-        return zoo.build(spec, device=dev, **kwargs)
-    fn = _resolve_callable(spec)
-    if not callable(fn):
-        raise ScaleprofError(f"model spec {spec!r} names a {type(fn).__name__}, not a callable")
+            return zoo.build(spec, device=dev, **kwargs)
+        fn = resolve_callable(spec)
     try:
-        with _on_device(dev):
+        with _on_device(dev), skip_init(dev):
             model = fn(**kwargs)
     except ScaleprofError:
         raise
     except TypeError as exc:
-        raise ScaleprofError(f"model spec {spec!r}: bad arguments {kwargs}: {one_line(exc)}") from exc
+        raise ScaleprofError(f"model spec {label!r}: bad arguments {kwargs}: {one_line(exc)}") from exc
     except Exception as exc:
-        raise ScaleprofError(f"model spec {spec!r}: building the model failed: {one_line(exc)}") from exc
+        raise ScaleprofError(f"model spec {label!r}: building the model failed: {one_line(exc)}") from exc
     if not isinstance(model, nn.Module):
-        raise ScaleprofError(f"model spec {spec!r} returned a {type(model).__name__}, not an nn.Module")
+        raise ScaleprofError(f"model spec {label!r} returned a {type(model).__name__}, not an nn.Module")
     return model
 
 

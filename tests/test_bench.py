@@ -234,10 +234,13 @@ def test_micro_convs_have_equal_macs():
     from torch.utils.flop_counter import FlopCounterMode
 
     macs = []
-    for _name, conv, shape, m in conv_configs(side=8):
+    for _name, conv, shape, m, nbytes in conv_configs(side=8):
+        x = torch.randn(shape)
         with FlopCounterMode(display=False) as fc:
-            conv(torch.randn(shape))
+            out = conv(x)
         assert fc.get_total_flops() == 2 * m  # torch counts 2 FLOPs per MAC
+        # least traffic: input and weight read once, output written once, 4 bytes each in float32
+        assert nbytes == 4 * (x.numel() + conv.weight.numel() + out.numel())
         macs.append(m)
     assert len(set(macs)) == 1 and macs[0] == 8 * 8 * 36864
     res = run_micro("convs", side=8, max_time=0.2)
@@ -245,6 +248,7 @@ def test_micro_convs_have_equal_macs():
     assert all(r.median_ms > 0 and r.gmacs_per_s > 0 for r in res.rows)
     act = run_micro("activations", shape=(1, 8, 16, 16), max_time=0.1)
     assert {r.name for r in act.rows} >= {"relu", "silu", "hardswish", "gelu"}
+    assert all(r.bytes == 2 * 8 * 16 * 16 * 4 for r in act.rows)  # the tensor read once and written once
 
 
 def _spec_file(tmp_path):

@@ -43,8 +43,8 @@ def scale_dict() -> dict:
     best = max((c for c in cands if c["feasible"]), key=lambda c: c["score"])
     sweep = [{"phi": p, "name": f"b{p}", "cost_ratio": 2 ** p * 1.05, "paper_ratio": r}
              for p, r in zip(range(4), (1.0, 0.70 / 0.39, 1.0 / 0.39, 1.8 / 0.39), strict=True)]
-    return {"family": "efficientnet", "phi": 1, "budget": 2.0, "candidates": cands, "best": best,
-            "phi_sweep": sweep}
+    return {"family": "efficientnet", "phi": 1, "budget": {"describe": "2x the base ±5%", "target_ratio": 2.0},
+            "candidates": cands, "best": best, "phi_sweep": sweep}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def fake_sections(tmp_path, monkeypatch):
             p.write_text(p.read_text() + "x" if p.exists() else "x")
             return "## Good section\\n\\n| tool | ratio |\\n|---|---|\\n| scaleprof | 1.00 |\\n"
     """))
-    (pkg / "bad.py").write_text("def run_selfbench():\n    raise RuntimeError('peer not installed')\n")
+    (pkg / "bad.py").write_text("def run_selfbench(out_dir=None):\n    raise RuntimeError('peer not installed')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(selfbench, "SECTIONS", {
         "counting": ("fakebench.good", "Counting speed"),
@@ -38,19 +38,23 @@ def fake_sections(tmp_path, monkeypatch):
 
 def test_selfbench_reports_missing_and_failing_sections(fake_sections, capsys):
     out = fake_sections / "reports"
-    assert selfbench.main(["--out", str(out)]) == 0
+    assert selfbench.main(["--out", str(out)]) == 0  # one section of three on the page
     page = (out / "performance.md").read_text()
     assert page.startswith("# Performance")
     assert "| scaleprof | 1.00 |" in page
     assert "**Not available: failed.** RuntimeError: peer not installed" in page
-    assert "**Not available: missing.**" in page and "fakebench.absent" in page
+    assert "**Not available: failed.** ModuleNotFoundError" in page and "fakebench.absent" in page
     assert "fingerprint" in page  # which machine made it
     # a rerun keeps the finished section and retries the others
     assert selfbench.main(["--out", str(out)]) == 0
     assert (out / "good-runs.txt").read_text() == "x"
-    assert selfbench.main(["--out", str(out), "--only", "counting", "--force"]) == 0
+    assert selfbench.main(["--out", str(out), "--only", "counting,", "--force"]) == 0
     assert (out / "good-runs.txt").read_text() == "xx"
+    # every section asked for failed: exit 2, and the finished one is still on the page
+    assert selfbench.main(["--out", str(out), "--only", "measurement,scaling"]) == 2
+    assert "| scaleprof | 1.00 |" in (out / "performance.md").read_text()
     assert selfbench.main(["--out", str(out), "--only", "nope"]) == 2
+    assert selfbench.main(["--out", str(out), "--only", ","]) == 2
 
 
 def test_store_skips_finished_work_and_redoes_damaged(tmp_path):
@@ -82,6 +86,7 @@ def test_zoo_and_crosscheck_reports_resume(tmp_path):
     row = next(line for line in zoo_md.splitlines() if line.startswith("| mobilenet_v1_025 |"))
     assert "41,030,272" in row and "41,000,000" in row and "within rounding" in row
     assert (out / "zoo" / "README.html").is_file() and (out / "zoo" / "figures" / "zoo-macs-vs-latency.png").is_file()
+    assert not list((out / "crosscheck" / "data").glob("cost-*"))  # one count per model, kept with the zoo's
     cc = json.loads((out / "crosscheck" / "data" / "crosscheck-mobilenet_v1_025.json").read_text())
     assert cc["scaleprof_macs"] == 41_030_272
     assert {p["name"] for p in cc["peers"]} == {"fvcore", "thop", "torch"}

@@ -165,6 +165,29 @@ def test_arch_hash_names_what_was_built():
     assert h != arch_hash(fam.build(1.1, 1.05, 258), (1, 3, 260, 260))
 
 
+def test_arch_hash_sees_list_attributes():
+    from scaleprof.zoo.blocks import Permute
+
+    # no parameters, no extra_repr: only the dims list tells the two apart
+    nchw, nhwc = torch.nn.Sequential(Permute([0, 2, 3, 1])), torch.nn.Sequential(Permute([0, 3, 1, 2]))
+    assert arch_hash(nchw, (1, 3, 8, 8)) != arch_hash(nhwc, (1, 3, 8, 8))
+    assert arch_hash(nchw, (1, 3, 8, 8)) == arch_hash(torch.nn.Sequential(Permute([0, 2, 3, 1])), (1, 3, 8, 8))
+
+
+def test_file_family_has_a_stable_module_name():
+    # hash() is salted per process: the name of a file's module (part of arch_hash) must not depend on it
+    import hashlib
+
+    from scaleprof import spec
+
+    fn = spec.resolve_callable(f"{MODELS}:own_class_net")
+    assert spec.resolve_callable(f"{MODELS}:own_class_net") is fn            # the file is executed once
+    digest = hashlib.sha1(str(MODELS).encode()).hexdigest()[:16]
+    assert type(fn()[1]).__module__ == f"_scaleprof_user_{digest}"
+    fam = resolve_family(f"{MODELS}:own_class_net")
+    assert arch_hash(fam.build(1.0), (1, 3, 32, 32)) == arch_hash(fam.build(1.0), (1, 3, 32, 32))
+
+
 def test_tiny_family_costs_by_hand():
     r = scale(TINY, alpha="1.0:1.5:0.25", beta="1.0,1.5", gamma="1.0,1.25", budget="<=4x", **QUIET)
     for c in r.candidates:
@@ -172,6 +195,21 @@ def test_tiny_family_costs_by_hand():
         assert c["cost_ratio"] == pytest.approx(c["macs"] / tiny.tiny_macs(1.0, 1.0, 32))
     # depth 1.25 and 1.5 both give ceil(2 · d) = 3 blocks: duplicates
     assert r.duplicates == 4 and r.architectures == 8
+
+
+def test_ceiling_budget_uses_the_budget():
+    # <=2x ±5%: (1, 1, 1) 1.0x, (1, 1, 1.25) 1.562x and (1.5, 1, 1) 1.421x are feasible (tiny_macs by hand);
+    # the fewest activations (the base) must not win a ceiling: the most MACs under it does
+    r = scale(TINY, alpha="1.0,1.5", beta="1.0,1.5", gamma="1.0,1.25", budget="<=2x", **QUIET)
+    base = tiny.tiny_macs(1.0, 1.0, 32)
+    feasible = {(c["alpha"], c["beta"], c["gamma"]) for c in r.candidates if c["feasible"]}
+    assert feasible == {(1.0, 1.0, 1.0), (1.0, 1.0, 1.25), (1.5, 1.0, 1.0)}
+    assert (r.best["alpha"], r.best["beta"], r.best["gamma"]) == (1.0, 1.0, 1.25)
+    assert r.best["macs"] == tiny.tiny_macs(1.0, 1.0, 40) and r.best["cost_ratio"] <= 2.1
+    assert r.best["score"] == pytest.approx(tiny.tiny_macs(1.0, 1.0, 40) / (2 * base))
+    ranked = [(c["alpha"], c["beta"], c["gamma"]) for c in sorted(r.candidates, key=lambda c: c["rank"] or 99)
+              if c["rank"]]
+    assert ranked == [(1.0, 1.0, 1.25), (1.5, 1.0, 1.0), (1.0, 1.0, 1.0)]
 
 
 # --- the φ sweep ------------------------------------------------------------------------------------------------
@@ -188,6 +226,16 @@ def test_phi_sweep_counts_the_built_models():
     assert s[1]["target_ratio"] == 2 and s[2]["target_ratio"] == 4
     assert s[1]["paper_macs"] == 700_000_000                               # Table 2: B1 0.70B
     assert s[1]["released_macs"] == 686_802_832                            # figures.md exact B1
+
+
+def test_phi_sweep_names_b_phi_only_from_b0():
+    # B3 as the base: its φ = 1 is not B1, so no paper or released figures are attached
+    r = scale("efficientnet_b3", alpha="1.2", beta="1.1", gamma="1.15", budget="<=3x", sweep="0:1", progress=False)
+    assert r.phi_sweep[0]["macs"] == 1_827_141_392                         # figures.md exact B3
+    assert not any(k in row for row in r.phi_sweep for k in ("paper_model", "paper_macs", "released_macs"))
+    r = scale("efficientnet", alpha="1.2", beta="1.1", gamma="1.15", budget="<=3x", sweep="0", progress=False,
+              base_resolution=240)
+    assert "paper_macs" not in r.phi_sweep[0]
 
 
 # --- resume, executors, failures -------------------------------------------------------------------------------
@@ -232,6 +280,25 @@ def test_a_worker_killed_mid_candidate_fails_only_that_candidate():
     for key in ((1.0, 1.0), (1.5, 1.0), (1.0, 1.5)):
         c = by[key]
         assert c["status"] == "ok" and c["macs"] == tiny.tiny_macs(c["width"], c["depth"], 32)
+
+
+def test_closing_a_process_pool_early_starts_no_more_work(tmp_path):
+    # at most `jobs` tasks in flight, and a closed generator cancels the rest instead of running them all
+    import time
+    from contextlib import closing
+
+    from scaleprof.scaling.evaluate import objective_task
+    from scaleprof.scaling.executors import run_tasks
+
+    fam = resolve_family(TINY)
+    tasks = [{"family": fam, "objective": f"python:{MODELS}:sleepy_scorer", "options": {}, "threads": 1,
+              "candidate": {"key": str(i), "width": 1.0, "depth": 1.0, "resolution": 32,
+                            "marker": str(tmp_path / str(i))}} for i in range(8)]
+    with closing(run_tasks(objective_task, tasks, executor="process", jobs=2)) as results:
+        i, ok, value = next(results)
+        assert ok and value["status"] == "ok", value
+    time.sleep(1.0)                          # what was in flight finishes in the background
+    assert 2 <= len(list(tmp_path.iterdir())) <= 3
 
 
 @pytest.mark.slow  # a local Ray instance takes ~5-15 s to start on 2 cores

@@ -372,6 +372,23 @@ def test_build_on_meta_allocates_nothing_and_is_eval():
     assert m(torch.empty(1, 3, 64, 64, device="meta")).shape == (1, 1000)
 
 
+def test_meta_builds_skip_initialisation_only_on_meta():
+    from scaleprof.meta_init import SkipInitOnMeta, skip_init
+
+    meta, cpu = torch.empty(4, 4, device="meta"), torch.zeros(4, 4)
+    with SkipInitOnMeta():
+        # nn.init reaches the mode as itself (tensor in kwargs) or through the Tensor method it calls
+        for init in (lambda t: nn.init.kaiming_uniform_(t, a=1), lambda t: nn.init.uniform_(t, -1, 1),
+                     lambda t: nn.init.normal_(t), lambda t: nn.init.constant_(t, 3.0), nn.init.ones_,
+                     nn.init.trunc_normal_, lambda t: t.normal_()):
+            assert init(meta) is meta
+        nn.init.constant_(cpu, 3.0)                                   # a real tensor is still filled
+    assert torch.equal(cpu, torch.full((4, 4), 3.0))
+    assert isinstance(skip_init("meta"), SkipInitOnMeta) and not isinstance(skip_init("cpu"), SkipInitOnMeta)
+    # every family has the resolution knob (registry.build and default_input rely on it)
+    assert all("resolution" in zoo.knob_names(f) for f in zoo.families())
+
+
 def test_summary_rows():
     rows = zoo.summary(with_cost=False)
     assert [r["name"] for r in rows] == zoo.list_models()

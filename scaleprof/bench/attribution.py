@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..counting import kinds as K
+from ..errors import one_line
 
 _RANGE = "scaleprof::module::"
 
@@ -192,20 +193,14 @@ def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.d
 # --- the counter's figures ---------------------------------------------------------------------------------
 
 def counter_rows(model: nn.Module, inputs: list[torch.Tensor]):
-    """(rows, by_kind, None) from the counter, on meta tensors (no arithmetic is repeated), or
-    (None, None, reason) when it cannot count the model."""
+    """(the counter's ProfileResult, None), counted on meta tensors (no arithmetic is repeated), or
+    (None, reason) when it cannot count the model."""
     from ..counting import profile
 
     try:
-        r = profile(model, list(inputs), device="meta", quiet=True)
+        return profile(model, list(inputs), device="meta", quiet=True), None
     except Exception as exc:
-        return None, None, f"counter failed: {type(exc).__name__}: {exc}"
-    return list(r.layers), dict(r.by_kind()), None
-
-
-def _field(row, name):
-    v = row.get(name) if isinstance(row, dict) else getattr(row, name, None)
-    return v
+        return None, f"counter failed: {one_line(exc)}"
 
 
 def _module_conv_kind(mod: nn.Module) -> str:
@@ -242,23 +237,21 @@ def _choose_kind(op: str, module_kinds: set[str], mod: nn.Module | None) -> str:
 def attribute(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.device | str = "cpu",
               by: str = "kind", level: int | None = None, iterations: int | None = None,
               target_s: float = 1.0) -> Attribution:
-    """Time per kind (`by="kind"`) or per module (`by="module"`, leaf regions, or prefixes of `level` parts)."""
+    """Time per kind (`by="kind"`) or per module (`by="module"`, leaf regions, or prefixes of `level` parts).
+
+    The model runs in the mode it is in: pass it in eval mode (it is not changed, its hooks are removed)."""
     if by not in ("kind", "module"):
         raise ValueError(f"by must be 'kind' or 'module', got {by!r}")
     device = torch.device(device)
-    model = model.eval()
-    rows, by_kind, reason = counter_rows(model, inputs)
+    counted, reason = counter_rows(model, inputs)
     acc, n, wall_ms = profile_ops(model, inputs, device=device, iterations=iterations, target_s=target_s)
     modules = dict(model.named_modules())
 
+    # the kinds the counter saw under each module: what an op timed there is attributed to
     module_kinds: dict[str, set[str]] = defaultdict(set)
-    module_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in rows or []:
-        name, kind = _field(r, "name") or "", _field(r, "kind")
-        if kind:
-            module_kinds[name].add(kind)
-        for f in ("macs", "flops", "bytes"):
-            module_counts[name][f] += int(_field(r, f) or 0)
+    for r in counted.layers if counted is not None else []:
+        if r.kind:
+            module_kinds[r.name].add(r.kind)
 
     kind_ms: dict[str, float] = defaultdict(float)
     module_ms: dict[str, float] = defaultdict(float)
@@ -267,35 +260,34 @@ def attribute(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.dev
         module_ms[module] += ms / n
     op_ms = sum(kind_ms.values())
 
-    total_macs = sum(int(v.get("macs", 0) or 0) for v in (by_kind or {}).values()) if by_kind else None
-    kind_rows = []
-    for kind in sorted(set(kind_ms) | set(by_kind or {}), key=lambda k: (K.kind_order(k), k)):
-        c = (by_kind or {}).get(kind, {})
-        kind_rows.append(_row(kind, kind, kind_ms.get(kind, 0.0), op_ms, c if by_kind else None, total_macs))
+    by_kind = counted.by_kind() if counted is not None else {}
+    total_macs = counted.totals.macs if counted is not None else None
+    kind_rows = [_row(kind, kind, kind_ms.get(kind, 0.0), op_ms,
+                      by_kind.get(kind, {}) if counted is not None else None, total_macs)
+                 for kind in sorted(set(kind_ms) | set(by_kind), key=lambda k: (K.kind_order(k), k))]
 
     if by == "kind":
         out_rows = kind_rows
     else:
+        by_module = counted.by_module(level) if counted is not None else {}
         groups_ms: dict[str, float] = defaultdict(float)
-        groups_c: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         groups_kinds: dict[str, set[str]] = defaultdict(set)
-        for name in set(module_ms) | set(module_counts):
-            g = _prefix(name, level)
-            groups_ms[g] += module_ms.get(name, 0.0)
-            for f, v in module_counts.get(name, {}).items():
-                groups_c[g][f] += v
-            groups_kinds[g] |= module_kinds.get(name, set())
+        for name, ms in module_ms.items():
+            groups_ms[_prefix(name, level)] += ms
+        for name, ks in module_kinds.items():
+            groups_kinds[_prefix(name, level)] |= ks
         out_rows = []
-        for g in sorted(groups_ms, key=lambda s: -groups_ms[s]):
-            ks = groups_kinds[g]
+        for g in sorted(set(groups_ms) | set(by_module), key=lambda s: (-groups_ms.get(s, 0.0), s)):
+            ks = groups_kinds.get(g, set())
             kind = next(iter(ks)) if len(ks) == 1 else ("mixed" if ks else None)
-            out_rows.append(_row(g, kind, groups_ms[g], op_ms, groups_c[g] if rows is not None else None,
-                                 total_macs))
+            out_rows.append(_row(g, kind, groups_ms.get(g, 0.0), op_ms,
+                                 by_module.get(g, {}) if counted is not None else None, total_macs))
     return Attribution(by=by, device=str(device), iterations=n, op_ms=op_ms, wall_ms=wall_ms, rows=out_rows,
-                       counted=rows is not None, note=reason, by_kind_rows=kind_rows)
+                       counted=counted is not None, note=reason, by_kind_rows=kind_rows)
 
 
 def _prefix(name: str, level: int | None) -> str:
+    """A module path cut at `level` parts: the profiler's times grouped as `ProfileResult.by_module` groups counts."""
     if level is None or not name:
         return name
     return ".".join(name.split(".")[:level])

@@ -23,15 +23,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
-from ..errors import ScaleprofError
-from ..spec import dtype_name, parse_dtype, resolve_inputs
+from ..errors import ScaleprofError, one_line
+from ..spec import dtype_name, load_model, parse_device, parse_dtype, resolve_inputs
 from . import prepare, stats
 from .env import differences, environment
-from .runtimes import get_runtime, one_line
-from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, _settled, block_timer_for, calls_per_block
+from .runtimes import get_runtime
+from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, block_timer_for, warm_up
 
 ALPHA = 0.01
 VERDICTS = ("faster", "slower", "no difference")
@@ -74,7 +73,6 @@ class CompareResult:
     env: dict
     min_effect: float = 0.0
     rule: str = "difference only when the ratio's 95% bootstrap CI excludes 1 and Mann-Whitney p < 0.01"
-    env_differences: list[str] = field(default_factory=list)
     include_samples: bool = False
 
     @property
@@ -87,8 +85,7 @@ class CompareResult:
                 "ratio": self.ratio, "ratio_ci95": list(self.ratio_ci95), "change": self.change,
                 "p_value": self.p_value, "verdict": self.verdict, "rule": self.rule, "min_effect": self.min_effect,
                 "rounds": self.rounds, "stop_reason": self.stop_reason, "runtime": self.runtime,
-                "device": self.device, "dtype": self.dtype, "inputs": self.inputs, "env": self.env,
-                "env_differences": self.env_differences}
+                "device": self.device, "dtype": self.dtype, "inputs": self.inputs, "env": self.env}
 
     def sentence(self) -> str:
         lo, hi = self.ratio_ci95
@@ -119,14 +116,11 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cp
 
     The modules are copied (never changed). `inputs`: shapes, InputSpecs or tensors, shared by both.
     """
-    from .runner import parse_devices, torch_threads
+    from .runner import torch_threads
 
-    devs = parse_devices(device)
-    if len(devs) != 1:
-        raise ScaleprofError("compare takes one device")
-    dev = devs[0]
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ScaleprofError("device cuda requested but CUDA is not available on this machine")
+    dev = parse_device(device)
+    if dev.type == "meta":
+        raise ScaleprofError("compare needs a device that runs: cpu or cuda")
     dt = parse_dtype(dtype)
     if max_time <= 0:
         raise ScaleprofError(f"--max-time must be positive, got {max_time}")
@@ -165,7 +159,7 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cp
                          env=env, min_effect=min_effect, include_samples=samples)
 
 
-def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, labels, min_time=1.0):
+def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, labels):
     bt = block_timer_for(dev)
     if hasattr(bt, "clock"):
         bt.clock = clock
@@ -173,17 +167,9 @@ def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, 
     colds = [bt.time_block(c, 1) * 1000.0 for c in calls]
     cfg = TimerConfig(max_time=max_time)
     t_start = clock()
-    warm: list[list[float]] = [[], []]
-    ks = [1, 1]
-    while True:
-        for i, c in enumerate(calls):
-            warm[i].append(bt.time_block(c, ks[i]) / ks[i])
-            ks[i] = max(ks[i], calls_per_block(stats.median(warm[i][-cfg.warmup_window:]), overhead,
-                                               cfg.overhead_budget))
-        settled = all(_settled(w, cfg.warmup_window, cfg.warmup_tol) for w in warm)
-        if settled or clock() - t_start >= max_time * cfg.warmup_max_frac:
-            break
-    ks = [calls_per_block(stats.median(w[-cfg.warmup_window:]), overhead, cfg.overhead_budget) for w in warm]
+    # both warm up in lockstep, each with its own calls per block
+    _, ks = warm_up([lambda k, c=c: bt.time_block(c, k) / k for c in calls], cfg, clock=clock, t_start=t_start,
+                    overhead_s=overhead)
     rng = random.Random(seed)
     out: list[list[float]] = [[], []]
     reason = "max_time"
@@ -196,13 +182,13 @@ def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, 
             out[i].append(bt.time_block(calls[i], ks[i]) / ks[i] * 1000.0)
         n = len(out[0])
         now = clock()
-        if n >= next_check and now - t_start >= min(min_time, 0.5 * max_time):
+        if n >= next_check and now - t_start >= min(cfg.min_time, 0.5 * max_time):
             next_check = n + max(2, n // 20)
             r, (lo, hi) = stats.bootstrap_ratio_ci(out[0], out[1], n_boot=1000, seed=seed)
             if lo >= r * (1 - target_ci) and hi <= r * (1 + target_ci):
                 reason = "converged"
                 break
-        if now - t_start >= max_time and n >= max(MIN_SAMPLES_AT_LIMIT, 2):
+        if now - t_start >= max_time and n >= MIN_SAMPLES_AT_LIMIT:
             break
         if progress and now - last_print >= 2.0:
             last_print = now
@@ -223,8 +209,8 @@ def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runti
     """
     ka = {**(knobs or {}), **(knobs_a or {})}
     kb = {**(knobs or {}), **(knobs_b or {})}
-    model_a = prepare.load(spec_a, ka)
-    model_b = prepare.load(spec_b, kb)
+    model_a = load_model(spec_a, device="cpu", **ka)  # a user's module as it is: compare_models copies it
+    model_b = load_model(spec_b, device="cpu", **kb)
     if inputs:
         specs = resolve_inputs(spec_a, model_a, inputs)
     else:

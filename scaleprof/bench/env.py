@@ -101,6 +101,20 @@ def fingerprint_hash(env: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def summary(env: dict, code: bool = False) -> str:
+    """The environment in one line: CPU (and GPU), cores and torch threads, versions, fingerprint (in
+    backticks with ``code``, for Markdown)."""
+    parts = [env.get("cpu") or "unknown CPU"]
+    if env.get("gpu"):
+        parts.append(f"GPU {env['gpu']}")
+    parts.append(f"{env.get('cores', '?')} cores, {env.get('threads', '?')} torch threads")
+    parts.append(f"torch {env.get('torch', '?')}, Python {env.get('python', '?')}")
+    if env.get("onnxruntime"):
+        parts.append(f"onnxruntime {env['onnxruntime']}")
+    fp = env.get("fingerprint", "?")
+    return "; ".join(parts) + (f" (fingerprint `{fp}`)" if code else f" (fingerprint {fp})")
+
+
 def differences(a: dict, b: dict) -> list[str]:
     """Fields (other than the hash) whose values differ: `threads: 2 != 4`."""
     out = []

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from ..spec import is_zoo_spec
+
 CHILD_TIMEOUT_S = 900
 CHILD_ITERS = 3
 
@@ -127,7 +129,7 @@ def make_job(*, spec, model_path: str | None, knobs: dict, inputs: list[str], ru
     return {"spec": spec, "model_path": model_path, "knobs": knobs, "inputs": inputs, "runtime": runtime,
             "dtype": dtype, "threads": threads, "train": train, "onnx_path": onnx_path,
             "ort_options": ort_options or {}, "optimizer": optimizer, "iters": CHILD_ITERS,
-            "zoo": isinstance(spec, str) and ":" not in spec}
+            "zoo": isinstance(spec, str) and is_zoo_spec(spec)}
 
 
 # --- the child ---------------------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def _child_run(job: dict) -> int:
     torch.set_num_threads(int(job["threads"]))
     if job.get("onnx_path"):
         return _child_ort(job)
-    from ..spec import parse_input
+    from ..spec import load_model, parse_dtype, parse_input
     from . import prepare
 
     if job["mode"] == "baseline":
@@ -154,15 +156,15 @@ def _child_run(job: dict) -> int:
     if job.get("model_path"):
         model = torch.load(job["model_path"], weights_only=False)
     else:
-        model = prepare.load(job["spec"], job.get("knobs"))
+        model = load_model(job["spec"], device="cpu", **(job.get("knobs") or {}))
     dev = torch.device("cpu")
     model = prepare.place(model, dev, job["dtype"])
     specs = [parse_input(s) for s in job["inputs"]]
-    xs = prepare.make_inputs(specs, dev, prepare.parse_dtype(job["dtype"]))
+    xs = prepare.make_inputs(specs, dev, parse_dtype(job["dtype"]))
     if job.get("train"):
-        from .train import make_step
+        from .train import TrainStep
 
-        step = make_step(model, xs, optimizer=job.get("optimizer", "sgd"))
+        step = TrainStep(model, xs, optimizer=job.get("optimizer", "sgd"))
         for _ in range(int(job["iters"])):
             step.run()
         return maxrss_bytes()

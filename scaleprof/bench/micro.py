@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..counting import profile
 from ..errors import ScaleprofError
+from ..spec import dtype_name, parse_device
 from .timer import TimerConfig, block_timer_for, measure
 
 SUITES = ("activations", "convs")
@@ -58,8 +60,14 @@ def _activations():
             ("sigmoid", nn.Sigmoid()), ("gelu", nn.GELU()), ("gelu_tanh", nn.GELU(approximate="tanh"))]
 
 
-def conv_configs(side: int = 28, batch: int = 1):
-    """(name, module, input shape, MACs) at equal MACs: batch·side²·36,864."""
+def _counted(mod: nn.Module, shape, dtype: torch.dtype):
+    """The counter's totals for `mod` on one input of `shape` (on meta tensors: nothing is computed); bytes are
+    its least traffic, inputs and weights read once and outputs written once."""
+    return profile(mod, [shape], device="meta", dtype=dtype, quiet=True).totals
+
+
+def conv_configs(side: int = 28, batch: int = 1, dtype: torch.dtype = torch.float32):
+    """(name, module, input shape, MACs, bytes) at equal MACs: batch·side²·36,864."""
     s = side
     cfgs = [
         ("standard 3x3", nn.Conv2d(64, 64, 3, padding=1, bias=False), (batch, 64, s, s)),
@@ -69,9 +77,8 @@ def conv_configs(side: int = 28, batch: int = 1):
     ]
     out = []
     for name, conv, shape in cfgs:
-        n, c, h, w = shape
-        macs = n * conv.out_channels * h * w * (c // conv.groups) * conv.kernel_size[0] * conv.kernel_size[1]
-        out.append((name, conv, shape, macs))
+        counted = _counted(conv, shape, dtype)
+        out.append((name, conv, shape, counted.macs, counted.bytes))
     return out
 
 
@@ -80,16 +87,10 @@ def run_micro(suite: str, *, device: str | torch.device = "cpu", dtype: torch.dt
               batch: int = 1, progress: bool = False) -> MicroResult:
     if suite not in SUITES:
         raise ScaleprofError(f"unknown micro-benchmark {suite!r}; use one of {', '.join(SUITES)}")
-    from .runner import parse_devices
-
-    devs = parse_devices(device)
-    if len(devs) != 1:
-        raise ScaleprofError("micro-benchmarks take one device")
-    device = devs[0]
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ScaleprofError("device cuda requested but CUDA is not available on this machine")
+    device = parse_device(device)
+    if device.type == "meta":
+        raise ScaleprofError("micro-benchmarks need a device that runs: cpu or cuda")
     bt = block_timer_for(device)
-    size = torch.tensor([], dtype=dtype).element_size()
     rows = []
     with torch.inference_mode():
         if suite == "activations":
@@ -97,19 +98,16 @@ def run_micro(suite: str, *, device: str | torch.device = "cpu", dtype: torch.dt
             for name, mod in _activations():
                 cfg = TimerConfig(max_time=max_time, target_ci=target_ci, min_time=0.2, progress=progress, label=name)
                 m = measure(lambda mod=mod: mod(x), cfg, block_timer=bt)
-                nbytes = 2 * x.numel() * size
-                rows.append(_row(name, "x".join(map(str, shape)), m, None, nbytes))
+                rows.append(_row(name, "x".join(map(str, shape)), m, None, _counted(mod, shape, dtype).bytes))
         else:
-            for name, conv, shp, macs in conv_configs(side, batch):
+            for name, conv, shp, macs, nbytes in conv_configs(side, batch, dtype):
                 conv = conv.to(device=device, dtype=dtype).eval()
                 x = torch.randn(shp, device=device, dtype=dtype)
-                out_numel = conv(x).numel()
-                nbytes = (x.numel() + conv.weight.numel() + out_numel) * size
                 cfg = TimerConfig(max_time=max_time, target_ci=target_ci, min_time=0.2, progress=progress, label=name)
                 m = measure(lambda conv=conv, x=x: conv(x), cfg, block_timer=bt)
                 cfg_s = f"{shp[1]}->{conv.out_channels} k{conv.kernel_size[0]} g{conv.groups} @ {shp[2]}x{shp[3]}"
                 rows.append(_row(name, cfg_s, m, macs, nbytes))
-    return MicroResult(suite=suite, device=str(device), dtype=str(dtype).removeprefix("torch."), rows=rows)
+    return MicroResult(suite=suite, device=str(device), dtype=dtype_name(dtype), rows=rows)
 
 
 def _row(name, config, m, macs, nbytes) -> MicroRow:

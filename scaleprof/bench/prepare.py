@@ -1,18 +1,17 @@
-"""Getting a model and its inputs ready to time: load, copy, cast, move, batch.
+"""Getting a model and its inputs ready to time: cast, move, batch.
 
-A user's module is never changed: it is deep-copied before it is cast, moved or put in eval/train mode.
+A user's module is never changed: callers deep-copy it before `place` casts and moves it.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import InputSpec, load_model, parse_dtype
+from ..spec import InputSpec, parse_dtype
 
 
 def with_batch(specs: Sequence[InputSpec], batch_size: int | None) -> list[InputSpec]:
@@ -33,16 +32,6 @@ def make_inputs(specs: Sequence[InputSpec], device: torch.device, dtype: torch.d
         else:
             out.append(s.make("cpu").to(device))
     return out
-
-
-def load(spec, knobs: dict | None = None) -> nn.Module:
-    """A module the caller may change: built from a spec, or a deep copy of the user's module."""
-    if isinstance(spec, nn.Module):
-        try:
-            return copy.deepcopy(spec)
-        except Exception as exc:
-            raise ScaleprofError(f"cannot copy the model to benchmark it: {type(exc).__name__}: {exc}") from exc
-    return load_model(spec, device="cpu", **(knobs or {}))
 
 
 def place(model: nn.Module, device: torch.device, dtype: torch.dtype | str | None) -> nn.Module:

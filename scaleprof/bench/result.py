@@ -9,6 +9,15 @@ ROW_KEYS = ("runtime", "device", "dtype", "batch_size", "median_ms", "mean_ms", 
             "p99_ms", "ci95_ms", "samples", "throughput", "cold_ms", "peak_memory_bytes", "status", "reason")
 
 
+def _fill(row, summary, samples_ms: list[float]) -> None:
+    """What every row takes from its samples' summary: median, CI, sample count, throughput, the samples."""
+    row.median_ms = summary.median
+    row.ci95_ms = list(summary.ci95) if summary.ci95 is not None else None
+    row.samples = summary.n
+    row.throughput = row.batch_size / (summary.median * 1e-3) if summary.median > 0 else None
+    row.samples_ms = list(samples_ms)
+
+
 @dataclass
 class RunResult:
     """One (runtime, device, dtype, batch size) measurement. Times in ms; throughput in samples/s."""
@@ -39,22 +48,13 @@ class RunResult:
             d["samples_ms"] = self.samples_ms
         return d
 
-    @classmethod
-    def failed(cls, runtime: str, device: str, dtype: str, batch_size: int, reason: str) -> RunResult:
-        return cls(runtime=runtime, device=device, dtype=dtype, batch_size=batch_size, status="failed",
-                   reason=reason)
-
     def fill(self, summary, samples_ms: list[float]) -> None:
-        self.median_ms = summary.median
+        _fill(self, summary, samples_ms)
         self.mean_ms = summary.mean
         self.min_ms = summary.min
         self.iqr_ms = summary.iqr
         self.p90_ms = summary.p90
         self.p99_ms = summary.p99
-        self.ci95_ms = list(summary.ci95) if summary.ci95 is not None else None
-        self.samples = summary.n
-        self.throughput = self.batch_size / (summary.median * 1e-3) if summary.median > 0 else None
-        self.samples_ms = list(samples_ms)
 
 
 @dataclass
@@ -79,6 +79,10 @@ class TrainResult:
     memory: dict | None = None
     stop_reason: str | None = None
     samples_ms: list[float] | None = field(default=None, repr=False)
+
+    def fill(self, summary, samples_ms: list[float]) -> None:
+        """Median, CI, samples and throughput from the summary of the total step times."""
+        _fill(self, summary, samples_ms)
 
     def to_dict(self, samples: bool = False) -> dict:
         d = {k: getattr(self, k) for k in ("runtime", "device", "dtype", "batch_size", "optimizer", "loss",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..spec import dtype_name
 from .timer import TimerConfig, block_timer_for, measure
 
 
@@ -79,7 +80,7 @@ def measure_peaks(device: torch.device | str = "cpu", dtype: torch.dtype = torch
         cp = measure(lambda src=src, dst=dst: dst.copy_(src), cfg, block_timer=bt)
     nbytes = 2 * src.numel() * src.element_size()
     del src, dst
-    return Peaks(device=str(device), dtype=str(dtype).removeprefix("torch."),
+    return Peaks(device=str(device), dtype=dtype_name(dtype),
                  gflops=2.0 * n ** 3 / (mm.summary.median * 1e-3) / 1e9,
                  gbps=nbytes / (cp.summary.median * 1e-3) / 1e9, matmul_n=n, copy_bytes=nbytes)
 

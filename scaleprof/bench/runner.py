@@ -13,13 +13,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import ScaleprofError
-from ..spec import dtype_name, parse_dtype, resolve_inputs
+from ..errors import ScaleprofError, one_line
+from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs
 from . import memory as mem
 from . import prepare
 from .env import environment
 from .result import BenchResult, RunResult, TrainResult
-from .runtimes import RuntimeUnavailable, get_runtime, one_line
+from .runtimes import RuntimeUnavailable, get_runtime
 from .timer import TimerConfig, block_timer_for, measure
 
 DEFAULT_MAX_TIME = 10.0
@@ -69,13 +69,7 @@ def parse_batches(batch_sizes) -> list[int] | None:
 
 
 def parse_runtimes(runtimes, threads=None) -> list:
-    out = []
-    for name in _split(runtimes or "eager", "runtime"):
-        try:
-            out.append(get_runtime(name, threads=threads))
-        except ValueError as exc:
-            raise ScaleprofError(str(exc)) from None
-    return out
+    return [get_runtime(name, threads=threads) for name in _split(runtimes or "eager", "runtime")]
 
 
 @contextlib.contextmanager
@@ -127,8 +121,8 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {dtype!r}")
     with torch_threads(threads):
         rts = parse_runtimes(runtimes, threads=threads)
-        base = prepare.load(spec_or_model, knobs)
-        base.eval()
+        # A user's module comes back as it is: never changed here, every consumer works on its own copy.
+        base = load_model(spec_or_model, device="cpu", **(knobs or {}))
         specs = resolve_inputs(spec_or_model, base, inputs, knobs=knobs)
         batches = batches or [specs[0].shape[0]]
         compile_modes = [rt.mode for rt in rts if rt.name == "compile"]
@@ -140,6 +134,11 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         settings = {"max_time": max_time, "target_ci": target_ci, "batch_sizes": batches, "threads": threads,
                     "memory": memory, "min_samples": min_samples}
         ctx = _MemoryContext(spec_or_model, base, knobs, memory)
+        # attribution runs on the first device that can run, on the copy its rows were timed on
+        attr_dev = (next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
+                    if by or roofline else None)
+        attribution = roof = None
+        notes = []
         try:
             results = []
             for dev in devices:
@@ -151,6 +150,17 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                         _log(progress, f"bench: {label} on {dev}, batch {b} ...")
                         results.append(_run_row(rt, placed, bspecs, dev, dt, b, cfg, ctx))
                         _free(dev)
+                if dev == attr_dev:
+                    attr_dev = None
+                    try:
+                        if isinstance(placed, Exception):
+                            raise placed
+                        attribution, roof = _attribution(placed, specs, dev, dt, batches[0], by or "kind", level,
+                                                         roofline, progress)
+                    except Exception as exc:  # the timings stand on their own
+                        notes.append(f"time attribution failed: {one_line(exc)}")
+                del placed  # not resident while the next device's or the training rows run
+                _free(dev)
             train_rows = None
             if train:
                 train_rows = []
@@ -160,14 +170,6 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                         train_rows.append(_train_row(base, prepare.with_batch(specs, b), dev, dt, b, cfg,
                                                      optimizer, ctx))
                         _free(dev)
-            attribution = roof = None
-            notes = []
-            if by or roofline:
-                try:
-                    attribution, roof = _attribution(base, specs, devices, dt, batches[0], by or "kind", level,
-                                                     roofline, progress)
-                except Exception as exc:  # the timings above stand on their own
-                    notes.append(f"time attribution failed: {one_line(exc)}")
         finally:
             ctx.close()
     label = prepare.spec_label(spec_or_model)
@@ -177,11 +179,15 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
 
 
 def _placed(base: nn.Module, dev: torch.device, dt: torch.dtype) -> nn.Module | Exception:
-    """The model on `dev` in `dt` (a copy), or the exception that stops it getting there."""
+    """A copy of the model on `dev` in `dt`, in eval mode, or the exception that stops it getting there."""
     if dev.type == "cuda" and not torch.cuda.is_available():
         return RuntimeUnavailable("CUDA is not available on this machine")
     try:
-        return prepare.place(copy.deepcopy(base), dev, dt).eval()
+        model = copy.deepcopy(base)
+    except Exception as exc:
+        return ScaleprofError(f"cannot copy the model to benchmark it: {one_line(exc)}")
+    try:
+        return prepare.place(model, dev, dt).eval()
     except Exception as exc:
         return exc
 
@@ -214,8 +220,6 @@ def _run_row(rt, placed, specs, dev, dt, batch, cfg, ctx) -> RunResult:
             result = ctx.measure(rt, prepared, dev, dt, specs, train=False)
             row.peak_memory_bytes = result.peak_bytes
             row.details["memory"] = result.to_dict()
-    except (RuntimeUnavailable, ScaleprofError) as exc:
-        row.status, row.reason = "failed", one_line(exc)
     except Exception as exc:  # the model or the runtime broke: this row fails, the others go on
         row.status, row.reason = "failed", one_line(exc)
     finally:
@@ -227,30 +231,24 @@ def _run_row(rt, placed, specs, dev, dt, batch, cfg, ctx) -> RunResult:
 
 
 def _train_row(base, specs, dev, dt, batch, cfg, optimizer, ctx) -> TrainResult:
-    from .memory import gpu_peak
-    from .train import make_step, measure_step
+    from .train import TrainStep, measure_step
 
     row = TrainResult(runtime="eager", device=str(dev), dtype=dtype_name(dt), batch_size=batch, optimizer=optimizer)
     try:
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeUnavailable("CUDA is not available on this machine")
-        model = prepare.place(copy.deepcopy(base), dev, dt)
+        model = _placed(base, dev, dt)
+        if isinstance(model, Exception):
+            raise model
         xs = prepare.make_inputs(specs, dev, dt)
-        step = make_step(model, xs, optimizer=optimizer)
+        step = TrainStep(model, xs, optimizer=optimizer)  # puts its copy in train mode
         m = measure_step(step, TimerConfig(label=f"train {dev} b{batch}", **cfg), device=dev)
-        s = m.summary
+        row.fill(m.summary, m.total_ms)
         row.loss = step.loss_name
-        row.median_ms = s.median
-        row.ci95_ms = list(s.ci95) if s.ci95 else None
-        row.samples = s.n
-        row.throughput = batch / (s.median * 1e-3) if s.median > 0 else None
         row.cold_ms = m.cold_ms
         row.phases = m.phase_summary()
         row.stop_reason = m.stop_reason
-        row.samples_ms = m.total_ms
         if ctx.enabled:
             if dev.type == "cuda":
-                res = gpu_peak(step.run, dev)
+                res = mem.gpu_peak(step.run, dev)
             else:
                 res = ctx.cpu(runtime="eager", dt=dt, specs=specs, train=True, optimizer=optimizer)
             row.peak_memory_bytes = res.peak_bytes
@@ -321,15 +319,12 @@ class _MemoryContext:
             self._tmp = None
 
 
-def _attribution(base, specs, devices, dt, batch, by, level, roofline, progress):
+def _attribution(model, specs, dev, dt, batch, by, level, roofline, progress):
+    """Time by kind or module on `model` (the rows' placed copy, in eval mode), and the roofline if asked."""
     from .attribution import attribute
     from .roofline import Roofline, measure_peaks, place, plot
 
-    dev = next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
-    if dev is None:
-        return None, None
     _log(progress, f"bench: attributing time by {by} on {dev} ...")
-    model = prepare.place(copy.deepcopy(base), dev, dt).eval()
     xs = prepare.make_inputs(prepare.with_batch(specs, batch), dev, dt)
     attr = attribute(model, xs, device=dev, by=by, level=level)
     roof = None

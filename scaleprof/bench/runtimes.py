@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -27,23 +26,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-RUNTIMES = ("eager", "compile", "onnxruntime")
+from ..errors import ScaleprofError, one_line
+from ..spec import dtype_name
+
 ORT_OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
-class RuntimeUnavailable(Exception):
+class RuntimeUnavailable(ScaleprofError):
     """This runtime cannot run this model here; the message is the one-line reason."""
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, without terminal colours, at most 300 characters."""
-    text = _ANSI.sub("", str(exc)).strip()
-    first = text.splitlines()[0] if text else ""
-    out = f"{type(exc).__name__}: {first}" if not isinstance(exc, RuntimeUnavailable) else first
-    return out[:300]
 
 
 @dataclass
@@ -77,7 +67,6 @@ class Eager(Runtime):
     name = "eager"
 
     def prepare(self, model, inputs, device):
-        _check_device(device)
         return Prepared(call=lambda: model(*inputs), context=torch.inference_mode, info={})
 
 
@@ -91,7 +80,6 @@ class Compile(Runtime):
         return "compile" if self.mode == "default" else f"compile:{self.mode}"
 
     def prepare(self, model, inputs, device):
-        _check_device(device)
         t0 = time.perf_counter()
         try:
             compiled = torch.compile(model, mode=None if self.mode == "default" else self.mode)
@@ -115,7 +103,6 @@ class OnnxRuntime(Runtime):
         self.exporter = exporter  # auto (dynamo, then torchscript) | dynamo | torchscript
 
     def prepare(self, model, inputs, device):
-        _check_device(device)
         try:
             import onnxruntime as ort
         except Exception as exc:
@@ -125,6 +112,10 @@ class OnnxRuntime(Runtime):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise RuntimeUnavailable("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
             providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+            import numpy as np
+
+            for t in inputs:  # an input the binding cannot take fails here, before the export
+                _np_dtype(t.dtype, np)
         tmp = tempfile.mkdtemp(prefix="scaleprof-onnx-")
         try:
             t0 = time.perf_counter()
@@ -181,8 +172,12 @@ def _cuda_iobinding_call(sess, names, inputs, device):
 
 
 def _np_dtype(dtype: torch.dtype, np):
-    return {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64,
-            torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_}.get(dtype, np.float32)
+    known = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64,
+             torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_}
+    if dtype not in known:
+        # numpy has no type of the same width (bfloat16): binding the buffer as another type would misread it
+        raise RuntimeUnavailable(f"onnxruntime on CUDA cannot bind {dtype_name(dtype)} inputs (numpy has no such type)")
+    return known[dtype]
 
 
 def _ort_level(ort, name: str):
@@ -214,12 +209,7 @@ def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporte
     raise RuntimeUnavailable("ONNX export failed (" + "; ".join(reasons) + ")")
 
 
-def _check_device(device: torch.device) -> None:
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeUnavailable("CUDA is not available on this machine")
-
-
-def get_runtime(name: str, *, threads: int | None = None, ort_opt_level: str = "all") -> Runtime:
+def get_runtime(name: str, *, threads: int | None = None) -> Runtime:
     """`eager`, `compile`, `compile:MODE` or `onnxruntime` (also `ort`)."""
     base, _, arg = name.strip().partition(":")
     base = base.lower()
@@ -228,5 +218,5 @@ def get_runtime(name: str, *, threads: int | None = None, ort_opt_level: str = "
     if base == "compile":
         return Compile(arg or "default")
     if base in ("onnxruntime", "ort") and not arg:
-        return OnnxRuntime(intra_op_threads=threads, opt_level=ort_opt_level)
-    raise ValueError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime")
+        return OnnxRuntime(intra_op_threads=threads)
+    raise ScaleprofError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime")

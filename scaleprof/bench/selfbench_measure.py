@@ -5,9 +5,9 @@
    small model (a fraction of a millisecond a call, where any per-call overhead would show), in rounds that
    alternate which goes first;
    the figure is the median over rounds of (scaleprof median / bare median) - 1. Goal: within 1%.
-2. Agreement: scaleprof's median against ``torch.utils.benchmark.Timer.blocked_autorange``'s median on a
-   ResNet-50 (the zoo's, else a local stack of bottlenecks of similar cost), in rounds that alternate which
-   goes first, same thread count; the figure is the median over rounds of the ratio. Goal: within 3%.
+2. Agreement: scaleprof's median against ``torch.utils.benchmark.Timer.blocked_autorange``'s median on the
+   zoo's ResNet-50, in rounds that alternate which goes first, same thread count; the figure is the median
+   over rounds of the ratio. Goal: within 3%.
 3. Spread: five repeated `bench()` runs of the same model; the CV of their medians.
 
 All of it runs at one torch thread by default: on a small shared machine a second thread makes every
@@ -17,8 +17,6 @@ timer (pass `threads` to change it).
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import sys
 import time
@@ -26,54 +24,17 @@ import time
 import torch
 from torch import nn
 
+from .. import zoo
+from ..report.files import atomic_write_json, writable_dir
 from . import stats
 from .runner import bench, torch_threads
 from .timer import TimerConfig, measure
-
-
-def _log(msg: str) -> None:
-    print(f"selfbench: {msg}", file=sys.stderr, flush=True)
 
 
 def _small_model() -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU())
     return m.eval(), torch.randn(1, 32, 32, 32)
-
-
-class _Bottleneck(nn.Module):
-    def __init__(self, cin, mid, stride=1):
-        super().__init__()
-        cout = mid * 4
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
-        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                     if stride != 1 or cin != cout else nn.Identity())
-
-    def forward(self, x):
-        return torch.relu(self.body(x) + self.down(x))
-
-
-def _local_resnet50() -> nn.Module:
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
-    cin = 64
-    for mid, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for i in range(n):
-            layers.append(_Bottleneck(cin, mid, stride if i == 0 else 1))
-            cin = mid * 4
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000)]
-    return nn.Sequential(*layers)
-
-
-def _resnet50() -> tuple[nn.Module, str]:
-    try:
-        from .. import zoo
-
-        return zoo.build("resnet50"), "scaleprof.zoo resnet50"
-    except Exception:
-        return _local_resnet50(), "local bottleneck stack (ResNet-50 layout)"
 
 
 def _bare(model, x, seconds: float) -> float:
@@ -143,20 +104,20 @@ def measure_spread(model: nn.Module, runs: int = 5, seconds: float = 5.0) -> dic
 
 def run_selfbench(out_dir: str, threads: int | None = 1) -> str:
     t0 = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    out = writable_dir(out_dir)  # before the minutes of measuring, not after
+    model_name = "scaleprof.zoo resnet50"
     with torch_threads(threads):
-        _log("overhead against a bare loop ...")
+        print("selfbench: overhead against a bare loop ...", file=sys.stderr, flush=True)
         over = measure_overhead()
-        model, model_name = _resnet50()
-        _log(f"agreement with torch.utils.benchmark on {model_name} ...")
+        model = zoo.build("resnet50")
+        print(f"selfbench: agreement with torch.utils.benchmark on {model_name} ...", file=sys.stderr, flush=True)
         agree = measure_agreement(model)
-        _log("spread of 5 repeated runs ...")
+        print("selfbench: spread of 5 repeated runs ...", file=sys.stderr, flush=True)
         spread = measure_spread(model)
         nthreads = torch.get_num_threads()
     data = {"threads": nthreads, "overhead": over, "agreement": {"model": model_name, **agree}, "spread": spread,
             "seconds": time.perf_counter() - t0}
-    with open(os.path.join(out_dir, "selfbench_measure.json"), "w") as fh:
-        json.dump(data, fh, indent=2)
+    atomic_write_json(out / "selfbench_measure.json", data)
 
     def ok(v, lim):
         return "yes" if abs(v) <= lim else "NO"

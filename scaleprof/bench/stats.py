@@ -104,6 +104,14 @@ def ci_within(ci: tuple[float, float] | None, centre: float, rel: float) -> bool
     return ci[0] >= centre * (1.0 - rel) and ci[1] <= centre * (1.0 + rel)
 
 
+def ci_halfwidth_rel(median: float | None, ci: Sequence[float] | None) -> float | None:
+    """Largest distance from the median to a CI bound, relative to the median (0.01 = ±1%); None without
+    a CI or a positive median."""
+    if not ci or median is None or not median > 0:
+        return None
+    return max(median - ci[0], ci[1] - median) / median
+
+
 def paired_ratios(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     aa, bb = _arr(a), _arr(b)
     if aa.size != bb.size:
@@ -160,12 +168,6 @@ class Summary:
         d = asdict(self)
         d["ci95"] = list(self.ci95) if self.ci95 is not None else None
         return d
-
-    def ci_halfwidth_rel(self) -> float | None:
-        """Largest distance from the median to a CI bound, relative to the median."""
-        if self.ci95 is None or not self.median > 0:
-            return None
-        return max(self.median - self.ci95[0], self.ci95[1] - self.median) / self.median
 
 
 def summarize(xs: Sequence[float]) -> Summary:

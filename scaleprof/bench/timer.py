@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import stats
@@ -141,6 +141,26 @@ def _settled(xs: list[float], w: int, tol: float) -> bool:
     return abs(last - prev) <= tol * prev
 
 
+def warm_up(timed: Sequence[Callable[[int], float]], cfg: TimerConfig, *, clock: Clock, t_start: float,
+            overhead_s: float = 0.0) -> tuple[list[list[float]], list[int]]:
+    """Warm-up shared by every measuring loop: `timed[i](k)` runs k calls of subject i and returns the
+    seconds per call. Rounds run every subject once, until each one's timings settle (`_settled`) or the
+    warm-up cap (a fraction of max_time since `t_start`). Blocks grow so that `overhead_s` (the timer's
+    own cost; 0 keeps one call a block) stays under the budget. Returns the per-call times of every
+    subject's warm-up blocks and the calls per block each should be measured with."""
+    warm: list[list[float]] = [[] for _ in timed]
+    ks = [1] * len(timed)
+    w = cfg.warmup_window
+    while True:
+        for i, run in enumerate(timed):
+            warm[i].append(run(ks[i]))
+            ks[i] = max(ks[i], calls_per_block(stats.median(warm[i][-w:]), overhead_s, cfg.overhead_budget))
+        if (all(_settled(xs, w, cfg.warmup_tol) for xs in warm)
+                or clock() - t_start >= cfg.max_time * cfg.warmup_max_frac):
+            break
+    return warm, [calls_per_block(stats.median(xs[-w:]), overhead_s, cfg.overhead_budget) for xs in warm]
+
+
 def stop_reason(cfg: TimerConfig, samples: list[float], now: float, t_start: float, t_meas: float, *,
                 check_ci: bool = True) -> str | None:
     """The adaptive stop every measuring loop shares: "converged" once the 95% CI of the median is within
@@ -178,17 +198,9 @@ def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
 
     # Warm-up: per-call times of blocks; k grows as the estimate of a call's time firms up.
     t_start = clock()
-    warm: list[float] = []
-    k = 1
-    warm_cap = cfg.max_time * cfg.warmup_max_frac
-    while True:
-        t = bt.time_block(fn, k) / k
-        warm.append(t)
-        k = max(k, calls_per_block(stats.median(warm[-cfg.warmup_window:]), overhead, cfg.overhead_budget))
-        if _settled(warm, cfg.warmup_window, cfg.warmup_tol) or clock() - t_start >= warm_cap:
-            break
+    (warm,), (k,) = warm_up([lambda k: bt.time_block(fn, k) / k], cfg, clock=clock, t_start=t_start,
+                            overhead_s=overhead)
     warmup_ms = (clock() - t_start) * 1000.0
-    k = calls_per_block(stats.median(warm[-cfg.warmup_window:]), overhead, cfg.overhead_budget)
 
     samples: list[float] = []
     t_meas = clock()
@@ -220,8 +232,8 @@ def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
 
 def _progress(cfg: TimerConfig, samples: list[float], elapsed: float, done: str | None = None) -> None:
     med = stats.median(samples)
-    ci = stats.median_ci(samples)
-    width = f"±{100 * max(med - ci[0], ci[1] - med) / med:.2f}%" if ci and med > 0 else "n/a"
+    half = stats.ci_halfwidth_rel(med, stats.median_ci(samples))
+    width = f"±{100 * half:.2f}%" if half is not None else "n/a"
     tail = f" ({done})" if done else ""
     label = f"{cfg.label}: " if cfg.label else ""
     print(f"  {label}{len(samples)} samples, median {med:.4g} ms, 95% CI {width} "

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ScaleprofError
 from . import stats
-from .timer import TimerConfig, _progress, _settled, stop_reason
+from .timer import TimerConfig, _progress, stop_reason, warm_up
 
 PHASES = ("forward", "loss", "backward", "optimizer")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -59,7 +59,6 @@ class TrainStep:
             raise ScaleprofError("the model has no trainable parameters")
         self.model = model.train()
         self.inputs = inputs
-        self.optimizer_name = optimizer
         self.opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad])
         self.loss_name = None
         self._target = None
@@ -99,18 +98,12 @@ class TrainStep:
         self._out = self._loss = None
 
 
-def make_step(model: nn.Module, inputs: list[torch.Tensor], optimizer: str = "sgd") -> TrainStep:
-    return TrainStep(model, inputs, optimizer)
-
-
 @dataclass
 class TrainMeasurement:
     total_ms: list[float]
     phases_ms: dict[str, list[float]]
     cold_ms: float
-    warmup_steps: int
     stop_reason: str
-    elapsed_s: float
     summary: stats.Summary = field(repr=False)
 
     def phase_summary(self) -> dict:
@@ -154,11 +147,7 @@ def measure_step(step: TrainStep, config: TimerConfig | None = None, *, device="
 
     cold_ms = sum(one()) * 1000.0
     t_start = clock()
-    warm: list[float] = []
-    while True:
-        warm.append(sum(one()))
-        if _settled(warm, cfg.warmup_window, cfg.warmup_tol) or clock() - t_start >= cfg.max_time * cfg.warmup_max_frac:
-            break
+    warm_up([lambda _k: sum(one())], cfg, clock=clock, t_start=t_start)  # one step a sample: no blocks
     totals: list[float] = []
     phases: dict[str, list[float]] = {p: [] for p in PHASES}
     t_meas = clock()
@@ -177,5 +166,5 @@ def measure_step(step: TrainStep, config: TimerConfig | None = None, *, device="
         if cfg.progress and now - last_print >= cfg.progress_every:
             last_print = now
             _progress(cfg, totals, now - t_start)
-    return TrainMeasurement(total_ms=totals, phases_ms=phases, cold_ms=cold_ms, warmup_steps=len(warm),
-                            stop_reason=reason, elapsed_s=clock() - t_start, summary=stats.summarize(totals))
+    return TrainMeasurement(total_ms=totals, phases_ms=phases, cold_ms=cold_ms, stop_reason=reason,
+                            summary=stats.summarize(totals))

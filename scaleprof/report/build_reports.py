@@ -1,4 +1,4 @@
-"""`make reports`: the committed reports under reports/, each a folder with README.md, report.html, figures/
+"""`make reports`: the committed reports under reports/, each a folder with README.md, README.html, figures/
 and data/ (one JSON per finished piece of work).
 
     python -m scaleprof.report.build_reports --out reports [--only zoo,crosscheck,...] [--force]
@@ -13,24 +13,30 @@ and data/ (one JSON per finished piece of work).
   ReLU; what that means for choosing a model.
 
 Every piece of work (one model's latency, one peer check, one search) is written to data/ as soon as it is
-done, and a rerun skips what is there (``--force`` redoes it), so an interrupted build resumes.
+done, and a rerun skips what is there (``--force`` redoes it), so an interrupted build resumes. Each zoo
+model's cost is counted once, kept under zoo/data/, and read from there by the crosscheck too.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ScaleprofError
+from ..bench.env import environment
+from ..bench.env import summary as env_summary
+from ..counting.peers import PEERS, crosscheck
+from ..scaling.grid import PAPER_POINT, SYMBOL, formula_ratio, key_of
 from . import plots, sections
 from .document import Bullets, Document, Figure, Heading, Para, Table
-from .files import atomic_write_json, atomic_write_text, read_json, writable_dir
+from .driver import Store, add_target_args, log, select_targets
+from .files import atomic_write_text, writable_dir
+from .tables import ci, ms, num
 from .writer import write_document
 
 REPORTS = ("zoo", "crosscheck", "efficientnet-scaling", "flops-vs-latency")
@@ -43,69 +49,18 @@ CROSSCHECK_MAX_GMACS = 100.0
 ATTRIBUTION_MODELS = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v3_large", "resnet50")
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-class Store:
-    """data/KEY.json per finished piece of work; a rerun reads it back instead of redoing the work."""
-
-    def __init__(self, folder: Path, force: bool = False):
-        self.dir = folder / "data"
-        self.force = force
-        self._fresh: set[str] = set()
-
-    def path(self, key: str) -> Path:
-        return self.dir / f"{key}.json"
-
-    def get(self, key: str):
-        p = self.path(key)
-        if not p.is_file() or (self.force and key not in self._fresh):
-            return None
-        try:
-            return read_json(p)
-        except ScaleprofError:
-            return None  # a damaged piece is redone
-
-    def put(self, key: str, obj) -> None:
-        atomic_write_json(self.path(key), obj)
-        self._fresh.add(key)
-
-    def cached(self, key: str, fn: Callable[[], object], label: str = ""):
-        got = self.get(key)
-        if got is not None:
-            return got
-        if label:
-            log(label)
-        t0 = time.perf_counter()
-        obj = fn()
-        if isinstance(obj, dict):
-            obj.setdefault("seconds", round(time.perf_counter() - t0, 3))
-        self.put(key, obj)
-        return obj
-
-
 def _failure(exc: BaseException) -> dict:
     msg = (str(exc).strip().splitlines() or [""])[0][:300]
     return {"status": "failed", "reason": f"{type(exc).__name__}: {msg}"}
 
 
-def _env() -> dict:
-    from ..bench.env import environment
-
-    return environment()
-
-
 # --- zoo -------------------------------------------------------------------------------------------------------
 
-def _zoo_cost(name: str) -> dict:
-    import scaleprof
+def _zoo_cost(costs: Store, name: str, label: str = "") -> dict:
+    """The model's count (zoo.cost_row with by_kind), once per run for the zoo and the crosscheck alike."""
     from scaleprof import zoo
 
-    shape = zoo.default_input(name)
-    r = scaleprof.profile(zoo.build(name, device="meta"), [shape])
-    return {"name": name, "family": zoo.family_of(name), "input": "x".join(map(str, shape)),
-            "totals": r.totals.to_dict(), "by_kind": r.by_kind(), "published": zoo.published(name)}
+    return costs.cached(f"cost-{name}", lambda: zoo.cost_row(name, by_kind=True), label)
 
 
 def _zoo_latency(name: str, macs: int, max_time: float, threads: int | None = 1) -> dict:
@@ -141,13 +96,13 @@ def _vs_published(ours: int, pub: int | None, tol: int | None) -> str:
     return f"{d:+,} ({100 * d / pub:+.2f}%){' within rounding' if within else ''}"
 
 
-def build_zoo(folder: Path, store: Store, opts) -> Document:
+def build_zoo(store: Store, costs: Store, opts) -> Document:
     from scaleprof import zoo
 
     names = opts.models or zoo.list_models()
     rows = []
     for i, name in enumerate(names, 1):
-        cost = store.cached(f"cost-{name}", lambda name=name: _zoo_cost(name), f"[zoo {i}/{len(names)}] {name}: cost")
+        cost = _zoo_cost(costs, name, f"[zoo {i}/{len(names)}] {name}: cost")
         lat = store.cached(f"latency-{name}", lambda name=name, cost=cost: _zoo_latency(
             name, cost["totals"]["macs"], opts.max_time, opts.threads), f"[zoo {i}/{len(names)}] {name}: CPU latency")
         rows.append((cost, lat))
@@ -164,11 +119,11 @@ def build_zoo(folder: Path, store: Store, opts) -> Document:
                       "MACs vs published": _vs_published(t["macs"], pub.get("macs"), pub.get("macs_tol")),
                       "largest MAC shares": _top_kinds(cost["by_kind"], t["macs"]),
                       "CPU ms (median)": f"{lat['median_ms']:.2f}" if ok else lat.get("status", ""),
-                      "95% CI ms": sections._ci(lat.get("ci95_ms")) if ok else (lat.get("reason") or "")[:60],
+                      "95% CI ms": ci(lat.get("ci95_ms")) if ok else (lat.get("reason") or "")[:60],
                       "GMAC/s": f"{t['macs'] / (lat['median_ms'] * 1e-3) / 1e9:.1f}" if ok else ""})
         if ok:
             points.append((t["macs"] / 1e9, lat["median_ms"], cost["name"]))
-    env = next((lat["env"] for _, lat in rows if lat.get("env")), None) or _env()
+    env = next((lat["env"] for _, lat in rows if lat.get("env")), None) or environment()
     max_time = opts.max_time
     sources = sorted({(c.get("published") or {}).get("source") for c, _ in rows} - {None})
     doc = Document("The zoo: cost against the published figures, and CPU latency")
@@ -178,7 +133,7 @@ def build_zoo(folder: Path, store: Store, opts) -> Document:
                  "is exact, within its stated rounding otherwise)."),
             Para(f"CPU latency: eager PyTorch, float32, batch 1, median of per-call samples with a distribution-free "
                  f"95% CI, {opts.threads or 'all'} torch thread(s), at most {max_time:g} s of measurement per model (at least 6 samples, so the largest take "
-                 f"longer); models over {LATENCY_MAX_GMACS:g} GMACs are skipped. Measured on {sections.env_sentence(env)}."
+                 f"longer); models over {LATENCY_MAX_GMACS:g} GMACs are skipped. Measured on {env_summary(env, code=True)}."
                  " The machine is shared, so absolute times carry noise; the ratios between models are the point."),
             Table(pd.DataFrame(table)))
     if points:
@@ -199,17 +154,13 @@ def build_zoo(folder: Path, store: Store, opts) -> Document:
 def _crosscheck_one(name: str) -> dict:
     import torch
 
-    import scaleprof
     from scaleprof import zoo
-
-    from ..counting.peers import crosscheck
 
     shape = zoo.default_input(name)
     torch.manual_seed(0)
     model = zoo.build(name, device="cpu").eval()
     x = torch.randn(shape)
-    ours = scaleprof.profile(model, [x], quiet=True)  # on meta: the peers do the real arithmetic
-    cc = crosscheck(model, [x], ours=ours)
+    cc = crosscheck(model, [x])  # scaleprof counts on meta; the peers do the real arithmetic
     return {"name": name, "input": "x".join(map(str, shape)), **cc.to_dict()}
 
 
@@ -217,7 +168,7 @@ def _peer_versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for dist in ("fvcore", "thop", "torch"):
+    for dist in PEERS:
         try:
             out.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
@@ -225,13 +176,13 @@ def _peer_versions() -> str:
     return ", ".join(out)
 
 
-def build_crosscheck(folder: Path, store: Store, opts) -> Document:
+def build_crosscheck(store: Store, costs: Store, opts) -> Document:
     from scaleprof import zoo
 
     names = opts.models or zoo.list_models()
     excluded, done = [], []
     for i, name in enumerate(names, 1):
-        cost = store.cached(f"cost-{name}", lambda name=name: _zoo_cost(name))
+        cost = _zoo_cost(costs, name, f"[crosscheck {i}/{len(names)}] {name}: cost")
         if cost["totals"]["macs"] / 1e9 > CROSSCHECK_MAX_GMACS:
             excluded.append(f"{name} ({cost['totals']['macs'] / 1e9:.0f} GMACs)")
             continue
@@ -244,7 +195,7 @@ def build_crosscheck(folder: Path, store: Store, opts) -> Document:
 
         done.append(store.cached(f"crosscheck-{name}", run, f"[crosscheck {i}/{len(names)}] {name}"))
 
-    peers = ("fvcore", "thop", "torch")
+    peers = tuple(PEERS)
     rows, explained = [], []
     agree = dict.fromkeys(peers, 0)
     for d in done:
@@ -288,69 +239,81 @@ def build_crosscheck(folder: Path, store: Store, opts) -> Document:
 
 # --- efficientnet scaling -------------------------------------------------------------------------------------
 
-PAPER = (1.2, 1.1, 1.15)
-
-
-def _scale_run(folder: Path, key: str, **kw) -> dict:
+def _scale_run(store: Store, key: str, **kw) -> dict:
     from ..scaling.search import scale
 
-    logfile = folder / "data" / f"{key}.log.jsonl"
+    logfile = store.dir / f"{key}.log.jsonl"
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    if store.force:
+        logfile.unlink(missing_ok=True)  # --force redoes the search, not only its summary
     r = scale("efficientnet", log=str(logfile), resume=logfile.exists(), progress=True, **kw)
     return r.to_dict()
 
 
-def build_scaling(folder: Path, store: Store, opts) -> Document:
-    paper_grid = store.cached("search-paper-constraint", lambda: _scale_run(
-        folder, "search-paper-constraint", phi=1, budget="2x", tolerance=0.05, constraint="formula"),
-        "[efficientnet-scaling] grid search at φ = 1, feasible when α·β²·γ² ≈ 2 (the paper's constraint)")
+def _grid_words(grid: dict) -> str:
+    """The searched grid, from a scale result's ``grid``: α 1.0–1.4, β 1.0–1.25, γ 1.0–1.3 in steps of 0.05."""
+    def dec(v: float) -> str:
+        t = f"{v:g}"
+        return t if "." in t else f"{t}.0"
+
+    ranges, steps = [], set()
+    for k, sym in SYMBOL.items():
+        vals = sorted(grid.get(k) or [])
+        if not vals:
+            continue
+        ranges.append(f"{sym} {dec(vals[0])}–{dec(vals[-1])}" if len(vals) > 1 else f"{sym} {dec(vals[0])}")
+        steps |= {round(b - a, 4) for a, b in zip(vals, vals[1:], strict=False)}
+    return ", ".join(ranges) + (f" in steps of {steps.pop():g}" if len(steps) == 1 else "")
+
+
+def build_scaling(store: Store, costs: Store, opts) -> Document:
+    paper_grid = store.cached("search-paper-constraint-paper-sweep", lambda: _scale_run(
+        store, "search-paper-constraint-paper-sweep", phi=1, budget="2x", tolerance=0.05, constraint="formula",
+        sweep_from="paper"),
+        "[efficientnet-scaling] grid search at φ = 1, feasible when α·β²·γ² ≈ 2 (the paper's constraint), and "
+        "the paper's α, β, γ swept over φ")
     cost_grid = store.cached("search-real-cost", lambda: _scale_run(
-        folder, "search-real-cost", phi=1, budget="2x", tolerance=0.05, constraint="cost"),
+        store, "search-real-cost", phi=1, budget="2x", tolerance=0.05, constraint="cost", sweep=None),
         "[efficientnet-scaling] grid search at φ = 1, feasible when the real MACs are 2x ± 5%")
-    paper_sweep = store.cached("sweep-paper-coefficients", lambda: _scale_run(
-        folder, "sweep-paper-coefficients", alpha=str(PAPER[0]), beta=str(PAPER[1]), gamma=str(PAPER[2]), phi=1,
-        budget="2x", tolerance=0.5, constraint="formula"),
-        "[efficientnet-scaling] the paper's α, β, γ swept over φ")
 
-    def point(d, abc):
-        return next((c for c in d["candidates"] if (c["alpha"], c["beta"], c["gamma"]) == abc), None)
-
-    pp = point(paper_grid, PAPER)
+    paper = ", ".join(f"{sym} = {v:g}" for sym, v in zip(SYMBOL.values(), PAPER_POINT, strict=True))
+    pp = next((c for c in paper_grid["candidates"] if c.get("key") == key_of(*PAPER_POINT)), None)
     best_a, best_b = paper_grid.get("best") or {}, cost_grid.get("best") or {}
     doc = Document("EfficientNet compound scaling, searched again")
-    doc.add(Para("Tan & Le (2019) scale depth by α^φ, width by β^φ and resolution by γ^φ under α·β²·γ² ≈ 2, and "
-                 "found α = 1.2, β = 1.1, γ = 1.15 by a grid search at φ = 1 (α·β²·γ² = 1.9203). Here the same grid "
-                 "(α 1.0–1.4, β 1.0–1.25, γ 1.0–1.3 in steps of 0.05) is costed on meta tensors with the zoo's "
+    doc.add(Para(f"Tan & Le (2019) scale depth by α^φ, width by β^φ and resolution by γ^φ under α·β²·γ² ≈ 2, and "
+                 f"found {paper} by a grid search at φ = 1 (α·β²·γ² = {formula_ratio(*PAPER_POINT):.4f}). Here the "
+                 f"same grid ({_grid_words(paper_grid.get('grid') or {})}) is costed on meta tensors with the zoo's "
                  "EfficientNet, whose rounding (channels to multiples of 8, repeats by ceil) is the reference "
                  "implementation's. Without ImageNet training the objective is the cost-only one: among feasible "
                  "candidates the fewest activations (Dollár et al. 2021: at equal MACs, fewer activations run "
                  "faster)."))
     bullets = []
     if best_a:
-        bullets.append(f"Under the paper's constraint (α·β²·γ² within 5% of 2): chosen {sections._coef(best_a)}, "
+        bullets.append(f"Under the paper's constraint (α·β²·γ² within 5% of 2): chosen {sections.coef(best_a)}, "
                        f"α·β²·γ² = {best_a['formula_ratio']:.4f}, real cost {best_a['cost_ratio']:.3f}× B0.")
     if best_b:
-        bullets.append(f"Under the real cost (MACs within 2× ± 5% of B0's): chosen {sections._coef(best_b)}, "
+        bullets.append(f"Under the real cost (MACs within 2× ± 5% of B0's): chosen {sections.coef(best_b)}, "
                        f"α·β²·γ² = {best_b['formula_ratio']:.4f}, real cost {best_b['cost_ratio']:.3f}× B0.")
     if pp and pp.get("cost_ratio"):
-        bullets.append(f"The paper's point α = 1.2, β = 1.1, γ = 1.15 satisfies the formula (α·β²·γ² = "
-                       f"{pp['formula_ratio']:.4f}) but, built, costs {pp['cost_ratio']:.3f}× B0: depth 1.2 rounds "
-                       f"every stage's repeats up (ceil), 16 blocks become 23.")
+        bullets.append(f"The paper's point {paper} satisfies the formula (α·β²·γ² = "
+                       f"{pp['formula_ratio']:.4f}) but, built, costs {pp['cost_ratio']:.3f}× B0: depth "
+                       f"{PAPER_POINT[0]:g} rounds every stage's repeats up (ceil), 16 blocks become 23.")
     doc.add(Heading("The chosen coefficients"), Bullets(bullets))
     doc.add(Heading("Under the paper's constraint", 2))
     doc.add(*sections.scale_section({**paper_grid, "phi_sweep": []})[1:])
     doc.add(Heading("Under the real cost", 2))
     doc.add(*sections.scale_section({**cost_grid, "phi_sweep": []})[1:])
     doc.add(Heading("The φ sweep with the paper's coefficients, against Table 2", 2))
-    sweep = paper_sweep.get("phi_sweep") or []
+    sweep = paper_grid["phi_sweep"]
     if sweep:
         doc.add(*sections.phi_blocks(sweep, "efficientnet-paper")[1:])
         far = [r for r in sweep if r.get("vs_paper")]
         if far:
             doc.add(Bullets([f"φ = {r['phi']} ({r.get('paper_model', '')}): {r['macs'] / 1e9:.3f} GMACs built from "
-                             f"(1.2, 1.1, 1.15)^φ against the paper's {r['paper_macs'] / 1e9:.2f} B "
-                             f"({r['vs_paper']:.2f}×); the released model at width {r.get('released_knobs', {}).get('width')}, "
-                             f"depth {r.get('released_knobs', {}).get('depth')}, resolution "
+                             f"({', '.join(f'{v:g}' for v in PAPER_POINT)})^φ against the paper's "
+                             f"{r['paper_macs'] / 1e9:.2f} B ({r['vs_paper']:.2f}×); the released model at width "
+                             f"{r.get('released_knobs', {}).get('width')}, depth "
+                             f"{r.get('released_knobs', {}).get('depth')}, resolution "
                              f"{r.get('released_resolution')} has {r['released_macs'] / 1e9:.3f} GMACs"
                              for r in far if r.get("released_macs")]))
     return doc
@@ -358,10 +321,11 @@ def build_scaling(folder: Path, store: Store, opts) -> Document:
 
 # --- flops vs latency -----------------------------------------------------------------------------------------
 
-def _attribution_bench(name: str, max_time: float, threads: int | None = 1) -> dict:
+def _attribution_bench(name: str, max_time: float, threads: int | None = 1, roofline: bool = False) -> dict:
     from ..bench import bench
 
-    r = bench(name, max_time=max_time, memory=False, by="kind", roofline=True, batch_sizes=[1, 8], threads=threads)
+    r = bench(name, max_time=max_time, memory=False, by="kind", roofline=roofline, batch_sizes=[1, 8],
+              threads=threads)
     return r.to_dict()
 
 
@@ -381,7 +345,7 @@ def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     from ..bench.compare import compare_models
 
     silu = zoo.build("efficientnet_b0", device="cpu").eval()
-    relu = zoo.build("efficientnet_b0", device="cpu").eval()
+    relu = copy.deepcopy(silu)
     swapped = 0
     for parent in relu.modules():
         for child_name, child in parent.named_children():
@@ -395,12 +359,15 @@ def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     return d
 
 
-def build_flops_vs_latency(folder: Path, store: Store, opts) -> Document:
+def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
     models = opts.models or list(ATTRIBUTION_MODELS)
     benches = {}
     for i, name in enumerate(models, 1):
-        benches[name] = store.cached(f"bench-{name}", lambda name=name: _attribution_bench(name, opts.max_time * 2, opts.threads),
-                                     f"[flops-vs-latency {i}/{len(models)}] {name}: time per layer kind, roofline")
+        # the roofline (the machine's peaks) is measured once, with the first model
+        benches[name] = store.cached(f"bench-{name}", lambda name=name: _attribution_bench(
+            name, opts.max_time * 2, opts.threads, roofline=name == models[0]),
+            f"[flops-vs-latency {i}/{len(models)}] {name}: time per layer kind"
+            + (", roofline" if name == models[0] else ""))
     micro_convs = store.cached("micro-convs", lambda: _micro("convs", 2.0, opts.threads),
                                "[flops-vs-latency] equal-MAC convolutions")
     micro_acts = store.cached("micro-activations", lambda: _micro("activations", 1.5, opts.threads),
@@ -408,9 +375,9 @@ def build_flops_vs_latency(folder: Path, store: Store, opts) -> Document:
     swish = store.cached("swish-vs-relu", lambda: _swish_vs_relu(max(10.0, opts.max_time * 5), opts.threads),
                          "[flops-vs-latency] efficientnet_b0 with swish against ReLU")
 
-    env = next((b.get("env") for b in benches.values() if b.get("env")), None) or _env()
+    env = next((b.get("env") for b in benches.values() if b.get("env")), None) or environment()
     doc = Document("FLOPs against latency on this CPU")
-    doc.add(Para(f"Measured on {sections.env_sentence(env)}, with {opts.threads or 'all'} torch thread(s). MACs say how much arithmetic a layer does; time says "
+    doc.add(Para(f"Measured on {env_summary(env, code=True)}, with {opts.threads or 'all'} torch thread(s). MACs say how much arithmetic a layer does; time says "
                  "how long it takes. The two part where a layer does little arithmetic per byte it moves "
                  "(depthwise convolutions, activations, norms): those run far below the machine's peak rate."))
 
@@ -421,13 +388,14 @@ def build_flops_vs_latency(folder: Path, store: Store, opts) -> Document:
         for r in attr.get("rows", []):
             if not str(r.get("name", "")).startswith("conv.") and r.get("name") not in ("linear", "activation", "norm"):
                 continue
-            ms, ts = r.get("macs_share") or 0.0, r.get("time_share") or 0.0
-            rows.append({"model": name, "kind": r["name"], "MACs %": f"{100 * ms:.1f}", "time %": f"{100 * ts:.1f}",
-                         "time / MACs": f"{ts / ms:.2f}" if ms else "",
+            macs_share, time_share = r.get("macs_share") or 0.0, r.get("time_share") or 0.0
+            rows.append({"model": name, "kind": r["name"], "MACs %": f"{100 * macs_share:.1f}",
+                         "time %": f"{100 * time_share:.1f}",
+                         "time / MACs": f"{time_share / macs_share:.2f}" if macs_share else "",
                          "GFLOP/s": "" if r.get("gflops") is None else f"{r['gflops']:.1f}"})
-            if r.get("name") == "conv.depthwise" and ms:
-                findings.append(f"{name}: depthwise convolutions are {100 * ms:.1f}% of the MACs and {100 * ts:.1f}% "
-                                f"of the time ({ts / ms:.1f}× their share)")
+            if r.get("name") == "conv.depthwise" and macs_share:
+                findings.append(f"{name}: depthwise convolutions are {100 * macs_share:.1f}% of the MACs and "
+                                f"{100 * time_share:.1f}% of the time ({time_share / macs_share:.1f}× their share)")
     doc.add(Heading("Share of MACs against share of time, per layer kind"),
             Para("Batch 1, eager. A ratio time / MACs above 1: the kind is slower per MAC than the model's average."),
             Table(pd.DataFrame(rows)))
@@ -444,14 +412,14 @@ def build_flops_vs_latency(folder: Path, store: Store, opts) -> Document:
     first = next((b for b in benches.values() if b.get("roofline")), None)
     if first:
         doc.add(*sections.roofline_blocks(first["roofline"], first.get("model", "model")))
-    tp_rows = [dict(r, runtime=f"{name}") for name, b in benches.items() for r in b.get("results", [])]
+    tp_rows = [dict(r, model=name) for name, b in benches.items() for r in b.get("results", [])]
     if tp_rows:
         doc.add(Heading("Throughput against batch size"),
-                Table(pd.DataFrame([{"model": r["runtime"], "batch": r["batch_size"],
-                                     "median ms": sections._ms(r.get("median_ms")),
+                Table(pd.DataFrame([{"model": r["model"], "batch": r["batch_size"], "median ms": ms(r.get("median_ms")),
                                      "samples/s": "" if not r.get("throughput") else f"{r['throughput']:.1f}"}
                                     for r in tp_rows])),
-                Figure("throughput-by-model", plots.throughput(tp_rows, title="throughput against batch size"),
+                Figure("throughput-by-model", plots.throughput(tp_rows, title="throughput against batch size",
+                                                               by=("model",)),
                        caption="samples per second at batch 1 and 8"))
 
     # equal-MAC convolutions
@@ -460,7 +428,7 @@ def build_flops_vs_latency(folder: Path, store: Store, opts) -> Document:
             Para("Standard 3×3, pointwise 1×1, grouped 3×3 and depthwise 3×3, each sized to do the same "
                  "multiply-accumulates; what differs is the arithmetic per byte moved."),
             Table(pd.DataFrame([{"conv": r["name"], "config": r["config"], "MACs": f"{r['macs']:,}" if r.get("macs") else "",
-                                 "median ms": f"{r['median_ms']:.3f}", "GMAC/s": sections._num(r.get("gmacs_per_s")),
+                                 "median ms": f"{r['median_ms']:.3f}", "GMAC/s": num(r.get("gmacs_per_s")),
                                  "GB/s": f"{r['gbps']:.1f}"} for r in mrows])))
     if mrows:
         t = {r["name"]: r["median_ms"] for r in mrows}
@@ -509,10 +477,12 @@ BUILDERS = {"zoo": build_zoo, "crosscheck": build_crosscheck, "efficientnet-scal
             "flops-vs-latency": build_flops_vs_latency}
 
 
-def build(name: str, out: Path, opts) -> Path:
+def build(name: str, out: Path, opts, costs: Store | None = None) -> Path:
+    """Build one report under out/NAME; ``costs``: the zoo models' counts, shared by the zoo and crosscheck
+    reports (kept under out/zoo/data/)."""
     folder = writable_dir(out / name)
-    store = Store(folder, opts.force)
-    doc = BUILDERS[name](folder, store, opts)
+    costs = costs or Store(out / "zoo", opts.force)
+    doc = BUILDERS[name](Store(folder, opts.force), costs, opts)
     doc.add(*sections.made_by())
     paths = write_document(doc, folder, stem="README")
     return paths.markdown
@@ -532,10 +502,10 @@ def write_index(out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scaleprof.report.build_reports", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="reports", help="folder for the reports (default: reports)")
-    p.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(REPORTS)}")
-    p.add_argument("--force", action="store_true", help="redo finished work instead of reading it from data/")
+    prog = "python -m scaleprof.report.build_reports"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_target_args(p, REPORTS, out_help="folder for the reports",
+                    force_help="redo finished work instead of reading it from data/")
     p.add_argument("--max-time", type=float, default=2.0, help="seconds of latency measurement per model (default 2)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for every timing (default 1: on a small shared machine a second thread "
@@ -544,22 +514,16 @@ def main(argv=None) -> int:
     p.add_argument("--debug", action="store_true")
     opts = p.parse_args(argv)
     opts.models = [m.strip() for m in opts.models.split(",") if m.strip()] if opts.models else None
-    names = [n.strip() for n in opts.only.split(",")] if opts.only else list(REPORTS)
-    unknown = [n for n in names if n not in BUILDERS]
-    if unknown:
-        print(f"build_reports: error: unknown report {', '.join(unknown)}; choose from {', '.join(REPORTS)}",
-              file=sys.stderr)
-        return 2
-    try:
-        out = writable_dir(opts.out)
-    except ScaleprofError as exc:
-        print(f"build_reports: error: {exc}", file=sys.stderr)
-        return 2
+    picked = select_targets("build_reports", opts, REPORTS, "report")
+    if isinstance(picked, int):
+        return picked
+    names, out = picked
+    costs = Store(out / "zoo", opts.force)  # one instance: with --force each model is counted once per run
     failed = 0
     for name in names:
         t0 = time.perf_counter()
         try:
-            path = build(name, out, opts)
+            path = build(name, out, opts, costs)
             log(f"build_reports: {name}: wrote {path} ({time.perf_counter() - t0:.0f} s)")
         except Exception as exc:  # one report failing leaves the others and its finished pieces
             failed += 1

@@ -27,13 +27,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import __version__
+from ..bench.prepare import spec_label
+from ..counting.result import METRICS
 from ..errors import ScaleprofError
 from .detect import result_kind
-from .files import atomic_write_json, read_json
+from .files import atomic_write_json, read_json, writable_dir
+from .tables import ms, num, pct
 
 FORMAT_VERSION = 1
-TOTAL_METRICS = ("macs", "flops", "params", "activations", "bytes")
-KIND_METRICS = ("macs", "flops", "params", "activations", "bytes")
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.002
 DEFAULT_MAX_TIME = 20.0
@@ -85,9 +87,6 @@ class CheckResult:
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict]
 
-    def failures(self) -> list[CheckRow]:
-        return [c for c in self.checks if c.failed]
-
     def to_dict(self) -> dict:
         d = {"verdict": self.verdict, "checks": [c.to_dict() for c in self.checks], "model": self.model,
              "baseline": self.baseline, "against": self.against, "saved": self.saved, "notes": list(self.notes)}
@@ -98,9 +97,6 @@ class CheckResult:
     def to_markdown(self, all_rows: bool = False) -> str:
         return verdict_markdown(self, all_rows=all_rows)
 
-    def format(self) -> str:
-        return self.to_markdown()
-
 
 def error_result(reason: str, model: str = "") -> CheckResult:
     return CheckResult(verdict="error", model=model, reason=reason)
@@ -109,11 +105,11 @@ def error_result(reason: str, model: str = "") -> CheckResult:
 # --- tolerances --------------------------------------------------------------------------------------------
 
 def _metric_known(key: str) -> bool:
-    if key == "latency" or key in TOTAL_METRICS:
+    if key == "latency" or key in METRICS:
         return True
     if key.endswith("]") and "[" in key:
         base, kind = key[:-1].split("[", 1)
-        return base in KIND_METRICS and bool(kind)
+        return base in METRICS and bool(kind)
     return False
 
 
@@ -151,7 +147,7 @@ def parse_tolerances(spec) -> dict[str, float]:
     for k, v in items:
         k = str(k).strip().lower()
         if not _metric_known(k):
-            raise ScaleprofError(f"unknown metric {k!r} in --tolerance; use {', '.join(TOTAL_METRICS)}, latency "
+            raise ScaleprofError(f"unknown metric {k!r} in --tolerance; use {', '.join(METRICS)}, latency "
                                  f"or METRIC[KIND] (e.g. macs[conv.depthwise])")
         out[k] = _fraction(v, k)
     return out
@@ -165,6 +161,11 @@ def _limit(metric: str, tolerances: dict[str, float]) -> float:
 
 
 # --- baselines ---------------------------------------------------------------------------------------------
+
+# what each metric counts: in every baseline (``units``) and on each cost row (``unit``)
+UNITS = {"macs": "multiply-accumulates", "flops": "floating-point operations", "params": "parameters",
+         "activations": "elements", "bytes": "bytes"}
+
 
 def _is_count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
@@ -184,12 +185,12 @@ def validate_baseline(obj, source: str) -> dict:
     if not isinstance(cost, dict) or not isinstance(cost.get("totals"), dict) or not isinstance(cost.get("by_kind"),
                                                                                                 dict):
         raise ScaleprofError(f"baseline {source} is malformed: no cost.totals / cost.by_kind")
-    for m in TOTAL_METRICS:
+    for m in METRICS:
         if not _is_count(cost["totals"].get(m)):
             raise ScaleprofError(f"baseline {source} is malformed: cost.totals.{m} is "
                                  f"{cost['totals'].get(m)!r}, not a non-negative integer")
     for kind, row in cost["by_kind"].items():
-        if not isinstance(row, dict) or not all(_is_count(row.get(m, 0)) for m in KIND_METRICS):
+        if not isinstance(row, dict) or not all(_is_count(row.get(m, 0)) for m in METRICS):
             raise ScaleprofError(f"baseline {source} is malformed: cost.by_kind[{kind!r}] is not a set of counts")
     lat = obj.get("latency")
     if lat is not None:
@@ -206,19 +207,6 @@ def validate_baseline(obj, source: str) -> dict:
 
 def load_baseline(path) -> dict:
     return validate_baseline(read_json(path, "baseline"), str(path))
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("scaleprof")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _label(spec) -> str:
-    return spec if isinstance(spec, str) else type(spec).__name__
 
 
 def count(spec, inputs=None, dtype=None, knobs=None):
@@ -240,27 +228,20 @@ def cost_record(result) -> dict:
     by_module = {}
     for name, v in result.by_module(1).items():
         by_module[name or "(root)"] = {"macs": v["macs"], "params": v["params"]}
-    return {"totals": result.totals.to_dict(),
-            "by_kind": {k: {m: v[m] for m in (*KIND_METRICS, "calls")} for k, v in result.by_kind().items()},
-            "by_module": by_module}
+    return {"totals": result.totals.to_dict(), "by_kind": result.by_kind(), "by_module": by_module}
 
 
 def make_baseline(spec, result, knobs=None, latency: dict | None = None) -> dict:
     import torch
 
-    d = {"scaleprof_baseline": FORMAT_VERSION, "model": _label(spec), "knobs": dict(knobs or {}),
+    d = {"scaleprof_baseline": FORMAT_VERSION, "model": spec_label(spec), "knobs": dict(knobs or {}),
          "inputs": list(result.inputs), "dtype": result.dtype,
          "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-         "scaleprof": _version(), "torch": torch.__version__,
-         "units": {"macs": "multiply-accumulates", "flops": "floating-point operations", "bytes": "bytes"},
+         "scaleprof": __version__, "torch": torch.__version__, "units": dict(UNITS),
          "cost": cost_record(result)}
     if latency is not None:
         d["latency"] = latency
     return d
-
-
-def save_baseline(path, baseline: dict) -> Path:
-    return atomic_write_json(path, baseline)
 
 
 # --- cost ----------------------------------------------------------------------------------------------------
@@ -278,19 +259,16 @@ def _row(metric: str, base: int, cur: int, limit: float, allow_decrease: bool, u
     return CheckRow(metric, base, cur, change, limit, verdict, unit=unit, note=note)
 
 
-UNITS = {"macs": "MACs", "flops": "FLOPs", "params": "parameters", "activations": "elements", "bytes": "bytes"}
-
-
 def cost_rows(base_cost: dict, cur_cost: dict, tolerances: dict[str, float], allow_decrease: bool = False
               ) -> list[CheckRow]:
     rows = [_row(m, int(base_cost["totals"][m]), int(cur_cost["totals"][m]), _limit(m, tolerances), allow_decrease,
-                 UNITS[m]) for m in TOTAL_METRICS]
+                 UNITS[m]) for m in METRICS]
     from ..counting.kinds import kind_order
 
     kinds = sorted(set(base_cost["by_kind"]) | set(cur_cost["by_kind"]), key=lambda k: (kind_order(k), k))
     for kind in kinds:
         b, c = base_cost["by_kind"].get(kind, {}), cur_cost["by_kind"].get(kind, {})
-        for m in KIND_METRICS:
+        for m in METRICS:
             bv, cv = int(b.get(m, 0)), int(c.get(m, 0))
             if bv == 0 and cv == 0:
                 continue
@@ -364,7 +342,9 @@ def _env_guard(stored: dict, current: dict, ignore=()) -> None:
 
 
 def stored_latency_row(spec, lat: dict, *, knobs=None, threshold=DEFAULT_THRESHOLD, alpha=DEFAULT_ALPHA,
-                       max_time=None) -> CheckRow:
+                       max_time=None) -> tuple[CheckRow, dict]:
+    """The latency row against the baseline's samples, and the latency record measured for it (which a
+    baseline saved in the same run can keep instead of measuring again)."""
     from ..bench.env import environment
 
     device = lat.get("device", "cpu")
@@ -372,13 +352,14 @@ def stored_latency_row(spec, lat: dict, *, knobs=None, threshold=DEFAULT_THRESHO
     # refuse before spending time measuring: the fields that do not depend on the runtime must match now
     _env_guard(lat["env"], environment(dtype=dtype, devices=[device]), ignore=("compile_mode", "ort_threads"))
     runtime = lat.get("runtime", "eager")
-    r, row = _bench_latency(spec, lat.get("inputs"), runtime=runtime, device=device, dtype=dtype,
-                            max_time=max_time or lat.get("max_time") or DEFAULT_MAX_TIME, knobs=knobs)
-    _env_guard(lat["env"], r.env)
-    return latency_row(lat["samples_ms"], row.samples_ms, threshold=threshold, alpha=alpha,
-                       note=f"stored samples ({len(lat['samples_ms'])}) vs now ({len(row.samples_ms)}), {runtime} "
-                            f"on {device}; regression when Mann-Whitney p < {alpha:g} and ratio > "
-                            f"{1 + threshold:.3g}")
+    now = measure_latency(spec, lat.get("inputs"), runtime=runtime, device=device, dtype=dtype,
+                          max_time=max_time or lat.get("max_time") or DEFAULT_MAX_TIME, knobs=knobs)
+    _env_guard(lat["env"], now["env"])
+    row = latency_row(lat["samples_ms"], now["samples_ms"], threshold=threshold, alpha=alpha,
+                      note=f"stored samples ({len(lat['samples_ms'])}) vs now ({len(now['samples_ms'])}), {runtime} "
+                           f"on {device}; regression when Mann-Whitney p < {alpha:g} and ratio > "
+                           f"{1 + threshold:.3g}")
+    return row, now
 
 
 def against_latency_row(spec, against, inputs, *, knobs=None, runtime="eager", device="cpu", dtype=None,
@@ -388,7 +369,7 @@ def against_latency_row(spec, against, inputs, *, knobs=None, runtime="eager", d
     c = compare(against, spec, inputs, device=device, dtype=dtype or "float32", runtime=runtime, max_time=max_time,
                 knobs_b=knobs, samples=True)
     return latency_row(c.a.samples_ms, c.b.samples_ms, ratio=c.ratio, p=c.p_value, threshold=threshold, alpha=alpha,
-                       note=f"{c.rounds} interleaved rounds against {_label(against)} (paired ratio "
+                       note=f"{c.rounds} interleaved rounds against {spec_label(against)} (paired ratio "
                             f"{c.ratio:.3f}, 95% CI {c.ratio_ci95[0]:.3f}-{c.ratio_ci95[1]:.3f}); regression when "
                             f"Mann-Whitney p < {alpha:g} and ratio > {1 + threshold:.3g}")
 
@@ -442,9 +423,10 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
     current = cost_record(result)
 
     rows: list[CheckRow] = []
+    measured = None   # the latency record measured against the baseline's samples, if any
     if base is not None:
-        if base.get("model") not in (None, _label(spec)):
-            notes.append(f"the baseline was saved for {base.get('model')!r}; checking {_label(spec)!r}")
+        if base.get("model") not in (None, spec_label(spec)):
+            notes.append(f"the baseline was saved for {base.get('model')!r}; checking {spec_label(spec)!r}")
         if inputs and base.get("inputs") and list(result.inputs) != list(base["inputs"]):
             notes.append(f"inputs differ from the baseline's: {', '.join(result.inputs)} now, "
                          f"{', '.join(base['inputs'])} then")
@@ -454,8 +436,9 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
         if any(r.failed for r in rows):
             notes += module_notes(base["cost"], current)
         if base.get("latency") and not cost_only:
-            rows.append(stored_latency_row(spec, base["latency"], knobs=knobs, threshold=threshold, alpha=alpha,
-                                           max_time=max_time))
+            row, measured = stored_latency_row(spec, base["latency"], knobs=knobs, threshold=threshold,
+                                               alpha=alpha, max_time=max_time)
+            rows.append(row)
         elif base.get("latency"):
             notes.append("latency samples in the baseline not checked (cost only)")
     if against is not None:
@@ -467,40 +450,61 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
     if save is not None:
         lat = None
         if latency:
-            lat = measure_latency(spec, list(result.inputs), runtime=runtime, device=device, dtype=use_dtype,
-                                  max_time=max_time or DEFAULT_MAX_TIME, knobs=knobs)
-        saved = str(save_baseline(save, make_baseline(spec, result, knobs, lat)))
+            if measured is not None and (measured["runtime"], measured["device"], measured["dtype"],
+                                         list(measured["inputs"])) == (runtime, device, use_dtype or "float32",
+                                                                       list(result.inputs)):
+                lat = measured   # timed just now for the stored samples: the same run, not timed twice
+            else:
+                lat = measure_latency(spec, list(result.inputs), runtime=runtime, device=device, dtype=use_dtype,
+                                      max_time=max_time or DEFAULT_MAX_TIME, knobs=knobs)
+        saved = str(atomic_write_json(save, make_baseline(spec, result, knobs, lat)))
         notes.append(f"baseline written to {saved}" + (" with latency samples" if lat else ""))
 
     verdict = "regression" if any(r.failed for r in rows) else "pass"
     if any(r.verdict == "changed" for r in rows):
         notes.append("a metric fell beyond its limit: if the change is meant, re-save the baseline "
                      "(--save) or pass --allow-decrease")
-    return CheckResult(verdict=verdict, checks=rows, model=_label(spec), baseline=base_source, saved=saved,
-                       against=None if against is None else _label(against), notes=notes)
+    return CheckResult(verdict=verdict, checks=rows, model=spec_label(spec), baseline=base_source, saved=saved,
+                       against=None if against is None else spec_label(against), notes=notes)
 
 
 def _check_save_target(path) -> None:
     p = Path(path)
     if p.is_dir():
         raise ScaleprofError(f"cannot save the baseline to {p}: it is a folder")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ScaleprofError(f"cannot save the baseline to {p}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ScaleprofError(f"cannot save the baseline to {p}: folder {parent} is not writable")
+    try:
+        writable_dir(p.parent)
+    except ScaleprofError as exc:
+        raise ScaleprofError(f"cannot save the baseline to {p}: {exc}") from None
 
 
 # --- output --------------------------------------------------------------------------------------------------
 
-def _fmt(v, unit: str = "") -> str:
-    if v is None:
-        return ""
+ROW_COLUMNS = ("metric", "baseline", "current", "change", "limit", "verdict")
+
+
+def _value(v, unit: str = "") -> str:
     if unit == "ms":
-        return f"{v:.3f} ms"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:.4g}"
-    return f"{int(v):,}"
+        return "" if v is None else f"{ms(v)} ms"
+    return num(v, 4)
+
+
+def row_cells(c: dict) -> dict:
+    """One check row (``CheckRow.to_dict()``, or the ``checks`` of a check's JSON) as the table's cells;
+    a latency limit is one-sided (+), a cost limit two-sided (±)."""
+    unit, ch = c.get("unit", ""), c.get("change")
+    if ch is None:
+        change = "new" if c.get("baseline") == 0 and c.get("current") else ""
+    else:
+        change = f"{pct(ch, digits=2, signed=True)}%" if math.isfinite(ch) else str(ch)
+    if c.get("p_value") is not None:
+        change += f" (p = {c['p_value']:.2g})"
+    limit = c.get("limit")
+    return {"metric": c.get("metric"), "baseline": _value(c.get("baseline"), unit),
+            "current": _value(c.get("current"), unit), "change": change,
+            "limit": "" if limit is None else f"{'+' if c.get('metric') == 'latency' else '±'}"
+                                              f"{pct(limit, digits=2)}%",
+            "verdict": c.get("verdict")}
 
 
 _MARK = {"pass": "pass", "regression": "**REGRESSION**", "changed": "**changed**"}
@@ -521,13 +525,11 @@ def verdict_markdown(res: CheckResult, all_rows: bool = False) -> str:
         lines += ["Compared with " + " and ".join(src) + ".", ""]
     shown = [r for r in res.checks if all_rows or "[" not in r.metric or r.current != r.baseline or r.failed]
     if shown:
-        lines += ["| metric | baseline | current | change | limit | verdict |", "|---|---:|---:|---:|---:|---|"]
+        lines += ["| " + " | ".join(ROW_COLUMNS) + " |", "|---|---:|---:|---:|---:|---|"]
         for r in shown:
-            change = ("new" if r.baseline == 0 and r.current else "") if r.change is None else f"{100 * r.change:+.2f}%"
-            extra = f" (p = {r.p_value:.2g})" if r.p_value is not None else ""
-            lines.append(f"| {r.metric} | {_fmt(r.baseline, r.unit)} | {_fmt(r.current, r.unit)} | {change}{extra} | "
-                         f"{'+' if r.metric == 'latency' else '±'}{100 * r.limit:.2f}% | "
-                         f"{_MARK.get(r.verdict, r.verdict)} |")
+            cells = row_cells(r.to_dict())
+            cells["verdict"] = _MARK.get(r.verdict, r.verdict)
+            lines.append("| " + " | ".join(str(cells[k]) for k in ROW_COLUMNS) + " |")
         hidden = len(res.checks) - len(shown)
         if hidden:
             lines += ["", f"{hidden} per-kind rows unchanged."]

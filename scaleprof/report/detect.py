@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from ..errors import ScaleprofError
 
-KINDS = ("profile", "bench", "compare", "scale", "check", "baseline", "zoo")
-
 
 def result_kind(obj) -> str | None:
     """'profile' | 'bench' | 'compare' | 'scale' | 'check' | 'baseline' | 'zoo', or None if none fits."""

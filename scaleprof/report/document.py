@@ -47,11 +47,6 @@ class Figure:
 
 
 @dataclass
-class Code:
-    text: str
-
-
-@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
@@ -102,8 +97,6 @@ def to_markdown(doc: Document, figure_dir: str = "figures") -> str:
             out += [f"![{b.caption or b.name}]({figure_dir}/{b.name}.png)", ""]
             if b.caption:
                 out += [f"*{b.caption}*", ""]
-        elif isinstance(b, Code):
-            out += ["```", b.text.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -144,7 +137,6 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #e3e3e3; }
 figcaption { font-size: 13px; color: #555; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
-pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 12px; }
 .caption { font-size: 13px; color: #444; margin-bottom: 0; }
 """
 
@@ -187,8 +179,6 @@ def to_html(doc: Document) -> str:
             cap = f"<figcaption>{inline_html(b.caption)}</figcaption>" if b.caption else ""
             body.append(f'<figure><img alt="{html.escape(b.caption or b.name)}" '
                         f'src="data:image/png;base64,{data}">{cap}</figure>')
-        elif isinstance(b, Code):
-            body.append(f"<pre>{html.escape(b.text)}</pre>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

@@ -12,25 +12,32 @@ import math
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..scaling.grid import PAPER_POINT
+
 PALETTE = ("#4063d8", "#e2711d", "#389826", "#cb3c33", "#9558b2", "#8c564b", "#d62f9a", "#7f7f7f", "#bcbd22",
            "#17becf")
 DPI = 110
 
 
-def _fig(w: float = 7.5, h: float = 4.5):
-    fig = Figure(figsize=(w, h), dpi=DPI)
+def _fig(w: float = 7.5, h: float = 4.5, *, nrows: int = 1, ncols: int = 1, layout: str | None = None,
+         squeeze: bool = True):
+    """A figure on its own Agg canvas and its axes (one, or an nrows × ncols array unless ``squeeze``)."""
+    fig = Figure(figsize=(w, h), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots()
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
-def _png(fig) -> bytes:
-    fig.tight_layout()
+def _png(fig, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (``tight``: tight_layout first; off for a figure with its own layout)."""
+    if tight:
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
-def _pct(v) -> float:
+def _percent(v) -> float:
+    """A share (fraction of 1, or None) as a plotted percentage."""
     return 100.0 * float(v or 0.0)
 
 
@@ -59,8 +66,8 @@ def macs_vs_time(rows: list[dict], title: str = "share of MACs against share of 
     """rows: [{kind or name, macs_share, time_share}] (fractions), e.g. `bench --json`'s attribution rows."""
     rows = [r for r in rows if (r.get("time_share") or 0) > 0 or (r.get("macs_share") or 0) > 0]
     labels = [r.get("kind") or r.get("name") or "?" for r in rows]
-    return share_bars(labels, {"share of MACs": [_pct(r.get("macs_share")) for r in rows],
-                               "share of time": [_pct(r.get("time_share")) for r in rows]}, title=title)
+    return share_bars(labels, {"share of MACs": [_percent(r.get("macs_share")) for r in rows],
+                               "share of time": [_percent(r.get("time_share")) for r in rows]}, title=title)
 
 
 def cost_shares(by_kind: dict, totals: dict, title: str = "share of the cost, per layer kind") -> bytes:
@@ -100,13 +107,15 @@ def roofline(peaks: dict, points: list[dict], title: str = "") -> bytes:
     return _png(fig)
 
 
-def throughput(rows: list[dict], title: str = "throughput against batch size") -> bytes:
-    """rows: `bench --json` results; one line per (runtime, device, dtype)."""
+def throughput(rows: list[dict], title: str = "throughput against batch size",
+               by: tuple[str, ...] = ("runtime", "device", "dtype")) -> bytes:
+    """rows: `bench --json` results; one line per value of the ``by`` keys (e.g. ``("model",)`` for rows
+    of several models that carry their model's name)."""
     groups: dict[tuple, list[tuple[int, float]]] = {}
     for r in rows:
         if r.get("status", "ok") != "ok" or not r.get("throughput"):
             continue
-        key = (r.get("runtime"), r.get("device"), r.get("dtype"))
+        key = tuple(r.get(k) for k in by)
         groups.setdefault(key, []).append((int(r["batch_size"]), float(r["throughput"])))
     fig, ax = _fig()
     for i, (key, pts) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
@@ -247,9 +256,6 @@ def phi_curve(sweep: list[dict], title: str = "cost against φ: measured, 2^φ a
     return _png(fig)
 
 
-PAPER_POINT = (1.2, 1.1, 1.15)
-
-
 def feasibility_grid(candidates: list[dict], title: str = "") -> bytes:
     """The α-β-γ view of a grid search: one panel per α (depth), β across, γ up; colour is the real cost
     ratio to the base, feasible cells outlined, each cell's number its α·β²·γ², the paper's point starred."""
@@ -262,9 +268,8 @@ def feasibility_grid(candidates: list[dict], title: str = "") -> bytes:
     nrows = max(1, math.ceil(len(alphas) / cols))
     ratios = [c["cost_ratio"] for c in candidates if c.get("cost_ratio") is not None]
     vmin, vmax = (min(ratios), max(ratios)) if ratios else (0.0, 1.0)
-    fig = Figure(figsize=(3.3 * cols + 1.4, 3.0 * nrows + 0.7), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, cols, squeeze=False)
+    fig, axes = _fig(3.3 * cols + 1.4, 3.0 * nrows + 0.7, nrows=nrows, ncols=cols, layout="constrained",
+                     squeeze=False)
     by_key = {(c["alpha"], c["beta"], c["gamma"]): c for c in candidates}
     im = None
     for k, a in enumerate(alphas):
@@ -296,32 +301,20 @@ def feasibility_grid(candidates: list[dict], title: str = "") -> bytes:
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8).set_label("real cost ratio to the base (MACs)")
     fig.suptitle(title or "feasible cells outlined; numbers are α·β²·γ²", fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
-
-
-def budget_target(budget) -> float | None:
-    """The budget's cost ratio to the base, from a scale result's budget (a dict, a number or a string)."""
-    if isinstance(budget, dict):
-        ratio = budget.get("target_ratio", budget.get("ratio"))
-        return float(ratio) if ratio else None
-    return float(budget) if isinstance(budget, (int, float)) else None
+    return _png(fig, tight=False)
 
 
 def scale_plots(result: dict) -> dict[str, bytes]:
     """The three plots of a scaling search (`scale --json`): candidates' Pareto front, the α-β-γ grid and
     the φ curve, as {file name: PNG}."""
     budget = result.get("budget") or {}
-    target = budget_target(budget)
     return {
-        "pareto.png": pareto_front(result.get("candidates", []), result.get("best"), target,
+        "pareto.png": pareto_front(result.get("candidates", []), result.get("best"), budget.get("target_ratio"),
                                    result.get("objective"),
                                    title=f"{result.get('family', '')} at φ = {result.get('phi', 1):g}: candidates"),
         "feasibility.png": feasibility_grid(
             result.get("candidates", []),
-            title=f"{result.get('family', '')}: feasible cells outlined "
-                  f"({budget.get('describe', budget.get('spec', '')) if isinstance(budget, dict) else budget}); "
+            title=f"{result.get('family', '')}: feasible cells outlined ({budget.get('describe', '')}); "
                   "numbers are α·β²·γ²"),
         "phi.png": phi_curve(result.get("phi_sweep") or []),
     }

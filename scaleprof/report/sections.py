@@ -5,35 +5,16 @@ Tables are pandas frames of formatted strings (units in the column names); plots
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
+from .. import __version__
+from ..bench.env import environment
+from ..bench.env import summary as env_summary
+from ..scaling.grid import SYMBOL
 from . import plots
+from .check import ROW_COLUMNS, row_cells
 from .document import Bullets, Figure, Heading, Para, Table
-from .tables import human
-
-
-def _num(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
-        return "" if v is None else str(v)
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1000):
-        return f"{int(v):,}"
-    return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:,.1f}"
-
-
-def _ms(v) -> str:
-    return "" if v is None else f"{v:.3f}"
-
-
-def _pct(v, total=1.0) -> str:
-    if v is None or not total:
-        return ""
-    return f"{100.0 * v / total:.1f}"
-
-
-def _ci(ci) -> str:
-    return f"{ci[0]:.3f} – {ci[1]:.3f}" if ci else ""
+from .tables import ci, human, ms, num, pct
 
 
 def _slug(s: str) -> str:
@@ -53,29 +34,15 @@ def env_table(env: dict) -> Table:
     return Table(pd.DataFrame(rows, columns=["field", "value"]))
 
 
-def env_sentence(env: dict) -> str:
-    parts = [env.get("cpu") or "unknown CPU"]
-    if env.get("gpu"):
-        parts.append(f"GPU {env['gpu']}")
-    parts.append(f"{env.get('cores', '?')} cores, {env.get('threads', '?')} torch threads")
-    parts.append(f"torch {env.get('torch', '?')}, Python {env.get('python', '?')}")
-    if env.get("onnxruntime"):
-        parts.append(f"onnxruntime {env['onnxruntime']}")
-    return "; ".join(parts) + f" (fingerprint `{env.get('fingerprint', '?')}`)"
+def made_by_sentence() -> str:
+    """Which scaleprof, machine and versions built this: `scaleprof 0.1.0 on ...; platform ...`."""
+    env = environment()
+    return f"scaleprof {__version__} on {env_summary(env, code=True)}; platform {env.get('platform')}"
 
 
 def made_by() -> list:
     """Which machine and versions built this report."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from ..bench.env import environment
-
-    try:
-        v = version("scaleprof")
-    except PackageNotFoundError:
-        v = "(not installed)"
-    env = environment()
-    return [Heading("Made by"), Para(f"scaleprof {v} on {env_sentence(env)}; platform {env.get('platform')}.")]
+    return [Heading("Made by"), Para(made_by_sentence() + ".")]
 
 
 # --- profile ---------------------------------------------------------------------------------------------
@@ -84,13 +51,13 @@ def profile_kind_frame(d: dict) -> pd.DataFrame:
     t = d["totals"]
     rows = []
     for kind, v in d["by_kind"].items():
-        rows.append({"kind": kind, "calls": v.get("calls", ""), "MACs": _num(v.get("macs", 0)),
-                     "MACs %": _pct(v.get("macs", 0), t.get("macs")), "FLOPs %": _pct(v.get("flops", 0), t.get("flops")),
-                     "params": _num(v.get("params", 0)), "activations": _num(v.get("activations", 0)),
+        rows.append({"kind": kind, "calls": v.get("calls", ""), "MACs": num(v.get("macs", 0)),
+                     "MACs %": pct(v.get("macs", 0), t.get("macs")), "FLOPs %": pct(v.get("flops", 0), t.get("flops")),
+                     "params": num(v.get("params", 0)), "activations": num(v.get("activations", 0)),
                      "bytes": human(v.get("bytes", 0), "B")})
     rows.append({"kind": "**total**", "calls": sum(int(v.get("calls", 0) or 0) for v in d["by_kind"].values()),
-                 "MACs": _num(t.get("macs", 0)), "MACs %": "100.0", "FLOPs %": "100.0", "params": _num(t.get("params", 0)),
-                 "activations": _num(t.get("activations", 0)), "bytes": human(t.get("bytes", 0), "B")})
+                 "MACs": num(t.get("macs", 0)), "MACs %": "100.0", "FLOPs %": "100.0", "params": num(t.get("params", 0)),
+                 "activations": num(t.get("activations", 0)), "bytes": human(t.get("bytes", 0), "B")})
     return pd.DataFrame(rows)
 
 
@@ -110,8 +77,8 @@ def profile_section(d: dict, source: str = "") -> list:
                           caption=f"{name}: each layer kind's share of MACs, FLOPs and params"))
     layers = sorted((r for r in d.get("layers", []) if r.get("macs")), key=lambda r: -r["macs"])[:12]
     if layers:
-        df = pd.DataFrame([{"layer": r.get("name") or "(root)", "kind": r.get("kind"), "MACs": _num(r["macs"]),
-                            "MACs %": _pct(r["macs"], t["macs"]), "params": _num(r.get("params", 0))}
+        df = pd.DataFrame([{"layer": r.get("name") or "(root)", "kind": r.get("kind"), "MACs": num(r["macs"]),
+                            "MACs %": pct(r["macs"], t["macs"]), "params": num(r.get("params", 0))}
                            for r in layers])
         out.append(Table(df, caption="The layers with the most MACs."))
     extra = []
@@ -126,8 +93,8 @@ def profile_section(d: dict, source: str = "") -> list:
 
 def profiles_overview(ds: list[dict]) -> list:
     rows = [{"model": d.get("model"), "input": ", ".join(map(str, d.get("inputs", []))),
-             "MACs": _num(d["totals"]["macs"]), "FLOPs": _num(d["totals"]["flops"]),
-             "params": _num(d["totals"]["params"]), "activations": _num(d["totals"]["activations"])} for d in ds]
+             "MACs": num(d["totals"]["macs"]), "FLOPs": num(d["totals"]["flops"]),
+             "params": num(d["totals"]["params"]), "activations": num(d["totals"]["activations"])} for d in ds]
     return [Heading("Models side by side"), Table(pd.DataFrame(rows))]
 
 
@@ -139,11 +106,11 @@ def bench_frame(rows: list[dict]) -> pd.DataFrame:
         ok = r.get("status", "ok") == "ok"
         mem = r.get("peak_memory_bytes")
         out.append({"runtime": r.get("runtime"), "device": r.get("device"), "dtype": r.get("dtype"),
-                    "batch": r.get("batch_size"), "median ms": _ms(r.get("median_ms")),
-                    "95% CI ms": _ci(r.get("ci95_ms")), "IQR ms": _ms(r.get("iqr_ms")),
-                    "p90 ms": _ms(r.get("p90_ms")),
+                    "batch": r.get("batch_size"), "median ms": ms(r.get("median_ms")),
+                    "95% CI ms": ci(r.get("ci95_ms")), "IQR ms": ms(r.get("iqr_ms")),
+                    "p90 ms": ms(r.get("p90_ms")),
                     "samples/s": "" if not r.get("throughput") else f"{r['throughput']:.1f}",
-                    "cold ms": _ms(r.get("cold_ms")), "peak MiB": "" if mem is None else f"{mem / 2**20:.1f}",
+                    "cold ms": ms(r.get("cold_ms")), "peak MiB": "" if mem is None else f"{mem / 2**20:.1f}",
                     "samples": r.get("samples"),
                     "status": "ok" if ok else f"failed: {r.get('reason') or ''}"})
     return pd.DataFrame(out)
@@ -156,8 +123,8 @@ def attribution_blocks(attr: dict, name: str) -> list:
     by = attr.get("by", "kind")
     df = pd.DataFrame([{("kind" if by == "kind" else "module"): r.get("name") or "(root)",
                         **({} if by == "kind" else {"kind": r.get("kind") or ""}),
-                        "time ms": _ms(r.get("time_ms")), "time %": _pct(r.get("time_share")),
-                        "MACs %": _pct(r.get("macs_share")),
+                        "time ms": ms(r.get("time_ms")), "time %": pct(r.get("time_share")),
+                        "MACs %": pct(r.get("macs_share")),
                         "time % / MACs %": ("" if not r.get("macs_share") else
                                             f"{r.get('time_share', 0) / r['macs_share']:.2f}"),
                         "GFLOP/s": "" if r.get("gflops") is None else f"{r['gflops']:.2f}",
@@ -183,10 +150,10 @@ def roofline_blocks(roof: dict, name: str) -> list:
     if not pk.get("gflops") or not pk.get("gbps"):
         return []
     pts = roof.get("points") or []
-    df = pd.DataFrame([{"kind": p.get("kind"), "FLOP/byte": _num(p.get("intensity")),
-                        "achieved GFLOP/s": _num(p.get("gflops")), "roof GFLOP/s": _num(p.get("roof_gflops")),
-                        "efficiency %": _pct(p.get("efficiency")), "bound": p.get("bound") or "",
-                        "time %": _pct(p.get("time_share"))} for p in pts])
+    df = pd.DataFrame([{"kind": p.get("kind"), "FLOP/byte": num(p.get("intensity")),
+                        "achieved GFLOP/s": num(p.get("gflops")), "roof GFLOP/s": num(p.get("roof_gflops")),
+                        "efficiency %": pct(p.get("efficiency")), "bound": p.get("bound") or "",
+                        "time %": pct(p.get("time_share"))} for p in pts])
     return [Heading("Roofline", 3),
             Para(f"Measured peaks on {pk.get('device')} ({pk.get('dtype')}): {pk['gflops']:.1f} GFLOP/s "
                  f"(square matmul n = {pk.get('matmul_n')}), {pk['gbps']:.2f} GB/s (tensor copy); ridge at "
@@ -199,7 +166,8 @@ def bench_section(d: dict, source: str = "") -> list:
     name = d.get("model") or source or "model"
     rows = d.get("results", [])
     out = [Heading(f"Benchmark: {name}"),
-           Para(f"Input {', '.join(map(str, d.get('inputs', [])))}. Measured on {env_sentence(d.get('env', {}))}."),
+           Para(f"Input {', '.join(map(str, d.get('inputs', [])))}. Measured on "
+                f"{env_summary(d.get('env', {}), code=True)}."),
            Table(bench_frame(rows), caption="Latency per call (median of blocks, distribution-free 95% CI); "
                                             "throughput = batch / median.")]
     batches = {r.get("batch_size") for r in rows if r.get("status", "ok") == "ok" and r.get("throughput")}
@@ -208,7 +176,7 @@ def bench_section(d: dict, source: str = "") -> list:
                           caption=f"{name}: throughput against batch size"))
     if d.get("train"):
         tdf = pd.DataFrame([{"device": t.get("device"), "batch": t.get("batch_size"), "optimizer": t.get("optimizer"),
-                             "median ms": _ms(t.get("median_ms")), "95% CI ms": _ci(t.get("ci95_ms")),
+                             "median ms": ms(t.get("median_ms")), "95% CI ms": ci(t.get("ci95_ms")),
                              "samples/s": "" if not t.get("throughput") else f"{t['throughput']:.1f}",
                              "phases": ", ".join(f"{k} {100 * (v.get('share') or 0):.0f}%"
                                                  for k, v in (t.get("phases") or {}).items()),
@@ -231,9 +199,9 @@ def compare_section(d: dict, source: str = "") -> list:
     verdict = d.get("verdict", "?")
     head = (f"{b.get('label', 'B')} vs {a.get('label', 'A')}: **{verdict}**" if verdict == "no difference"
             else f"**{b.get('label', 'B')} is {verdict}** than {a.get('label', 'A')}")
-    sides = pd.DataFrame([{"model": s.get("label"), "median ms": _ms(s.get("median_ms")),
-                           "95% CI ms": _ci(s.get("ci95_ms")), "samples": s.get("samples"),
-                           "cold ms": _ms(s.get("cold_ms"))} for s in (a, b)])
+    sides = pd.DataFrame([{"model": s.get("label"), "median ms": ms(s.get("median_ms")),
+                           "95% CI ms": ci(s.get("ci95_ms")), "samples": s.get("samples"),
+                           "cold ms": ms(s.get("cold_ms"))} for s in (a, b)])
     out = [Heading(f"Comparison: {b.get('label', 'B')} against {a.get('label', 'A')}"),
            Para(f"{head}: B/A = {d['ratio']:.3f}"
                 + (f" (95% bootstrap CI {lo:.3f} – {hi:.3f})" if lo is not None else "")
@@ -244,45 +212,23 @@ def compare_section(d: dict, source: str = "") -> list:
            Table(sides),
            Figure(f"compare-{_slug(a.get('label'))}-{_slug(b.get('label'))}", plots.compare_samples(a, b),
                   caption="per-call latency of each side")]
-    if d.get("env_differences"):
-        out.append(Bullets([f"environment differs: {x}" for x in d["env_differences"]]))
     if d.get("env"):
-        out.append(Para(f"Measured on {env_sentence(d['env'])}."))
+        out.append(Para(f"Measured on {env_summary(d['env'], code=True)}."))
     return out
 
 
 # --- scale -----------------------------------------------------------------------------------------------
 
-def _coef(c: dict) -> str:
-    sym = {"alpha": "α", "beta": "β", "gamma": "γ"}
-    return ", ".join(f"{sym[k]} = {c[k]:.3g}" for k in sym if isinstance(c.get(k), (int, float)))
-
-
-def phi_sweep(d: dict) -> list[dict]:
-    """The φ sweep rows under whichever key the scale result keeps them (`phi_sweep`, `sweep`)."""
-    for key in ("phi_sweep", "sweep"):
-        v = d.get(key)
-        if isinstance(v, dict):
-            v = v.get("rows") or v.get("points")
-        if isinstance(v, list) and v:
-            return v
-    return []
-
-
-def _budget_words(budget) -> tuple[str, float | None]:
-    """(description, target ratio) from the scale result's budget (a dict, a number or a string)."""
-    target = plots.budget_target(budget)
-    if isinstance(budget, dict):
-        return str(budget.get("describe") or budget.get("spec") or ""), target
-    if isinstance(budget, (int, float)):
-        return f"{budget:g}x", target
-    return ("" if budget is None else str(budget)), None
+def coef(c: dict) -> str:
+    """A scaling candidate's coefficients: α = 1.2, β = 1.1, γ = 1.15."""
+    return ", ".join(f"{SYMBOL[k]} = {c[k]:.3g}" for k in SYMBOL if isinstance(c.get(k), (int, float)))
 
 
 def scale_section(d: dict, source: str = "") -> list:
     cands = d.get("candidates") or []
     best = d.get("best") or None
-    words, target = _budget_words(d.get("budget"))
+    budget = d.get("budget") or {}
+    words, target = budget.get("describe"), budget.get("target_ratio")
     out = [Heading(f"Scaling search: {d.get('family', '?')} at φ = {d.get('phi', '?')}")]
     desc = f"{len(cands)} candidates"
     if d.get("architectures"):
@@ -292,8 +238,8 @@ def scale_section(d: dict, source: str = "") -> list:
     if d.get("objective"):
         desc += f", objective {d['objective']}"
     if best:
-        desc += (f"; chosen {_coef(best)} (width {best.get('width')}, depth {best.get('depth')}, resolution "
-                 f"{best.get('resolution')}): MACs {_num(best.get('macs'))}, {_num(best.get('cost_ratio'))}× the "
+        desc += (f"; chosen {coef(best)} (width {best.get('width')}, depth {best.get('depth')}, resolution "
+                 f"{best.get('resolution')}): MACs {num(best.get('macs'))}, {num(best.get('cost_ratio'))}× the "
                  f"base")
         if best.get("formula_ratio") is not None:
             desc += f"; α·β²·γ² = {best['formula_ratio']:.4f}"
@@ -306,10 +252,10 @@ def scale_section(d: dict, source: str = "") -> list:
         top = sorted(cands, key=order)[:20]
         df = pd.DataFrame([{"rank": c.get("rank") or "", "α": c.get("alpha"), "β": c.get("beta"), "γ": c.get("gamma"),
                             "width": c.get("width"), "depth": c.get("depth"), "resolution": c.get("resolution"),
-                            "MACs": _num(c.get("macs")), "params": _num(c.get("params")),
-                            "cost ×": _num(c.get("cost_ratio")), "α·β²·γ²": _num(c.get("formula_ratio")),
-                            "feasible": c.get("feasible"), "latency ms": _ms(c.get("latency_ms")),
-                            "score": _num(c.get("score")), "status": c.get("status", "")} for c in top])
+                            "MACs": num(c.get("macs")), "params": num(c.get("params")),
+                            "cost ×": num(c.get("cost_ratio")), "α·β²·γ²": num(c.get("formula_ratio")),
+                            "feasible": c.get("feasible"), "latency ms": ms(c.get("latency_ms")),
+                            "score": num(c.get("score")), "status": c.get("status", "")} for c in top])
         out.append(Table(df, caption=f"Candidates, best first ({len(top)} of {len(cands)})."))
         out.append(Figure(f"pareto-{_slug(d.get('family', 'scale'))}-{_slug(d.get('phi'))}",
                           plots.pareto_front(cands, best, target, d.get("objective")),
@@ -318,7 +264,7 @@ def scale_section(d: dict, source: str = "") -> list:
             out.append(Figure(f"grid-{_slug(d.get('family', 'scale'))}-{_slug(d.get('phi'))}",
                               plots.feasibility_grid(cands),
                               caption="the α-β-γ grid: real cost ratio, feasible cells outlined, α·β²·γ² written"))
-    sweep = phi_sweep(d)
+    sweep = d.get("phi_sweep") or []
     if sweep:
         out += phi_blocks(sweep, d.get("family", "scale"))
     out += [Para(f"Note: {n}") for n in d.get("notes") or []]
@@ -331,11 +277,11 @@ def phi_blocks(sweep: list[dict], family: str = "efficientnet") -> list:
 
     df = pd.DataFrame([{"φ": r.get("phi"), "model": r.get("name") or r.get("paper_model") or "",
                         "width": r.get("width"), "depth": r.get("depth"), "resolution": r.get("resolution"),
-                        "MACs": _num(r.get("macs")), "params": _num(r.get("params")),
+                        "MACs": num(r.get("macs")), "params": num(r.get("params")),
                         "MACs / base": ratio(r.get("cost_ratio")),
                         "2^φ": ratio(2.0 ** float(r["phi"])) if r.get("phi") is not None else "",
                         "(α·β²·γ²)^φ": ratio(r.get("formula_ratio")), "paper / B0": ratio(r.get("paper_ratio")),
-                        "paper MACs": _num(r.get("paper_macs")), "released MACs": _num(r.get("released_macs"))}
+                        "paper MACs": num(r.get("paper_macs")), "released MACs": num(r.get("released_macs"))}
                        for r in sweep])
     return [Heading("The φ sweep", 3),
             Para("The chosen α, β, γ raised to φ: cost relative to the base model beside 2^φ (what α·β²·γ² = 2 "
@@ -348,14 +294,7 @@ def phi_blocks(sweep: list[dict], family: str = "efficientnet") -> list:
 # --- check and zoo ---------------------------------------------------------------------------------------
 
 def check_frame(checks: list[dict]) -> pd.DataFrame:
-    rows = []
-    for c in checks:
-        ch = c.get("change")
-        rows.append({"metric": c.get("metric"), "baseline": _num(c.get("baseline")), "current": _num(c.get("current")),
-                     "change": "" if ch is None else (f"{100 * ch:+.2f}%" if math.isfinite(ch) else str(ch)),
-                     "limit": "" if c.get("limit") is None else f"±{100 * c['limit']:.2f}%",
-                     "verdict": c.get("verdict")})
-    return pd.DataFrame(rows, columns=["metric", "baseline", "current", "change", "limit", "verdict"])
+    return pd.DataFrame([row_cells(c) for c in checks], columns=list(ROW_COLUMNS))
 
 
 def check_section(d: dict, source: str = "") -> list:
@@ -369,8 +308,8 @@ def check_section(d: dict, source: str = "") -> list:
 
 def zoo_section(rows: list[dict], source: str = "") -> list:
     df = pd.DataFrame([{"model": r.get("name"), "family": r.get("family"), "input": r.get("input"),
-                        "params": _num(r.get("params")), "published params": _num(r.get("published_params")),
-                        "MACs": _num(r.get("macs")), "published MACs": _num(r.get("published_macs")),
+                        "params": num(r.get("params")), "published params": num(r.get("published_params")),
+                        "MACs": num(r.get("macs")), "published MACs": num(r.get("published_macs")),
                         "source": r.get("published_source") or ""} for r in rows])
     return [Heading("Zoo"), Table(df)]
 

@@ -1,6 +1,12 @@
-"""Tables for people: the analysis objects stay separate from how they print."""
+"""Tables for people: the analysis objects stay separate from how they print.
+
+The number formatters here (human, num, ms, pct, ci) are the one set the CLI tables, the check's
+verdict table and the reports share; num, ms, pct and ci give "" for a missing value (None).
+"""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -14,6 +20,40 @@ def human(n: float, unit: str = "") -> str:
         if abs(n) >= div:
             return f"{n / div:.3f} {prefix}{unit}"
     return f"{n:.0f} {unit}".rstrip()
+
+
+def _finite(v) -> bool:
+    return not (isinstance(v, float) and (math.isnan(v) or math.isinf(v)))
+
+
+def num(v, digits: int = 3) -> str:
+    """A count with thousands separators (18,944); other numbers to ``digits`` significant digits below
+    1000, to one decimal above (1,234.5)."""
+    if v is None or not _finite(v):
+        return "" if v is None else str(v)
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1000):
+        return f"{int(v):,}"
+    return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:,.1f}"
+
+
+def ms(v) -> str:
+    """Milliseconds to the microsecond: 1.234."""
+    return "" if v is None else f"{v:.3f}"
+
+
+def pct(v, total: float = 1.0, digits: int = 1, signed: bool = False) -> str:
+    """``v`` as a percentage of ``total`` (a fraction of 1 by default), without the % sign: 12.3
+    (``signed``: +12.30 with digits=2)."""
+    if v is None or not total:
+        return ""
+    if not _finite(v):
+        return str(v)
+    return f"{100.0 * v / total:{'+' if signed else ''}.{digits}f}"
+
+
+def ci(interval) -> str:
+    """A 95% CI in ms: 1.234 – 1.456."""
+    return f"{interval[0]:.3f} – {interval[1]:.3f}" if interval else ""
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:
@@ -59,7 +99,7 @@ def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table")
     shown = df.copy()
     for col in ("MACs", "FLOPs", "macs", "flops", "bytes", "activations", "params"):
         if col in shown:
-            shown[col] = shown[col].map(lambda v: human(v))
+            shown[col] = shown[col].map(human)
     for col in ("MACs %", "FLOPs %"):
         if col in shown:
             shown[col] = shown[col].map(lambda v: f"{v:.1f}")
@@ -82,12 +122,9 @@ def format_zoo(rows: list[dict]) -> str:
     df = pd.DataFrame(rows)
     if df.empty:
         return "(no models)"
-    for col in ("macs", "published_macs"):
+    for col in ("macs", "published_macs", "params", "published_params"):
         if col in df:
-            df[col] = df[col].map(lambda v: "" if pd.isna(v) or v is None else f"{int(v):,}")
-    for col in ("params", "published_params"):
-        if col in df:
-            df[col] = df[col].map(lambda v: "" if pd.isna(v) or v is None else f"{int(v):,}")
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
     return df.to_string(index=False)
 
 
@@ -98,12 +135,7 @@ def format_crosscheck(cc, fmt: str = "table") -> str:
         rows.append({"counter": p.name, "status": p.status if p.status == "ok" else f"failed: {p.reason}",
                      "unit": p.unit, "reported": p.reported, "MACs": p.macs_equivalent,
                      "difference": None if p.macs_equivalent is None else p.macs_equivalent - cc.ours_macs})
-    df = pd.DataFrame(rows).set_index("counter")
-    if fmt in ("csv", "markdown"):
-        out = render(df, fmt)
-    else:
-        out = df.to_string()
-    lines = [out, ""]
+    lines = [render(pd.DataFrame(rows).set_index("counter"), fmt), ""]
     for p in cc.peers:
         if p.status != "ok":
             continue

@@ -31,10 +31,6 @@ class ReportPaths:
         return {"markdown": str(self.markdown), "html": str(self.html), "figures": [str(f) for f in self.figures],
                 "inputs": self.inputs}
 
-    def __iter__(self):
-        yield self.markdown
-        yield self.html
-
 
 def load_results(items) -> list[tuple[str, str, object]]:
     """[(source, kind, obj)] from paths and/or dicts; a file of no known kind is a one-line error."""
@@ -58,11 +54,6 @@ def load_results(items) -> list[tuple[str, str, object]]:
     if not out:
         raise ScaleprofError("no result files given")
     return out
-
-
-def build_document(results, title: str | None = None) -> Document:
-    """The report as a Document (headings, tables, figures), from paths and/or result dicts."""
-    return _document(load_results(results), title)
 
 
 def _document(loaded, title: str | None) -> Document:
@@ -92,7 +83,10 @@ def _unique_names(doc: Document) -> None:
 
 def write_document(doc: Document, out_dir, stem: str = "report", figure_dir: str = FIGURE_DIR) -> ReportPaths:
     """Write ``stem``.md, ``stem``.html and the figures under ``out_dir`` (each file written atomically)."""
-    out = writable_dir(out_dir)
+    return _write(doc, writable_dir(out_dir), stem, figure_dir)
+
+
+def _write(doc: Document, out: Path, stem: str = "report", figure_dir: str = FIGURE_DIR) -> ReportPaths:
     _unique_names(doc)
     md = to_markdown(doc, figure_dir)
     page = to_html(doc)
@@ -111,11 +105,10 @@ def write_report(json_paths_or_dicts, out_dir, title: str | None = None) -> Repo
     unwritable folder) raises ScaleprofError before anything is written.
     """
     loaded = load_results(json_paths_or_dicts)
-    writable_dir(out_dir)  # fail before the plotting work, not after
-    doc = _document(loaded, title)
-    paths = write_document(doc, out_dir)
+    out = writable_dir(out_dir)  # fail before the plotting work, not after
+    paths = _write(_document(loaded, title), out)
     paths.inputs = [{"source": s, "kind": k} for s, k, _ in loaded]
     return paths
 
 
-__all__ = ["ReportPaths", "build_document", "load_results", "write_document", "write_report"]
+__all__ = ["ReportPaths", "load_results", "write_document", "write_report"]

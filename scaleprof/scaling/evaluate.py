@@ -17,37 +17,52 @@ def _threads(task: dict):
     return torch_threads(task.get("threads") or None)
 
 
-def cost_group(task: dict) -> list[dict]:
-    """Build each candidate of the group on meta tensors, name its architecture, count it once per name.
+_COUNTS: dict[str, dict] = {}   # per process: arch_hash -> its count (an architecture is counted once)
+_MAX_COUNTS = 100_000
 
-    task: {"family": Family, "candidates": [Candidate.to_dict(), ...], "threads": int | None}
-    Returns one record per candidate: the candidate's fields plus arch, input, macs, flops, params,
-    activations, status, reason, seconds.
+
+def count(family, width=None, depth=None, resolution=None) -> dict:
+    """Build the family at these knobs on meta tensors, name the architecture, count it (once per process).
+
+    None keeps the base's knob (the base itself: ``count(family)``). Returns {arch, input, macs, flops,
+    params, activations}; a build or count error propagates.
     """
     import scaleprof
 
     from .family import arch_hash
 
+    model = family.build(width, depth, resolution, device="meta")
+    shape = family.input_shape(model, family.base_knobs.get("resolution") if resolution is None else resolution)
+    arch = arch_hash(model, shape)
+    totals = _COUNTS.get(arch)
+    if totals is None:
+        t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
+        totals = {"macs": t.macs, "flops": t.flops, "params": t.params, "activations": t.activations}
+        if len(_COUNTS) >= _MAX_COUNTS:
+            _COUNTS.clear()
+        _COUNTS[arch] = totals
+    return {"arch": arch, "input": "x".join(map(str, shape)), **totals}
+
+
+def cost_group(task: dict) -> list[dict]:
+    """Count each candidate of the group (``count``: each architecture once).
+
+    task: {"family": Family, "candidates": [Candidate.to_dict(), ...], "threads": int | None}
+    Returns one record per candidate: the candidate's fields plus arch, input, macs, flops, params,
+    activations, status, reason, seconds.
+    """
     with _threads(task):
-        return _cost_group(task, scaleprof, arch_hash)
+        return _cost_group(task)
 
 
-def _cost_group(task, scaleprof, arch_hash) -> list[dict]:
+def _cost_group(task) -> list[dict]:
     family = task["family"]
-    seen: dict[str, dict] = {}
     out = []
     for c in task["candidates"]:
         t0 = time.perf_counter()
         rec = dict(c)
         try:
-            model = family.build(c["width"], c["depth"], c["resolution"], device="meta")
-            shape = family.input_shape(model, c["resolution"])
-            arch = arch_hash(model, shape)
-            if arch not in seen:
-                r = scaleprof.profile(model, [shape], device="meta", quiet=True)
-                t = r.totals
-                seen[arch] = {"macs": t.macs, "flops": t.flops, "params": t.params, "activations": t.activations}
-            rec.update(seen[arch], arch=arch, input="x".join(map(str, shape)), status="ok", reason=None)
+            rec.update(count(family, c["width"], c["depth"], c["resolution"]), status="ok", reason=None)
         except Exception as exc:  # a build error or out of memory: record it, go on
             rec.update(arch=None, status="failed", reason=one_line(exc))
         rec["seconds"] = round(time.perf_counter() - t0, 4)
@@ -79,8 +94,3 @@ def _objective(task: dict) -> dict:
         out.update(status="failed", reason=one_line(exc), metrics={})
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
-
-
-def ping(_task=None) -> str:
-    """Used by tests and the executor's start-up check."""
-    return "ok"

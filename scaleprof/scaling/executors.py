@@ -4,16 +4,19 @@
 is the result, or the one-line reason when the task itself died (a crashed or killed worker). Each task is a
 plain dict and ``fn`` a top-level function, so both pickle by reference.
 
-Process pool: a worker that dies (out of memory, a segfault) breaks the whole pool, and every task in flight
-then fails alike, so the survivors are rerun on a fresh pool one at a time, which names the culprit.
+Process pool: at most ``jobs`` tasks in flight. A worker that dies (out of memory, a segfault) breaks the
+whole pool and every task in flight fails alike, so those tasks are rerun on a fresh pool one at a time, which
+names the culprit, and the rest go on in parallel.
 Ray: a local instance ``ray.init(num_cpus=jobs or 2, include_dashboard=False)`` unless ``address`` names a
 cluster; a connection this function opened is closed afterwards (a local instance it started stops).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -43,14 +46,12 @@ def worker_threads(jobs: int) -> int:
 
 
 def run_tasks(fn: Callable[[dict], object], tasks: list[dict], *, executor: str = "local", jobs: int = 1,
-              address: str | None = None, isolate: bool = False) -> Iterator[tuple[int, bool, object]]:
-    """``isolate``: (process pool) one task at a time from the start, e.g. to rerun a dead worker's tasks."""
-    if not tasks:
-        return iter(())
-    if executor == "local":
+              address: str | None = None) -> Iterator[tuple[int, bool, object]]:
+    """A generator; closing it early (or an exception in the caller's loop) cancels the work not started."""
+    if executor == "local" or not tasks:
         return _local(fn, tasks)
     if executor == "process":
-        return _process(fn, tasks, jobs, isolate)
+        return _process(fn, tasks, jobs)
     if executor == "ray":
         return _ray(fn, tasks, jobs, address)
     raise ScaleprofError(f"unknown executor {executor!r}")
@@ -64,41 +65,58 @@ def _local(fn, tasks):
             yield i, False, one_line(exc)
 
 
-def _process(fn, tasks, jobs, isolate=False):
+DIED = "worker process died (out of memory or a crash)"
+
+
+def _process(fn, tasks, jobs):
+    """At most ``workers`` tasks in flight. A worker that dies breaks the pool and fails every task in
+    flight alike: when that was one task, it is the culprit; otherwise those tasks, and only those, are
+    rerun one at a time on a fresh pool, which names it, and then the rest go on ``workers`` at a time."""
     ctx = mp.get_context("spawn")
-    pending = list(range(len(tasks)))
-    # isolate: one task at a time (after a broken pool, or when asked), so a death names its task
-    while pending:
-        workers = 1 if isolate else min(jobs, len(pending))
-        broken = False
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            queue = list(pending)
-            running: dict = {}
-            while queue or running:
-                while queue and (not isolate or not running):
-                    i = queue.pop(0)
+    queue = deque(range(len(tasks)))
+    suspects: deque = deque()            # in flight together when a pool broke
+    while queue or suspects:
+        workers = min(jobs, len(queue) + len(suspects))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        running: dict = {}               # future -> task index
+        try:
+            solo = False                 # a suspect is running alone
+            while queue or suspects or running:
+                if not running:
+                    solo = bool(suspects)
+                    if solo:
+                        i = suspects.popleft()
+                        running[pool.submit(fn, tasks[i])] = i
+                while not solo and queue and len(running) < workers:
+                    i = queue.popleft()
                     running[pool.submit(fn, tasks[i])] = i
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = [f for f in done if _broke(f)]
+                if broken:               # every other task in flight dies with the pool: collect them all
+                    done = set(done) | wait(running).done
+                dead = []
                 for f in done:
                     i = running.pop(f)
+                    if _broke(f):
+                        dead.append(i)
+                        continue
                     try:
-                        value = f.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        if isolate:       # alone in its pool: this task killed the worker
-                            pending.remove(i)
-                            yield i, False, "worker process died (out of memory or a crash)"
-                        continue
+                        yield i, True, f.result()
                     except Exception as exc:
-                        pending.remove(i)
                         yield i, False, one_line(exc)
-                        continue
-                    pending.remove(i)
-                    yield i, True, value
-                if broken:
-                    break
-        if broken:
-            isolate = True
+                if dead:
+                    if len(dead) == 1:           # alone in flight: this task killed the worker
+                        yield dead[0], False, DIED
+                    else:
+                        suspects.extend(sorted(dead))
+                    break                        # a broken pool takes no more work: a fresh one
+        finally:
+            # closed early or failed: never wait for work that has not started
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _broke(f) -> bool:
+    return isinstance(f.exception(), BrokenProcessPool)
 
 
 def _ray(fn, tasks, jobs, address):
@@ -116,6 +134,7 @@ def _ray(fn, tasks, jobs, address):
         except Exception as exc:
             raise ScaleprofError(f"cannot start Ray{' at ' + address if address else ''}: {one_line(exc)}") from exc
         opened = True
+    refs: dict = {}
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(fn)
         refs = {remote.remote(t): i for i, t in enumerate(tasks)}
@@ -129,5 +148,8 @@ def _ray(fn, tasks, jobs, address):
                     cause = getattr(exc, "cause", None)
                     yield i, False, one_line(cause if isinstance(cause, BaseException) else exc)
     finally:
+        for ref in refs:                     # closed early or failed: stop what has not finished
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
         if opened:
             ray.shutdown()

@@ -7,51 +7,20 @@ are the same (``ceil(3 · 1.05) == ceil(3 · 1.2)``) are evaluated once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
+from .. import zoo
 from ..errors import ScaleprofError
+from ..spec import load_model, resolve_callable
+from ..zoo import registry
+from ..zoo.registry import KNOBS
 
-KNOBS = ("width", "depth", "resolution")
 _DEFAULT_BASE = {"width": 1.0, "depth": 1.0, "resolution": 224}
-_CALLABLES: dict[str, Any] = {}   # per process: a spec resolved once
-
-# In-place fills that weight initialisation uses; none changes a tensor's shape.
-_INIT_OPS = frozenset(getattr(torch.Tensor, n) for n in (
-    "normal_", "uniform_", "zero_", "fill_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "copy_",
-    "exponential_", "bernoulli_", "random_", "abs_", "sqrt_", "exp_", "log_", "neg_", "fmod_"))
-
-
-class _SkipInitOnMeta(TorchFunctionMode):
-    """While a model is built on meta tensors: skip in-place initialisation of meta tensors.
-
-    Meta tensors hold no values, so ``nn.init`` has nothing to do; torch still runs its Python reference
-    implementations shape by shape, which is most of the time a meta build takes (0.07 s -> 0.03 s for an
-    EfficientNet). Scoped to the build; shapes, parameters and the counted cost are unchanged.
-    """
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _INIT_OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
-
-
-def _resolve(spec: str):
-    if spec not in _CALLABLES:
-        from ..spec import _resolve_callable
-
-        fn = _resolve_callable(spec)
-        if not callable(fn):
-            raise ScaleprofError(f"--family {spec!r} names a {type(fn).__name__}, not a callable")
-        _CALLABLES[spec] = fn
-    return _CALLABLES[spec]
 
 
 @dataclass(frozen=True)
@@ -64,7 +33,7 @@ class Family:
     arguments: tuple = ()             # other keyword arguments the builder takes ("**" when it takes any)
 
     def builder(self):
-        return _resolve(self.spec) if isinstance(self.spec, str) else self.spec
+        return resolve_callable(self.spec, "--family") if isinstance(self.spec, str) else self.spec
 
     def has(self, knob: str) -> bool:
         return self.base_knobs.get(knob) is not None
@@ -73,21 +42,14 @@ class Family:
         return argument in self.arguments or "**" in self.arguments
 
     def build(self, width=None, depth=None, resolution=None, *, device="meta", **extra) -> nn.Module:
-        """The family at these knobs (None keeps the base's), on ``device`` (meta allocates nothing)."""
+        """The family at these knobs (None keeps the base's), on ``device`` (meta allocates nothing and skips
+        weight initialisation: zoo.build and spec.load_model do that)."""
         knobs = {k: v for k, v in zip(KNOBS, (width, depth, resolution), strict=True)
                  if v is not None and self.has(k)}
         args = {**self.kwargs, **extra}
-        fast = _SkipInitOnMeta() if torch.device(device).type == "meta" else contextlib.nullcontext()
         if self.zoo_name is not None:
-            from .. import zoo
-
-            with fast:
-                return zoo.build(self.zoo_name, device=device, **knobs, **args)
-        with torch.device(device), fast:
-            model = self.builder()(**knobs, **args)
-        if not isinstance(model, nn.Module):
-            raise ScaleprofError(f"--family {self.label} returned a {type(model).__name__}, not an nn.Module")
-        return model.eval()
+            return zoo.build(self.zoo_name, device=device, **knobs, **args)
+        return load_model(self.builder(), device=device, **knobs, **args).eval()
 
     def input_shape(self, model: nn.Module, resolution: int | None) -> tuple[int, ...]:
         """(1, 3, R, R) at the candidate's resolution (the model's own default input, resized, if it has one)."""
@@ -110,22 +72,14 @@ def resolve_family(family, kwargs: dict | None = None, base_resolution: int | No
     """A Family from a zoo name, a ``module:callable`` spec or a callable; ScaleprofError if it cannot scale."""
     kwargs = dict(kwargs or {})
     if isinstance(family, str) and ":" not in family.strip():
-        from ..zoo import registry
-
         name = family.strip()
-        entry = registry.resolve(name)          # ScaleprofError for an unknown name
-        fam = registry.FAMILIES[entry.family]
-        coeffs = entry.coefficients()
-        base = {k: (coeffs[k] if k in fam.knobs else None) for k in KNOBS}
-        unknown = [k for k in kwargs if k not in fam.arguments]
-        if unknown:
-            raise ScaleprofError(f"--family {name}: the {fam.name} builder takes no argument "
-                                 f"{', '.join(unknown)}; it takes {', '.join(fam.arguments)}")
-        fam_obj = Family(name, name, name, base, kwargs, tuple(fam.arguments))
+        base = zoo.knobs_of(name)              # ScaleprofError for an unknown name
+        # an argument the builder lacks fails in zoo.build (registry.settings) when the base is counted
+        fam_obj = Family(name, name, name, base, kwargs, registry.FAMILIES[zoo.family_of(name)].arguments)
     else:
         if isinstance(family, str):
             spec = family.strip()
-            fn = _resolve(spec)
+            fn = resolve_callable(spec, "--family")
             label = spec
         elif callable(family):
             spec = fn = family
@@ -163,26 +117,39 @@ def resolve_family(family, kwargs: dict | None = None, base_resolution: int | No
 # --- architecture identity ------------------------------------------------------------------------------------
 
 _SIMPLE = (bool, int, float, str, type(None))
+_NOT_SIMPLE = object()
 
 
-def _simple(v) -> bool:
+def _canonical(v, depth: int = 0):
+    """A plain, ordered form of a scalar or a (nested) list, tuple or dict of scalars; _NOT_SIMPLE otherwise."""
     if isinstance(v, _SIMPLE):
-        return True
-    return isinstance(v, tuple) and all(isinstance(x, _SIMPLE) for x in v)
+        return v
+    if depth > 8:
+        return _NOT_SIMPLE
+    if isinstance(v, (list, tuple)):
+        items = [_canonical(x, depth + 1) for x in v]
+        return _NOT_SIMPLE if any(x is _NOT_SIMPLE for x in items) else (type(v).__name__, tuple(items))
+    if isinstance(v, dict):
+        items = [(_canonical(k, depth + 1), _canonical(x, depth + 1)) for k, x in v.items()]
+        if any(k is _NOT_SIMPLE or x is _NOT_SIMPLE for k, x in items):
+            return _NOT_SIMPLE
+        return ("dict", tuple(sorted(items, key=repr)))
+    return _NOT_SIMPLE
 
 
 def arch_hash(model: nn.Module, input_shape) -> str:
     """A digest of the built layer configuration and the input shape.
 
     Per module: its path, class, ``extra_repr()`` (conv geometry: channels, kernel, stride, padding, groups),
-    its public scalar attributes (e.g. a block's residual flag, a dropout rate) and the shapes of its own
-    parameters and buffers. Equal digests mean the same layers on the same input; a builder that keeps a
+    its public scalar attributes and (nested) lists, tuples and dicts of scalars (e.g. a block's residual
+    flag, a dropout rate, a list of dims) and the shapes of its own parameters and buffers. Equal digests mean the same layers on the same input; a builder that keeps a
     knob as a float attribute only makes the digest stricter (fewer merges), never wrong.
     """
     h = hashlib.sha256(repr(tuple(int(d) for d in input_shape)).encode())
     for name, m in model.named_modules():
-        attrs = sorted((k, v) for k, v in vars(m).items() if not k.startswith("_") and k != "default_input"
-                       and _simple(v))
+        attrs = sorted((k, c) for k, c in ((k, _canonical(v)) for k, v in vars(m).items()
+                                           if not k.startswith("_") and k != "default_input")
+                       if c is not _NOT_SIMPLE)
         params = [(n, tuple(p.shape), str(p.dtype)) for n, p in m.named_parameters(recurse=False)]
         buffers = [(n, tuple(b.shape), str(b.dtype)) for n, b in m.named_buffers(recurse=False)]
         h.update(f"{name}|{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|{attrs}|{params}|"

@@ -100,9 +100,6 @@ class Candidate:
     def formula_ratio(self) -> float:
         return formula_ratio(self.alpha, self.beta, self.gamma)
 
-    def knobs(self) -> dict:
-        return {"width": self.width, "depth": self.depth, "resolution": self.resolution}
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["key"] = self.key

@@ -20,13 +20,32 @@ from ..errors import ScaleprofError
 VERSION = 1
 
 
-class ResultsLog:
-    def __init__(self, path, config: dict, resume: bool = False):
-        self.path = Path(path)
-        self.config = json.loads(json.dumps(config, default=str))
+class MemoryLog:
+    """The records of a search in memory (no --log): nothing to resume."""
+
+    resumed = 0
+
+    def __init__(self):
         self.costs: dict[str, dict] = {}
         self.objectives: dict[tuple[str, str], dict] = {}
-        self.resumed = 0
+
+    def cost(self, record: dict) -> None:
+        self.costs[record["key"]] = record
+
+    def objective(self, record: dict) -> None:
+        self.objectives[(record["arch"], record["objective"])] = record
+
+    def close(self) -> None:
+        pass
+
+
+class ResultsLog(MemoryLog):
+    """MemoryLog that also appends each record to a JSON-lines file (and reads one back on --resume)."""
+
+    def __init__(self, path, config: dict, resume: bool = False):
+        super().__init__()
+        self.path = Path(path)
+        self.config = json.loads(json.dumps(config, default=str))
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not resume:
             raise ScaleprofError(f"--log {self.path} already exists: pass --resume to continue that search, "
@@ -73,9 +92,9 @@ class ResultsLog:
                                  f"{self.config.get(k)!r} now)")
         for r in records[1:]:
             if r.get("type") == "cost" and r.get("key"):
-                self.costs[r["key"]] = r
+                super().cost(r)
             elif r.get("type") == "objective" and r.get("arch"):
-                self.objectives[(r["arch"], r["objective"])] = r
+                super().objective(r)
         self.resumed = len(self.costs)
 
     def _write(self, record: dict) -> None:
@@ -83,32 +102,13 @@ class ResultsLog:
         self._fh.flush()
 
     def cost(self, record: dict) -> None:
-        self.costs[record["key"]] = record
+        super().cost(record)
         self._write({"type": "cost", **record})
 
     def objective(self, record: dict) -> None:
-        self.objectives[(record["arch"], record["objective"])] = record
+        super().objective(record)
         self._write({"type": "objective", **record})
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
-
-
-class MemoryLog:
-    """The same interface without a file (no --log): nothing to resume."""
-
-    resumed = 0
-
-    def __init__(self):
-        self.costs: dict[str, dict] = {}
-        self.objectives: dict[tuple[str, str], dict] = {}
-
-    def cost(self, record: dict) -> None:
-        self.costs[record["key"]] = record
-
-    def objective(self, record: dict) -> None:
-        self.objectives[(record["arch"], record["objective"])] = record
-
-    def close(self) -> None:
-        pass

@@ -3,6 +3,8 @@
     cost      MACs, params, activations (exact, from the meta-tensor count); Pareto front over the three;
               score = -(activations / base activations): among equal-MACs models, fewer activations run
               faster on memory-bound hardware (Dollár et al. 2021, "Fast and Accurate Model Scaling").
+              Under a ceiling budget (``<=2x``) the score is the share of the budget used, MACs / target
+              (the base, the cheapest, would otherwise always win), ties going to fewer activations.
     latency   each candidate against the base in shuffled interleaved rounds (scaleprof.bench.compare):
               the paired ratio candidate/base with its 95% bootstrap interval; score = -ratio; candidates
               whose interval overlaps the best one's are marked tied with it.
@@ -95,9 +97,9 @@ def proxy_metrics(family, c: dict, options: dict) -> dict:
 
 
 def python_metrics(spec: str, family, c: dict, options: dict) -> dict:
-    from .family import _resolve
+    from ..spec import resolve_callable
 
-    fn = _resolve(spec)
+    fn = resolve_callable(spec, "--objective python:")
     model = _seeded_model(family, c, int(options.get("seed", 0)))
     value = fn(model, dict(c))
     if isinstance(value, dict):
@@ -125,21 +127,26 @@ class OwnInput(nn.Module):
         return self.model(self.x)
 
 
-def latency_metrics(family, base: dict, c: dict, options: dict) -> dict:
-    """Candidate against base, interleaved (bench.compare.compare_models); ratio = candidate / base."""
-    try:
-        from ..bench.compare import compare_models
-    except ImportError as exc:  # the bench engine is a sibling package; say so rather than crash
-        raise ScaleprofError(f"--objective latency needs scaleprof.bench.compare: {exc}") from exc
-    batch = int(options.get("latency_batch", 1))
-    models = []
-    for cand in (base, c):
-        m = _seeded_model(family, cand, 0)
-        shape = family.input_shape(m, cand["resolution"])
-        models.append(OwnInput(m, (batch, *shape[1:])))
-    r = compare_models(models[0], models[1], [(1,)], device=options.get("device", "cpu"),
-                       max_time=float(options.get("latency_time", 5.0)), seed=int(options.get("seed", 0)),
-                       labels=("base", c.get("key", "candidate")), threads=options.get("threads"))
+def latency_base(family, options: dict) -> OwnInput:
+    """The base, built once for every candidate's comparison (compare_models copies what it times)."""
+    return _own_input(family, {"key": "base", **family.base_knobs}, int(options.get("latency_batch", 1)))
+
+
+def _own_input(family, c: dict, batch: int) -> OwnInput:
+    m = _seeded_model(family, c, 0)
+    shape = family.input_shape(m, c["resolution"])
+    return OwnInput(m, (batch, *shape[1:]))
+
+
+def latency_metrics(family, base: OwnInput, c: dict, options: dict) -> dict:
+    """Candidate against ``base`` (latency_base), interleaved (bench.compare.compare_models); ratio =
+    candidate / base."""
+    from ..bench.compare import compare_models
+
+    cand = _own_input(family, c, int(options.get("latency_batch", 1)))
+    r = compare_models(base, cand, [(1,)], device="cpu", max_time=float(options.get("latency_time", 5.0)),
+                       seed=int(options.get("seed", 0)), labels=("base", c.get("key", "candidate")),
+                       threads=options.get("threads"))
     return {"latency_ms": r.b.median_ms, "base_latency_ms": r.a.median_ms, "latency_ratio": r.ratio,
             "latency_ci95": [float(v) for v in r.ratio_ci95], "latency_verdict": r.verdict,
             "latency_p_value": r.p_value, "latency_rounds": r.rounds, "runtime": r.runtime}

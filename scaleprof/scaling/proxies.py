@@ -9,12 +9,14 @@
   activation codes (pre-activation > 0 at every ReLU/SiLU/GELU/... module), train mode.
 
 How well these rank trained accuracy depends on the search space; treat them as a hint, not a result.
-Every proxy runs on a copy of a model the search built itself; hooks are removed afterwards.
+Each proxy works on the model it is given and changes it (pass a copy to keep one): grad_norm and naswot
+update batch-norm statistics (grad_norm's gradients are cleared afterwards, naswot's hooks removed), synflow
+turns the weights into |θ| in float64. ``all_proxies`` runs them on one model built for the call, synflow
+last, with the batch-norm statistics put back before it, so each sees the model as built.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -32,7 +34,7 @@ def _weights(model: nn.Module):
 
 
 def synflow(model: nn.Module, shape) -> float:
-    m = copy.deepcopy(model).double().eval()
+    m = model.double().eval()
     with torch.no_grad():
         for p in m.parameters():
             p.abs_()
@@ -51,17 +53,20 @@ def _batch(shape, batch: int, seed: int) -> torch.Tensor:
 
 
 def grad_norm(model: nn.Module, shape, batch: int = 8, seed: int = 0) -> float:
-    m = copy.deepcopy(model).train()
-    x = _batch(shape, batch, seed)
-    out = m(x)
-    g = torch.Generator().manual_seed(seed + 1)
-    y = torch.randint(0, out.shape[-1], (batch,), generator=g)
-    F.cross_entropy(out, y).backward()
-    return float(sum(w.grad.norm() for w in _weights(m) if w.grad is not None))
+    m = model.train()
+    m.zero_grad(set_to_none=True)
+    try:
+        out = m(_batch(shape, batch, seed))
+        g = torch.Generator().manual_seed(seed + 1)
+        y = torch.randint(0, out.shape[-1], (batch,), generator=g)
+        F.cross_entropy(out, y).backward()
+        return float(sum(w.grad.norm() for w in _weights(m) if w.grad is not None))
+    finally:
+        m.zero_grad(set_to_none=True)
 
 
 def naswot(model: nn.Module, shape, batch: int = 8, seed: int = 0) -> float:
-    m = copy.deepcopy(model).train()
+    m = model.train()
     kernel = torch.zeros(batch, batch, dtype=torch.float64)
 
     def hook(_mod, inputs, _out):
@@ -81,14 +86,25 @@ def naswot(model: nn.Module, shape, batch: int = 8, seed: int = 0) -> float:
 
 
 def all_proxies(model: nn.Module, shape, batch: int = 8, seed: int = 0) -> dict[str, float | None]:
-    """Each proxy, or None with its reason under ``<name>_error`` when it cannot be computed."""
+    """Each proxy, or None with its reason under ``<name>_error`` when it cannot be computed.
+
+    Runs on ``model`` itself and leaves it changed (see the module docstring): pass one built for the call.
+    """
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}   # batch-norm statistics, as built
+
+    def restore_then_synflow():
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(buffers[n])
+        return synflow(model, shape)
+
     out: dict = {}
-    for name, fn in (("synflow", lambda: synflow(model, shape)),
-                     ("grad_norm", lambda: grad_norm(model, shape, batch, seed)),
-                     ("naswot", lambda: naswot(model, shape, batch, seed))):
+    for name, fn in (("grad_norm", lambda: grad_norm(model, shape, batch, seed)),
+                     ("naswot", lambda: naswot(model, shape, batch, seed)),
+                     ("synflow", restore_then_synflow)):
         try:
             out[name] = fn()
         except Exception as exc:
             out[name] = None
             out[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-    return out
+    return {k: out[k] for k in (*PROXIES, *(f"{p}_error" for p in PROXIES)) if k in out}

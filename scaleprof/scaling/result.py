@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tabulate import tabulate
+
+from .grid import PAPER_POINT
+
 # the `scale --json` contract (design.md); every candidate dict has at least these
 CANDIDATE_KEYS = ("alpha", "beta", "gamma", "width", "depth", "resolution", "macs", "params", "cost_ratio",
                   "formula_ratio", "feasible", "latency_ms", "score", "status")
@@ -68,11 +72,7 @@ def _f(v, fmt="{:.3f}"):
 
 
 def _table(headers, rows) -> str:
-    cells = [[str(h) for h in headers]] + [[str(x) for x in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
 
 
 def format_result(res: ScaleResult, top: int = 15) -> str:
@@ -127,9 +127,10 @@ def format_result(res: ScaleResult, top: int = 15) -> str:
         out += ["", f"best: α={c['alpha']:g} β={c['beta']:g} γ={c['gamma']:g} (depth {c['depth']}, width "
                     f"{c['width']}, resolution {c['resolution']}): {c['macs'] / 1e9:.4f} GMACs = "
                     f"{c['cost_ratio']:.3f}x the base; α·β²·γ² = {c['formula_ratio']:.4f}"]
-    paper = next((c for c in res.candidates if (c["alpha"], c["beta"], c["gamma"]) == (1.2, 1.1, 1.15)), None)
+    paper = next((c for c in res.candidates if (c["alpha"], c["beta"], c["gamma"]) == PAPER_POINT), None)
     if paper and paper.get("cost_ratio") is not None:
-        out.append(f"paper's point α=1.2 β=1.1 γ=1.15: α·β²·γ² = {paper['formula_ratio']:.4f}, real cost "
+        a, b, g = PAPER_POINT
+        out.append(f"paper's point α={a:g} β={b:g} γ={g:g}: α·β²·γ² = {paper['formula_ratio']:.4f}, real cost "
                    f"{paper['cost_ratio']:.3f}x the base ({'feasible' if paper['feasible'] else 'outside the budget'})")
     if res.phi_sweep:
         s0 = res.phi_sweep[0]

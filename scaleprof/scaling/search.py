@@ -19,6 +19,7 @@ import math
 import sys
 import time
 from collections import OrderedDict
+from contextlib import closing
 
 from ..errors import ScaleprofError, one_line
 from . import grid as gridmod
@@ -29,12 +30,13 @@ from .budget import (
     parse_budget,
     within,
 )
-from .evaluate import cost_group, objective_task
+from .evaluate import cost_group, count, objective_task
 from .executors import check_executor, run_tasks, worker_threads
 from .family import resolve_family
 from .log import MemoryLog, ResultsLog
 from .objectives import (
     check_proxy,
+    latency_base,
     latency_metrics,
     parse_objectives,
     primary,
@@ -76,10 +78,6 @@ def _ranges(fam, given: dict, notes: list[str]) -> dict[str, tuple[float, ...]]:
         out[coef] = (1.0,)
         notes.append(f"{fam.label} has no {knob} knob: {sym} is fixed at 1")
     return out
-
-
-def _options(**kw) -> dict:
-    return dict(kw)
 
 
 def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budget=None, tolerance=0.05,
@@ -126,9 +124,9 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
             raise ScaleprofError("--steps must be >= 1 and --seeds non-empty")
     for n in names:
         if n.startswith("python:"):
-            from .family import _resolve
+            from ..spec import resolve_callable
 
-            _resolve(n[len("python:"):])          # an unknown scorer fails now, not in every worker
+            resolve_callable(n[len("python:"):], "--objective python:")   # a bad scorer fails now, not per worker
     notes: list[str] = []
     if executor == "local" and jobs > 1:
         notes.append(f"--jobs {jobs} is ignored by the local executor; use --executor process or ray")
@@ -136,12 +134,14 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
     ranges = _ranges(fam, {"alpha": alpha, "beta": beta, "gamma": gamma}, notes)
     sweep_phis = gridmod.parse_phis(sweep)
     sweep_abc = _sweep_from(sweep_from)
+    n_grid = math.prod(len(v) for v in ranges.values())
+    if n_grid > MAX_CANDIDATES:
+        raise ScaleprofError(f"{n_grid} candidates; at most {MAX_CANDIDATES}: use coarser steps")
     candidates = gridmod.build_grid(ranges["alpha"], ranges["beta"], ranges["gamma"], phi=phi,
                                     base_knobs=fam.base_knobs, resolution_multiple=resolution_multiple)
-    if len(candidates) > MAX_CANDIDATES:
-        raise ScaleprofError(f"{len(candidates)} candidates; at most {MAX_CANDIDATES}: use coarser steps")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ScaleprofError(f"--threads must be a whole number >= 1, got {threads!r}")
+    latency_threads = threads          # latency runs in this process: the user's value (None: torch's own)
     if threads is None and executor != "local":
         threads = worker_threads(jobs)
     bud = parse_budget(budget, tol, phi)
@@ -149,9 +149,9 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
 
     base = _count_base(fam)
     f_target = formula_target(bud, base["macs"], phi)
-    options = _options(data=data, steps=int(steps), seeds=[int(s) for s in seeds], batch_size=int(batch_size),
-                       lr=float(lr), optimizer=optimizer, image_size=image_size, latency_time=float(latency_time),
-                       latency_batch=int(latency_batch), proxy=proxy, proxy_batch=int(proxy_batch), seed=0)
+    options = {"data": data, "steps": int(steps), "seeds": [int(s) for s in seeds], "batch_size": int(batch_size),
+               "lr": float(lr), "optimizer": optimizer, "image_size": image_size, "latency_time": float(latency_time),
+               "latency_batch": int(latency_batch), "proxy": proxy, "proxy_batch": int(proxy_batch), "seed": 0}
     config = {"family": fam.to_config(), "phi": phi, "alpha": list(ranges["alpha"]), "beta": list(ranges["beta"]),
               "gamma": list(ranges["gamma"]), "resolution_multiple": resolution_multiple, "options": options}
     rlog = ResultsLog(log, config, resume) if log else MemoryLog()
@@ -167,24 +167,26 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
             groups.setdefault((c.beta, c.gamma), []).append(c.to_dict())
         tasks = [{"family": fam, "candidates": g, "threads": threads} for g in groups.values()]
         done = len(candidates) - len(todo)
-        isolate = False
+        archs = {r["arch"] for r in rlog.costs.values() if r.get("arch")}
         while tasks:
             retry = []
-            for i, ok, value in run_tasks(cost_group, tasks, executor=executor, jobs=jobs, address=address,
-                                          isolate=isolate):
-                group = tasks[i]["candidates"]
-                if not ok and len(group) > 1:
-                    # the worker died with the whole group: rerun its candidates one by one to find which
-                    retry += [{**tasks[i], "candidates": [c]} for c in group]
-                    continue
-                recs = value if ok else [{**c, "arch": None, "status": "failed", "reason": value} for c in group]
-                for rec in recs:
-                    rlog.cost(rec)
-                done += len(recs)
-                archs = len({r.get("arch") for r in rlog.costs.values() if r.get("arch")})
-                prog.say(f"cost {done}/{len(candidates)} candidates, {archs} architectures",
-                         done == len(candidates))
-            tasks, isolate = retry, True
+            with closing(run_tasks(cost_group, tasks, executor=executor, jobs=jobs, address=address)) as results:
+                for i, ok, value in results:
+                    group = tasks[i]["candidates"]
+                    if not ok and len(group) > 1:
+                        # the worker died with the whole group: rerun its candidates one by one to find which
+                        retry += [{**tasks[i], "candidates": [c]} for c in group]
+                        continue
+                    recs = value if ok else [{**c, "arch": None, "status": "failed", "reason": value}
+                                             for c in group]
+                    for rec in recs:
+                        rlog.cost(rec)
+                        if rec.get("arch"):
+                            archs.add(rec["arch"])
+                    done += len(recs)
+                    prog.say(f"cost {done}/{len(candidates)} candidates, {len(archs)} architectures",
+                             done == len(candidates))
+            tasks = retry
         timing["cost_s"] = time.perf_counter() - t0
         timing["costed"] = len(todo)
         rows = _rows(candidates, rlog.costs, base, bud, f_target, tol, constraint)
@@ -205,26 +207,35 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
             tasks = [{"family": fam, "candidate": _cand(rep), "objective": name, "options": options,
                       "threads": threads} for rep in todo_a]
             n_done = len(feasible_archs) - len(todo_a)
-            for i, ok, value in run_tasks(objective_task, tasks, executor=executor, jobs=jobs, address=address):
-                rep = todo_a[i]
-                rec = value if ok else {"objective": name, "arch": rep["arch"], "status": "failed",
-                                        "reason": value, "metrics": {}}
-                rec.update(arch=rep["arch"], keys=keys_of[rep["arch"]])
-                rlog.objective(rec)
-                n_done += 1
-                prog.say(f"{name} {n_done}/{len(feasible_archs)} architectures", n_done == len(feasible_archs))
+            with closing(run_tasks(objective_task, tasks, executor=executor, jobs=jobs, address=address)) as results:
+                for i, ok, value in results:
+                    rep = todo_a[i]
+                    rec = value if ok else {"objective": name, "arch": rep["arch"], "status": "failed",
+                                            "reason": value, "metrics": {}}
+                    rec.update(arch=rep["arch"], keys=keys_of[rep["arch"]])
+                    rlog.objective(rec)
+                    n_done += 1
+                    prog.say(f"{name} {n_done}/{len(feasible_archs)} architectures",
+                             n_done == len(feasible_archs))
         if "latency" in names:
-            base_c = {"key": "base", **fam.base_knobs}
             todo_a = [rep for arch, rep in feasible_archs.items() if (arch, "latency") not in rlog.objectives]
             n_done = len(feasible_archs) - len(todo_a)
             if executor != "local" and todo_a:
                 notes.append("latency is timed in the main process, one candidate at a time, whatever the "
                              "executor: parallel workers would time each other")
+            lat_opts = {**options, "threads": latency_threads}
+            base_model = base_error = None
+            if todo_a:
+                try:   # built once (compare_models copies what it times)
+                    base_model = latency_base(fam, lat_opts)
+                except Exception as exc:   # recorded against every candidate, as their own failures are
+                    base_error = f"the base: {one_line(exc)}"
             for rep in todo_a:
-                lat_opts = {**options, "threads": threads if executor == "local" else None}
                 try:
+                    if base_error:
+                        raise ScaleprofError(base_error)
                     rec = {"status": "ok", "reason": None,
-                           "metrics": latency_metrics(fam, base_c, _cand(rep), lat_opts)}
+                           "metrics": latency_metrics(fam, base_model, _cand(rep), lat_opts)}
                 except Exception as exc:
                     rec = {"status": "failed", "reason": one_line(exc), "metrics": {}}
                 rec.update(objective="latency", arch=rep["arch"], keys=keys_of[rep["arch"]])
@@ -236,7 +247,7 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
         rlog.close()
 
     _score(rows, names, rlog.objectives, base, bud, latency_target_ms, reward_w, proxy)
-    rows = _rank(rows, bud, base, f_target)
+    rows = _rank(rows, bud, base, f_target, names)
     best = next((r for r in rows if r.get("rank") == 1), None)
 
     t0 = time.perf_counter()
@@ -283,20 +294,12 @@ def _sweep_from(value) -> tuple[float, float, float] | None:
 
 
 def _count_base(fam) -> dict:
-    import scaleprof
-
-    from .family import arch_hash
-
     try:
-        model = fam.build(device="meta")
-        shape = fam.input_shape(model, fam.base_knobs.get("resolution"))
-        t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
+        return {**fam.base_knobs, **count(fam)}
     except ScaleprofError:
         raise
     except Exception as exc:
         raise ScaleprofError(f"--family {fam.label}: cannot build and count its base: {one_line(exc)}") from exc
-    return {**fam.base_knobs, "input": "x".join(map(str, shape)), "macs": t.macs, "flops": t.flops,
-            "params": t.params, "activations": t.activations, "arch": arch_hash(model, shape)}
 
 
 def _cand(row: dict) -> dict:
@@ -357,19 +360,28 @@ def _check_feasible(rows, bud, base, constraint, f_target, tol) -> None:
 
 
 def _score(rows, names, objectives: dict, base, bud, latency_target_ms, w, proxy) -> None:
+    """The cost objective alone: under a band budget, -(activation ratio) (among near-equal MACs, fewer
+    activations); under a ceiling (``<=``), the share of the budget used, MACs / target (the cheapest
+    candidate, the base, is feasible under any ceiling and must not win by its few activations)."""
     lead = primary(names)
     extra = [n for n in names if n != "cost"]
     base_lat = [rec["metrics"]["base_latency_ms"] for (_, n), rec in objectives.items()
                 if n == "latency" and rec.get("status") == "ok"]
     target = latency_target_ms
     if target is None and base_lat:
-        target = sorted(base_lat)[len(base_lat) // 2] * bud.target_ratio(base["macs"])
+        from ..bench.stats import median
+
+        target = median(base_lat) * bud.target_ratio(base["macs"])
+    target_macs = bud.target_macs(base["macs"])
     for r in rows:
         if r["status"] != "ok":
             continue
         r["activation_ratio"] = r["activations"] / base["activations"] if base["activations"] else None
         if not extra:
-            r["score"] = -r["activation_ratio"] if r["activation_ratio"] is not None else None
+            if bud.ceiling:
+                r["score"] = r["macs"] / target_macs
+            else:
+                r["score"] = -r["activation_ratio"] if r["activation_ratio"] is not None else None
             continue
         metrics, failed = {}, None
         for n in extra:
@@ -419,12 +431,15 @@ def _score(rows, names, objectives: dict, base, bud, latency_target_ms, w, proxy
             r["score"] = None
 
 
-def _rank(rows, bud, base, f_target) -> list[dict]:
+def _rank(rows, bud, base, f_target, names) -> list[dict]:
     target = bud.target_macs(base["macs"])
+    # the cost objective under a ceiling scores the budget used; equal shares go to fewer activations
+    by_activations = bud.ceiling and all(n == "cost" for n in names)
 
     def key(r):
         if r["feasible"] and r["status"] == "ok" and r["score"] is not None:
-            return (0, -float(r["score"]), abs(r["formula_ratio"] / f_target - 1), r["index"])
+            tie = (r.get("activation_ratio") or 0.0) if by_activations else 0.0
+            return (0, -float(r["score"]), tie, abs(r["formula_ratio"] / f_target - 1), r["index"])
         if r["status"] in ("ok", "skipped"):
             return (1, abs(math.log(r["macs"] / target)) if r["macs"] else math.inf, r["index"])
         return (2, r["index"])

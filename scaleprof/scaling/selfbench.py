@@ -9,11 +9,7 @@ to counting each distinct architecture once.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
-
-import torch
 
 
 def _row(label, r, seconds) -> str:
@@ -23,14 +19,15 @@ def _row(label, r, seconds) -> str:
             f"{rate:.1f} | {r.architectures / t['cost_s']:.1f} | {seconds:.1f} |")
 
 
-def run_selfbench(jobs=(1,), sweep: bool = True) -> str:
+def run_selfbench(jobs=(1,), sweep: bool = True, out_dir=None) -> str:
     """Markdown: the default grid costed with each ``jobs`` value (1: in process; more: a process pool),
-    the paper's point (formula against real cost), and the φ = 0..7 scale-up of the paper's coefficients."""
+    the paper's point (formula against real cost), and the φ = 0..7 scale-up of the paper's coefficients.
+    ``out_dir`` (the report folder `make bench` passes every section) is not used: nothing is kept."""
+    from ..bench.env import environment, summary
     from .search import scale
 
     lines = ["# scaleprof scale: self-benchmark", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-             f"python {platform.python_version()}. Default grid (α 1.0:1.4:0.05, β 1.0:1.25:0.05, "
+             f"Machine: {summary(environment())}. Default grid (α 1.0:1.4:0.05, β 1.0:1.25:0.05, "
              "γ 1.0:1.3:0.05) at φ = 1, objective cost, budget 2x ±5%, counted on meta tensors.", "",
              "| executor | candidates | architectures | duplicates | cost s | candidates/s | architectures/s "
              "| total s |", "|---|---|---|---|---|---|---|---|"]

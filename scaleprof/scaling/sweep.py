@@ -1,45 +1,56 @@
 """Scale up: the family at φ = 0..7 with the chosen α, β, γ, counted on meta tensors, against 2^φ (the
-paper's intent), against (α·β²·γ²)^φ (its formula), and, for EfficientNet, against the paper's Table 2 B0-B7
-and the released models' exact MACs (figures.md; zoo.published_rows)."""
+paper's intent), against (α·β²·γ²)^φ (its formula), and, when the base is EfficientNet-B0 as released,
+against the paper's Table 2 B0-B7 and the released models' exact MACs (figures.md; zoo.published)."""
 
 from __future__ import annotations
 
-from .evaluate import one_line
+from ..errors import one_line
+from .evaluate import count
 from .grid import formula_ratio, scaled_multiplier, scaled_resolution
 
 TABLE2 = "Table 2"
+B0 = "efficientnet_b0"
 
 
-def _efficientnet_figures(fam, phi: int) -> dict:
-    """Paper (Table 2) and released (exact) figures of EfficientNet-B<φ>, when the family is EfficientNet."""
-    if fam.zoo_name is None or phi > 7:
-        return {}
+def _is_b0(fam) -> bool:
+    """The base is EfficientNet-B0 with its own knobs and arguments (so B<φ> is a fair comparison)."""
     from .. import zoo
 
-    if zoo.family_of(fam.zoo_name) != "efficientnet":
+    return (fam.zoo_name is not None and zoo.resolve(fam.zoo_name).name == B0 and not fam.kwargs
+            and fam.base_knobs == zoo.knobs_of(B0))
+
+
+def _table2(name: str) -> dict | None:
+    from .. import zoo
+
+    return next((r for r in zoo.published_rows(name) if TABLE2 in r["source"]), None)
+
+
+def _efficientnet_figures(phi: int, paper_b0: dict | None) -> dict:
+    """Paper (Table 2) and released (exact) figures of EfficientNet-B<φ>."""
+    from .. import zoo
+
+    if phi > 7:
         return {}
     name = f"efficientnet_b{phi}"
-    rows = zoo.published_rows(name)
-    paper = next((r for r in rows if TABLE2 in r["source"]), None)
-    paper_b0 = next((r for r in zoo.published_rows("efficientnet_b0") if TABLE2 in r["source"]), None)
-    released = next((r for r in rows if not r["overrides"] and r["macs_tol"] == 0), None) or \
-        next((r for r in rows if not r["overrides"] and TABLE2 not in r["source"]), None)
     out = {"paper_model": f"B{phi}"}
+    paper = _table2(name)
     if paper:
         out.update(paper_macs=paper["macs"], paper_params=paper["params"])
         if paper_b0:
             out["paper_ratio"] = paper["macs"] / paper_b0["macs"]
-    if released:
+    released = zoo.published(name)          # the most exact row of the model as released
+    if released and TABLE2 not in released["source"]:
         out.update(released_macs=released["macs"], released_resolution=released["resolution"],
                    released_knobs=zoo.knobs_of(name))
     return out
 
 
 def phi_sweep(fam, coefficients, phis, base: dict, resolution_multiple: int = 1, progress=None) -> list[dict]:
-    import scaleprof
-
     a, b, g = coefficients
     f = formula_ratio(a, b, g)
+    figures = _is_b0(fam)
+    paper_b0 = _table2(B0) if figures else None
     rows = []
     for phi in phis:
         row = {"phi": phi, "alpha": a, "beta": b, "gamma": g,
@@ -48,14 +59,13 @@ def phi_sweep(fam, coefficients, phis, base: dict, resolution_multiple: int = 1,
                "resolution": scaled_resolution(fam.base_knobs.get("resolution"), g, phi, resolution_multiple),
                "target_ratio": 2.0 ** phi, "formula_ratio": f ** phi}
         try:
-            model = fam.build(row["width"], row["depth"], row["resolution"], device="meta")
-            shape = fam.input_shape(model, row["resolution"])
-            t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
-            row.update(macs=t.macs, params=t.params, activations=t.activations, cost_ratio=t.macs / base["macs"],
-                       input="x".join(map(str, shape)), status="ok", reason=None)
+            c = count(fam, row["width"], row["depth"], row["resolution"])
+            row.update(macs=c["macs"], params=c["params"], activations=c["activations"],
+                       cost_ratio=c["macs"] / base["macs"], input=c["input"], status="ok", reason=None)
         except Exception as exc:
             row.update(macs=None, params=None, cost_ratio=None, status="failed", reason=one_line(exc))
-        row.update(_efficientnet_figures(fam, phi))
+        if figures:
+            row.update(_efficientnet_figures(phi, paper_b0))
         if row.get("macs") and row.get("paper_macs"):
             row["vs_paper"] = row["macs"] / row["paper_macs"]
         if progress is not None:

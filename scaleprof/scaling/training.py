@@ -128,6 +128,8 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
 
 
 def _optimizer(name: str, params, lr: float):
+    # Not bench.train.make_optimizer on purpose: that one takes an SGD-scale lr and gives Adam a tenth of it;
+    # here --lr is the chosen optimizer's own learning rate (1e-3 is Adam's usual default).
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
     if name == "adam":
@@ -143,14 +145,16 @@ def train_candidate(family, c: dict, options: dict) -> dict:
     bs, lr = int(options.get("batch_size", 16)), float(options.get("lr", 1e-3))
     extra = {"num_classes": n_classes} if family.accepts("num_classes") else {}
     train_idx, val_idx = _split(len(x))
+    # the input shape from a meta build (no weights); the data resized and normalised once for every seed
+    shape = family.input_shape(family.build(c["width"], c["depth"], c["resolution"], device="meta", **extra),
+                               c["resolution"])
+    xs = _prepare(x, shape, train_idx)
+    xt, yt, xv, yv = xs[train_idx], y[train_idx], xs[val_idx], y[val_idx]
+    b = max(2, min(bs, len(xt)))
     accs, losses = [], []
     for seed in seeds:
         torch.manual_seed(seed)
         model = family.build(c["width"], c["depth"], c["resolution"], device="cpu", **extra)
-        shape = family.input_shape(model, c["resolution"])
-        xs = _prepare(x, shape, train_idx)
-        xt, yt, xv, yv = xs[train_idx], y[train_idx], xs[val_idx], y[val_idx]
-        b = max(2, min(bs, len(xt)))
         opt = _optimizer(options.get("optimizer", "adam"), model.parameters(), lr)
         g = torch.Generator().manual_seed(seed)
         model.train()

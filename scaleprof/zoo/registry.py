@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
+from ..meta_init import skip_init
 from . import convnext, efficientnet, fcn, googlenet, mobilenet, resnet, vgg, vit, xception
 
 KNOBS = ("width", "depth", "resolution")
@@ -140,24 +141,22 @@ def build(name: str, *, device=None, width=None, depth=None, resolution=None, **
     family, args = settings(name, {"width": width, "depth": depth, "resolution": resolution}, kwargs)
     try:
         ctx = torch.device(device) if device is not None else contextlib.nullcontext()
+        fast = skip_init(device)             # on meta: no weight initialisation (nothing to fill)
     except (RuntimeError, TypeError):
         raise ScaleprofError(f"unknown device {device!r}; use meta, cpu or cuda") from None
     try:
-        with ctx:
+        with ctx, fast:
             model = family.builder(**args)
     except ScaleprofError:
         raise
     except (TypeError, ValueError) as exc:
         raise ScaleprofError(f"{name}: bad arguments {args}: {exc}".replace("\n", " ")) from exc
     model.eval()
-    res = args.get("resolution", MODELS[resolve(name).name].resolution)
-    model.default_input = (1, 3, int(res), int(res))
+    res = int(args["resolution"])            # every family has the resolution knob
+    model.default_input = (1, 3, res, res)
     return model
 
 
 def default_input(name: str, resolution=None, **knobs) -> tuple[int, int, int, int]:
-    entry = resolve(name)
-    r = entry.resolution if resolution is None else resolution
-    if "resolution" not in FAMILIES[entry.family].knobs and resolution is not None:
-        raise ScaleprofError(f"{name} has no knob resolution")
+    r = resolve(name).resolution if resolution is None else resolution
     return (1, 3, int(r), int(r))

@@ -28,11 +28,8 @@ VARIANTS = ("v1.5", "v1")
 
 
 def _deform_conv(cin: int, cout: int, stride: int, groups: int) -> nn.Module:
-    try:
-        from ..layers import DeformConv2dPack
-    except Exception as exc:  # the layer package is optional until it imports
-        raise ScaleprofError(f"deformable ResNet needs scaleprof.layers.DeformConv2dPack: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    from ..layers import DeformConv2dPack  # here: importing it registers the scaleprof:: custom ops
+
     return DeformConv2dPack(cin, cout, 3, stride=stride, padding=1, groups=groups, bias=False, modulated=True)
 
 

@@ -1,8 +1,11 @@
-"""Tables for people: the CLI prints these; `--json` prints the results' `to_dict()` instead."""
+"""Bench, compare and micro-benchmark results as tables for people; `--json` prints `to_dict()` instead."""
 
 from __future__ import annotations
 
 from tabulate import tabulate
+
+from ..bench.env import summary
+from ..bench.stats import ci_halfwidth_rel
 
 
 def _ms(v) -> str:
@@ -12,9 +15,8 @@ def _ms(v) -> str:
 
 
 def _ci(median, ci) -> str:
-    if not ci or not median:
-        return "-"
-    return f"±{100 * max(median - ci[0], ci[1] - median) / median:.1f}%"
+    rel = ci_halfwidth_rel(median, ci)
+    return "-" if rel is None else f"±{100 * rel:.1f}%"
 
 
 def _bytes(v) -> str:
@@ -24,16 +26,6 @@ def _bytes(v) -> str:
         if abs(v) >= div:
             return f"{v / div:.1f} {unit}"
     return f"{v} B"
-
-
-def _env_line(env: dict) -> str:
-    parts = [f"torch {env.get('torch')}", f"python {env.get('python')}", f"cpu {env.get('cpu')}",
-             f"{env.get('cores')} cores", f"{env.get('threads')} threads"]
-    if env.get("onnxruntime"):
-        parts.append(f"onnxruntime {env['onnxruntime']}")
-    if env.get("gpu"):
-        parts.append(f"gpu {env['gpu']}")
-    return "env: " + ", ".join(parts) + f" (fingerprint {env.get('fingerprint')})"
 
 
 def format_bench(result) -> str:
@@ -57,7 +49,7 @@ def format_bench(result) -> str:
             notes.append(f"{r['runtime']} on {r['device']}: no memory figure: {mem['reason']}")
     head = ["runtime", "device", "dtype", "batch", "median ms", "95% CI", "IQR ms", "p90 ms", "samples/s",
             "cold ms", "peak mem"]
-    out = [f"{d['model']} on {', '.join(d['inputs'])}", _env_line(d["env"]), "",
+    out = [f"{d['model']} on {', '.join(d['inputs'])}", "env: " + summary(d["env"]), "",
            tabulate(rows, headers=head, tablefmt="simple", disable_numparse=True)]
     if result.train:
         out += ["", "training step (forward, loss, backward, optimizer):"]
@@ -134,8 +126,6 @@ def format_compare(c) -> str:
                      disable_numparse=True)
     lines = [f"{c.runtime} on {c.device} ({c.dtype}), inputs {', '.join(c.inputs)}", table, "", c.sentence(),
              f"rule: {c.rule}" + (f", and the CI beyond ±{100 * c.min_effect:g}%" if c.min_effect else "")]
-    if c.env_differences:
-        lines.append("warning: environments differ: " + "; ".join(c.env_differences))
     return "\n".join(lines)
 
 
