@@ -138,8 +138,15 @@ def _cmd_bench(args) -> int:
     result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device,
                    dtype=args.dtype or "float32", batch_sizes=args.batch, threads=args.threads, train=args.train,
                    by=args.by, max_time=args.max_time, target_ci=args.target_ci, samples=args.samples,
-                   knobs=_knobs(args), memory=not args.no_memory, roofline=args.roofline,
+                   knobs=_knobs(args), memory=not args.no_memory, roofline=bool(args.roofline),
                    optimizer=args.optimizer, level=args.level, progress=True)
+    if args.roofline and result.roofline is not None:
+        from .report.files import atomic_write_bytes
+        from .report.plots import roofline as roofline_png
+
+        roof = result.roofline
+        roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
+                                                                        [p.to_dict() for p in roof.points])))
     if args.json:
         _emit_json(result.to_dict())
     else:

@@ -98,36 +98,3 @@ def place(peaks: Peaks, kind_rows) -> list[RooflinePoint]:
                                     bound="memory" if r.intensity < peaks.ridge else "compute",
                                     time_share=r.time_share))
     return points
-
-
-def plot(roof: Roofline, path: str, title: str = "") -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    pk = roof.peaks
-    pts = [p for p in roof.points if p.intensity and p.gflops]
-    xs = [p.intensity for p in pts] or [pk.ridge]
-    lo = min(min(xs) / 4, pk.ridge / 100)
-    hi = max(max(xs) * 4, pk.ridge * 100)
-    grid = np.logspace(np.log10(lo), np.log10(hi), 200)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.plot(grid, np.minimum(pk.gflops, grid * pk.gbps), color="black", lw=1.5,
-            label=f"roof: {pk.gflops:.0f} GFLOP/s, {pk.gbps:.1f} GB/s")
-    for p in pts:
-        ax.scatter(p.intensity, p.gflops, s=30 + 400 * p.time_share, alpha=0.7)
-        ax.annotate(f"{p.kind} ({100 * p.time_share:.0f}% time)", (p.intensity, p.gflops), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
-    ax.set_ylabel("achieved GFLOP/s")
-    ax.set_title(title or f"roofline on {pk.device} ({pk.dtype})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -95,7 +95,7 @@ def _log(progress: bool, msg: str) -> None:
 def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",), device="cpu",
           dtype="float32", batch_sizes=None, threads: int | None = None, train: bool = False,
           by: str | None = None, max_time: float = DEFAULT_MAX_TIME, target_ci: float = 0.01,
-          samples: bool = False, knobs: dict | None = None, memory: bool = True, roofline: str | bool | None = None,
+          samples: bool = False, knobs: dict | None = None, memory: bool = True, roofline: bool = False,
           optimizer: str = "sgd", level: int | None = None, progress: bool = False,
           min_samples: int = 10) -> BenchResult:
     """Measure a model's latency, throughput and peak memory, per runtime, device and batch size.
@@ -104,8 +104,8 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
     changed: it is copied). `inputs`: shapes ("1x3x224x224", tuples, InputSpecs); default: the zoo model's.
     `batch_sizes`: replaces each input's leading dimension; None keeps the inputs' own.
     `max_time`: seconds per row for warm-up and measurement; a row stops earlier when the 95% CI of the
-    median is within ±`target_ci`. `by` ("kind" | "module") adds time attribution, `roofline` (a PNG path,
-    or True for no plot) the machine's roofline, `train` training-step rows. `memory` measures peak memory
+    median is within ±`target_ci`. `by` ("kind" | "module") adds time attribution, `roofline` the machine's roofline
+    (the CLI draws it with report.plots.roofline), `train` training-step rows. `memory` measures peak memory
     (CPU: in fresh subprocesses, which costs a model load each).
     """
     if max_time is None or max_time <= 0:
@@ -322,7 +322,7 @@ class _MemoryContext:
 def _attribution(model, specs, dev, dt, batch, by, level, roofline, progress):
     """Time by kind or module on `model` (the rows' placed copy, in eval mode), and the roofline if asked."""
     from .attribution import attribute
-    from .roofline import Roofline, measure_peaks, place, plot
+    from .roofline import Roofline, measure_peaks, place
 
     _log(progress, f"bench: attributing time by {by} on {dev} ...")
     xs = prepare.make_inputs(prepare.with_batch(specs, batch), dev, dt)
@@ -332,7 +332,5 @@ def _attribution(model, specs, dev, dt, batch, by, level, roofline, progress):
         _log(progress, f"bench: measuring this machine's peaks on {dev} ...")
         peaks = measure_peaks(dev, dt)
         roof = Roofline(peaks=peaks, points=place(peaks, attr.by_kind_rows))
-        if isinstance(roofline, str):
-            roof.plot = plot(roof, roofline)
     return attr, roof
 
