@@ -165,6 +165,63 @@ def test_arch_hash_names_what_was_built():
     assert h != arch_hash(fam.build(1.1, 1.05, 258), (1, 3, 260, 260))
 
 
+def _default_grid(fam):
+    a, b, g = (gridmod.parse_range(gridmod.DEFAULT_RANGES[k], k) for k in ("alpha", "beta", "gamma"))
+    return gridmod.build_grid(a, b, g, phi=1, base_knobs=fam.base_knobs)
+
+
+def test_layout_key_partitions_the_default_grid_as_arch_hash():
+    # the independent check of the shortcut: every candidate built afresh and named by arch_hash; the layout
+    # key (not built) with the resolution must group the candidates exactly as those digests do
+    fam = resolve_family("efficientnet")
+    by_hash, by_key = {}, {}
+    for c in _default_grid(fam):
+        shape = (1, 3, c.resolution, c.resolution)
+        by_hash.setdefault(arch_hash(fam.build(c.width, c.depth, c.resolution), shape), set()).add(c.key)
+        by_key.setdefault((fam.layout_key(c.width, c.depth, c.resolution), shape), set()).add(c.key)
+    assert None not in {k for k, _ in by_key}
+    assert sorted(map(sorted, by_key.values())) == sorted(map(sorted, by_hash.values()))
+    assert len(by_hash) == 168 and len({k for k, _ in by_key}) == 24     # 378 candidates, 24 module trees
+
+
+def test_cost_tasks_keep_each_architecture_in_one_task():
+    from scaleprof.scaling.search import cost_tasks
+
+    fam = resolve_family("efficientnet")
+    cands = _default_grid(fam)
+    tasks = cost_tasks(fam, cands, threads=1)
+    assert sum(len(t["candidates"]) for t in tasks) == len(cands) and len(tasks) == 24
+    for t in tasks:       # one module tree a task: a process or Ray worker builds it once, at all its inputs
+        assert len({fam.layout_key(c["width"], c["depth"], c["resolution"]) for c in t["candidates"]}) == 1
+    # without layouts (a user's callable): one task per (β, γ), as before
+    tiny_fam = resolve_family(TINY)
+    tiny_cands = gridmod.build_grid((1.0, 1.25, 1.5), (1.0, 1.5), (1.0, 1.25), phi=1, base_knobs=tiny_fam.base_knobs)
+    assert tiny_fam.layout_key(1.0, 1.0, 32) is None
+    groups = [{(c["beta"], c["gamma"]) for c in t["candidates"]} for t in cost_tasks(tiny_fam, tiny_cands, 1)]
+    assert len(groups) == 4 and all(len(g) == 1 for g in groups)
+
+
+def test_layout_shortcut_gives_the_same_table(monkeypatch):
+    from scaleprof.scaling import evaluate
+    from scaleprof.scaling.family import Family
+
+    grid = {"alpha": "1.0:1.2:0.05", "beta": "1.0,1.1", "gamma": "1.0,1.15", "budget": "<=3x", **QUIET}
+
+    def run(**kw):
+        evaluate._COUNTS.clear()
+        evaluate._MODELS.clear()
+        r = scale("efficientnet", **grid, **kw)
+        return [(*row, c["input"], c["flops"]) for row, c in zip(table(r), r.candidates, strict=True)]
+
+    shortcut = run()
+    pooled = run(executor="process", jobs=2)
+    with monkeypatch.context() as m:   # every candidate built and named by arch_hash, as without layouts
+        m.setattr(Family, "layout_key", lambda self, *a, **k: None)
+        built = run()
+    assert shortcut == built == pooled
+    assert len({row[-3] for row in built}) < len(built)              # the grid does hold duplicates
+
+
 def test_arch_hash_sees_list_attributes():
     from scaleprof.zoo.blocks import Permute
 

@@ -177,6 +177,32 @@ def test_efficientnet_rounding_helpers():
     assert rounding.round_heads(3, 2.0) == 6
 
 
+def test_efficientnet_layout_is_what_is_built():
+    import inspect
+
+    from scaleprof.zoo import efficientnet
+
+    # the layout takes exactly the builder's arguments (registry passes it the same ones)
+    assert inspect.signature(efficientnet.efficientnet_layout).parameters == \
+        inspect.signature(efficientnet.efficientnet).parameters
+    lay = zoo.layout("efficientnet_b2")
+    m = zoo.build("efficientnet_b2", device="meta")
+    blocks = [b for b in m.modules() if type(b).__name__ == "MBConv"]
+    assert len(blocks) == sum(s.repeats for s in lay.stages) == 23
+    assert [s.cout for s in lay.stages] == [16, 24, 48, 88, 120, 208, 352]     # B0's, by make_divisible(c · 1.1)
+    assert (m.features[0][0].out_channels, m.features[-1][0].out_channels) == (lay.stem, lay.head) == (32, 1408)
+    assert (lay.dropout, m.classifier[0].p) == (0.3, 0.3)
+    # the resolution builds no layer; other knobs and arguments do
+    assert zoo.layout("efficientnet", resolution=300) == zoo.layout("efficientnet")
+    assert zoo.layout("efficientnet", depth=1.05) == zoo.layout("efficientnet", depth=1.25)
+    assert zoo.layout("efficientnet", num_classes=10) != zoo.layout("efficientnet")
+    assert zoo.layout("resnet50") is None                                      # no layout: built to be named
+    with pytest.raises(ScaleprofError, match="width"):
+        zoo.layout("efficientnet", width=-1)
+    with pytest.raises(ScaleprofError, match="no knob depth"):
+        zoo.layout("googlenet", depth=1.5)
+
+
 def test_depth_adds_whole_blocks():
     def blocks(model, kind):
         return sum(type(b).__name__ == kind for b in model.modules())

@@ -6,6 +6,7 @@ never stops the search.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from ..errors import one_line
 
@@ -19,21 +20,40 @@ def _threads(task: dict):
 
 _COUNTS: dict[str, dict] = {}   # per process: arch_hash -> its count (an architecture is counted once)
 _MAX_COUNTS = 100_000
+# per process, for families with layouts (Family.layout_key): the last few module trees built, with their
+# module_text, so a layout counted at several resolutions is built and walked once
+_MODELS: OrderedDict = OrderedDict()
+_MAX_MODELS = 4
 
 
 def count(family, width=None, depth=None, resolution=None) -> dict:
     """Build the family at these knobs on meta tensors, name the architecture, count it (once per process).
 
     None keeps the base's knob (the base itself: ``count(family)``). Returns {arch, input, macs, flops,
-    params, activations}; a build or count error propagates.
+    params, activations}; a build or count error propagates. A family with layouts reuses the module tree
+    of an equal layout key built just before (equal keys build equal models).
     """
+    import torch
+
     import scaleprof
 
-    from .family import arch_hash
+    from .family import arch_digest, module_text
 
-    model = family.build(width, depth, resolution, device="meta")
-    shape = family.input_shape(model, family.base_knobs.get("resolution") if resolution is None else resolution)
-    arch = arch_hash(model, shape)
+    res = family.base_knobs.get("resolution") if resolution is None else resolution
+    key = family.layout_key(width, depth, resolution)
+    memo = None if key is None else (key, torch.get_default_dtype())   # dtypes are part of arch_hash
+    if memo is not None and memo in _MODELS:
+        _MODELS.move_to_end(memo)
+        model, text = _MODELS[memo]
+    else:
+        model = family.build(width, depth, resolution, device="meta")
+        text = module_text(model)
+        if memo is not None:
+            _MODELS[memo] = model, text
+            if len(_MODELS) > _MAX_MODELS:
+                _MODELS.popitem(last=False)
+    shape = family.input_shape(model, res)
+    arch = arch_digest(text, shape)
     totals = _COUNTS.get(arch)
     if totals is None:
         t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals

@@ -41,15 +41,33 @@ class Family:
     def accepts(self, argument: str) -> bool:
         return argument in self.arguments or "**" in self.arguments
 
+    def _knobs(self, width, depth, resolution) -> dict:
+        return {k: v for k, v in zip(KNOBS, (width, depth, resolution), strict=True) if v is not None and self.has(k)}
+
     def build(self, width=None, depth=None, resolution=None, *, device="meta", **extra) -> nn.Module:
         """The family at these knobs (None keeps the base's), on ``device`` (meta allocates nothing and skips
         weight initialisation: zoo.build and spec.load_model do that)."""
-        knobs = {k: v for k, v in zip(KNOBS, (width, depth, resolution), strict=True)
-                 if v is not None and self.has(k)}
+        knobs = self._knobs(width, depth, resolution)
         args = {**self.kwargs, **extra}
         if self.zoo_name is not None:
             return zoo.build(self.zoo_name, device=device, **knobs, **args)
         return load_model(self.builder(), device=device, **knobs, **args).eval()
+
+    def layout_key(self, width=None, depth=None, resolution=None) -> str | None:
+        """The module tree at these knobs named without building, from the zoo family's layout (zoo.layout);
+        None for a user's callable, a zoo family without a layout, or arguments the build would reject
+        (those are built and named by ``arch_hash`` alone). Equal keys build equal module trees, so equal
+        ``arch_hash`` at equal input shapes.
+
+        The layout's repr, not the layout: ``0 == 0.0`` but Dropout(0) and Dropout(0.0) hash apart.
+        """
+        if self.zoo_name is None:
+            return None
+        try:
+            lay = zoo.layout(self.zoo_name, **self._knobs(width, depth, resolution), **self.kwargs)
+        except Exception:
+            return None
+        return None if lay is None else f"{zoo.family_of(self.zoo_name)}|{lay!r}"
 
     def input_shape(self, model: nn.Module, resolution: int | None) -> tuple[int, ...]:
         """(1, 3, R, R) at the candidate's resolution (the model's own default input, resized, if it has one)."""
@@ -145,13 +163,23 @@ def arch_hash(model: nn.Module, input_shape) -> str:
     flag, a dropout rate, a list of dims) and the shapes of its own parameters and buffers. Equal digests mean the same layers on the same input; a builder that keeps a
     knob as a float attribute only makes the digest stricter (fewer merges), never wrong.
     """
-    h = hashlib.sha256(repr(tuple(int(d) for d in input_shape)).encode())
+    return arch_digest(module_text(model), input_shape)
+
+
+def module_text(model: nn.Module) -> bytes:
+    """The module tree's part of ``arch_hash``: one line per module (see there)."""
+    lines = []
     for name, m in model.named_modules():
         attrs = sorted((k, c) for k, c in ((k, _canonical(v)) for k, v in vars(m).items()
                                            if not k.startswith("_") and k != "default_input")
                        if c is not _NOT_SIMPLE)
         params = [(n, tuple(p.shape), str(p.dtype)) for n, p in m.named_parameters(recurse=False)]
         buffers = [(n, tuple(b.shape), str(b.dtype)) for n, b in m.named_buffers(recurse=False)]
-        h.update(f"{name}|{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|{attrs}|{params}|"
-                 f"{buffers}\n".encode())
-    return h.hexdigest()[:16]
+        lines.append(f"{name}|{type(m).__module__}.{type(m).__qualname__}|{m.extra_repr()}|{attrs}|{params}|"
+                     f"{buffers}\n")
+    return "".join(lines).encode()
+
+
+def arch_digest(text: bytes, input_shape) -> str:
+    """``arch_hash`` from a model's ``module_text`` (one model counted at several input shapes)."""
+    return hashlib.sha256(repr(tuple(int(d) for d in input_shape)).encode() + text).hexdigest()[:16]

@@ -3,7 +3,9 @@
 1. Grid: every (α, β, γ) of the ranges (each ≥ 1); at φ the knobs are depth α^φ, width β^φ, resolution
    γ^φ times the base's (resolution rounded half up to an integer, see grid.scaled_resolution).
 2. Cost: each candidate is built on meta tensors and named by its layer configuration (family.arch_hash);
-   each architecture is counted once. Two constraints are shown for every candidate: the paper's formula
+   each architecture is counted once. A family whose layers are data (zoo.layout: efficientnet) is named
+   from them first (Family.layout_key), so each module tree is built once, whatever the resolutions it
+   is counted at. Two constraints are shown for every candidate: the paper's formula
    (α·β²·γ² within the tolerance of 2, or of the budget's ratio per unit of φ) and the real cost ratio of
    the built model to the base; ``constraint`` says which decides ``feasible`` (default: the real cost).
 3. Objective: run on each feasible architecture once (see objectives.py), through the executor.
@@ -162,10 +164,7 @@ def scale(family="efficientnet", alpha=None, beta=None, gamma=None, phi=1, budge
         # --- cost ---------------------------------------------------------------------------------------
         t0 = time.perf_counter()
         todo = [c for c in candidates if c.key not in rlog.costs]
-        groups: OrderedDict = OrderedDict()
-        for c in todo:   # one task per (β, γ): its α values share a worker, so their repeats collapse there
-            groups.setdefault((c.beta, c.gamma), []).append(c.to_dict())
-        tasks = [{"family": fam, "candidates": g, "threads": threads} for g in groups.values()]
+        tasks = cost_tasks(fam, todo, threads)
         done = len(candidates) - len(todo)
         archs = {r["arch"] for r in rlog.costs.values() if r.get("arch")}
         while tasks:
@@ -291,6 +290,17 @@ def _sweep_from(value) -> tuple[float, float, float] | None:
     if len(abc) != 3 or any(not (math.isfinite(x) and x >= 1) for x in abc):
         raise ScaleprofError(f"--sweep-from must be best, paper or α,β,γ (each >= 1), got {value!r}")
     return abc
+
+
+def cost_tasks(fam, candidates, threads) -> list[dict]:
+    """The cost tasks (``evaluate.cost_group``), so that an architecture is built and counted in one worker:
+    one task per ``fam.layout_key`` (a module tree, at all its resolutions) where the family has layouts,
+    otherwise one per (β, γ), whose α values share a worker so that their repeats collapse there."""
+    groups: OrderedDict = OrderedDict()
+    for c in candidates:
+        key = fam.layout_key(c.width, c.depth, c.resolution)
+        groups.setdefault(("beta_gamma", c.beta, c.gamma) if key is None else key, []).append(c.to_dict())
+    return [{"family": fam, "candidates": g, "threads": threads} for g in groups.values()]
 
 
 def _count_base(fam) -> dict:

@@ -3,6 +3,7 @@
     list_models()                    every named model
     families()                       the scalable family names (each is also a spec: its base model)
     build(name, device=, width=, depth=, resolution=, **kwargs) -> nn.Module (eval mode, on ``device``)
+    layout(name, width=, depth=, resolution=, **kwargs)   the architecture as data, without building (or None)
     default_input(name, **knobs)     (1, 3, R, R) at the resolution knob or the model's own
     family_of(name), knobs_of(name), knob_names(name), published(name), summary(with_cost=True)
     cost_row(name, by_kind=False)    one model's row of the summary (by_kind: with its whole count)
@@ -19,9 +20,10 @@ from .published import FIGURES, Figure, best_figure, figures
 from .registry import FAMILIES, MODELS, resolve
 from .registry import build as _build
 from .registry import default_input as _default_input
+from .registry import layout as _layout
 
-__all__ = ["list_models", "families", "build", "default_input", "family_of", "knobs_of", "knob_names",
-           "published", "published_rows", "summary", "cost_row", "describe", "FIGURES", "Figure"]
+__all__ = ["list_models", "families", "build", "layout", "default_input", "family_of", "knobs_of",
+           "knob_names", "published", "published_rows", "summary", "cost_row", "describe", "FIGURES", "Figure"]
 
 
 def list_models() -> list[str]:
@@ -43,6 +45,17 @@ def build(name: str, *, device=None, width: float | None = None, depth: float | 
     Raises ScaleprofError for an unknown name, a knob the family lacks or an unknown argument.
     """
     return _build(name, device=device, width=width, depth=depth, resolution=resolution, **kwargs)
+
+
+def layout(name: str, *, width: float | None = None, depth: float | None = None, resolution: int | None = None,
+           **kwargs):
+    """What ``build`` with these arguments would build, as hashable data and without building: for a family
+    whose architecture is data (efficientnet: ``efficientnet_layout``, the rounded stage table and the other
+    settings), else None. Equal layouts build equal module trees (efficientnet's leaves the resolution out:
+    it builds no layer, it is only the input). Raises ScaleprofError as ``build`` does for a bad name, knob
+    or argument.
+    """
+    return _layout(name, width=width, depth=depth, resolution=resolution, **kwargs)
 
 
 def default_input(name: str, **knobs) -> tuple[int, int, int, int]:

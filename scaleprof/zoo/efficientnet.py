@@ -84,29 +84,57 @@ class MBConv(nn.Module):
         return y
 
 
+@dataclass(frozen=True)
+class EfficientNetLayout:
+    """Everything an EfficientNet build depends on, as data: the model is built from this alone, so equal
+    layouts build equal models (the scaling search names architectures by it without building)."""
+
+    stages: tuple[MBStage, ...]      # rounded: scaled channels, ceil'd repeats
+    stem: int
+    head: int
+    dropout: float
+    stochastic_depth: float
+    num_classes: int
+    bn_eps: float
+    bn_momentum: float
+
+
+def efficientnet_layout(width: float = 1.0, depth: float = 1.0, resolution: int = 224, *, dropout: float = 0.2,
+                        stochastic_depth: float = 0.2, num_classes: int = 1000, bn_eps: float = 1e-3,
+                        bn_momentum: float = 0.01, stages=B0_STAGES) -> EfficientNetLayout:
+    """The rounded stage table, stem and head widths and the other build settings at these knobs, without
+    building; ``efficientnet`` takes the same arguments and builds exactly this. The resolution is checked,
+    not kept: no layer depends on it (it is only the input the model is run at)."""
+    width = check_multiplier("width", width)
+    depth = check_multiplier("depth", depth)
+    check_resolution(resolution, model="efficientnet")
+    scaled = tuple(MBStage(s.expand, s.kernel, s.stride, round_channels(s.cin, width), round_channels(s.cout, width),
+                           round_repeats(s.repeats, depth)) for s in stages)
+    return EfficientNetLayout(scaled, scaled[0].cin, 4 * scaled[-1].cout, dropout, stochastic_depth, num_classes,
+                              bn_eps, bn_momentum)
+
+
 class EfficientNet(nn.Module):
-    def __init__(self, stages, width: float, depth: float, dropout: float, stochastic_depth: float,
-                 num_classes: int, norm):
+    def __init__(self, layout: EfficientNetLayout):
         super().__init__()
-        stages = [MBStage(s.expand, s.kernel, s.stride, round_channels(s.cin, width),
-                          round_channels(s.cout, width), round_repeats(s.repeats, depth)) for s in stages]
-        layers: list[nn.Module] = [conv_bn_act(3, stages[0].cin, 3, 2, norm=norm, act=nn.SiLU)]
+        norm = partial(nn.BatchNorm2d, eps=layout.bn_eps, momentum=layout.bn_momentum)
+        stages = layout.stages
+        layers: list[nn.Module] = [conv_bn_act(3, layout.stem, 3, 2, norm=norm, act=nn.SiLU)]
         total = sum(s.repeats for s in stages)
         block_id = 0
         for s in stages:
             stage = []
             for i in range(s.repeats):
                 # the drop probability grows linearly with the block index: 0 for the first block
-                drop = stochastic_depth * block_id / total
+                drop = layout.stochastic_depth * block_id / total
                 cin, stride = (s.cin, s.stride) if i == 0 else (s.cout, 1)
                 stage.append(MBConv(cin, s.cout, s.kernel, stride, s.expand, drop, norm))
                 block_id += 1
             layers.append(nn.Sequential(*stage))
-        head = 4 * stages[-1].cout
-        layers.append(conv_bn_act(stages[-1].cout, head, 1, norm=norm, act=nn.SiLU))
+        layers.append(conv_bn_act(stages[-1].cout, layout.head, 1, norm=norm, act=nn.SiLU))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(layout.dropout), nn.Linear(layout.head, layout.num_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -136,8 +164,6 @@ def efficientnet(width: float = 1.0, depth: float = 1.0, resolution: int = 224, 
     Swish activations, BN eps 1e-3 / momentum 0.01 (TF's 0.99), stochastic depth ``stochastic_depth``
     (0.2) decayed linearly over blocks and active only in training, dropout before the classifier.
     """
-    width = check_multiplier("width", width)
-    depth = check_multiplier("depth", depth)
-    check_resolution(resolution, model="efficientnet")
-    norm = partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum)
-    return EfficientNet(stages, width, depth, dropout, stochastic_depth, num_classes, norm)
+    return EfficientNet(efficientnet_layout(width, depth, resolution, dropout=dropout,
+                                            stochastic_depth=stochastic_depth, num_classes=num_classes,
+                                            bn_eps=bn_eps, bn_momentum=bn_momentum, stages=stages))

@@ -27,6 +27,9 @@ class Family:
     name: str
     builder: Callable[..., nn.Module]
     base: str                     # the named model a bare family spec builds
+    # the builder's arguments -> the architecture as data, without building: equal layouts must build equal
+    # models (same arch_hash); None for a family without one
+    layout: Callable[..., object] | None = None
 
     @property
     def knobs(self) -> tuple[str, ...]:
@@ -53,7 +56,7 @@ class Named:
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("efficientnet", efficientnet.efficientnet, "efficientnet_b0"),
+    Family("efficientnet", efficientnet.efficientnet, "efficientnet_b0", efficientnet.efficientnet_layout),
     Family("mobilenet_v1", mobilenet.mobilenet_v1, "mobilenet_v1"),
     Family("mobilenet_v2", mobilenet.mobilenet_v2, "mobilenet_v2"),
     Family("mobilenet_v3", mobilenet.mobilenet_v3, "mobilenet_v3_large"),
@@ -155,6 +158,12 @@ def build(name: str, *, device=None, width=None, depth=None, resolution=None, **
     res = int(args["resolution"])            # every family has the resolution knob
     model.default_input = (1, 3, res, res)
     return model
+
+
+def layout(name: str, *, width=None, depth=None, resolution=None, **kwargs):
+    """The family's layout for these arguments (as ``build`` would pass them), or None if it has none."""
+    family, args = settings(name, {"width": width, "depth": depth, "resolution": resolution}, kwargs)
+    return None if family.layout is None else family.layout(**args)
 
 
 def default_input(name: str, resolution=None, **knobs) -> tuple[int, int, int, int]:
