@@ -227,6 +227,11 @@ def is_zoo_spec(spec: str) -> bool:
     return ":" not in spec
 
 
+def spec_label(spec) -> str:
+    """A spec's name in results and messages: the string itself, else the module's class name."""
+    return spec if isinstance(spec, str) else type(spec).__name__
+
+
 def load_model(spec, *, device: str | torch.device | None = None, **kwargs) -> nn.Module:
     """Build the model a spec names, on ``device`` (``meta`` builds it without allocating weights).
 

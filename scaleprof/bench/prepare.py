@@ -39,7 +39,3 @@ def place(model: nn.Module, device: torch.device, dtype: torch.dtype | str | Non
     if not dt.is_floating_point:
         raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {dtype!r}")
     return model.to(device=device, dtype=dt)
-
-
-def spec_label(spec) -> str:
-    return spec if isinstance(spec, str) else type(spec).__name__

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
-from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs
+from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs, spec_label
 from . import memory as mem
 from . import prepare
 from .env import environment
@@ -172,7 +172,7 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                         _free(dev)
         finally:
             ctx.close()
-    label = prepare.spec_label(spec_or_model)
+    label = spec_label(spec_or_model)
     return BenchResult(model=label, inputs=[str(s) for s in specs], env=env, results=results,
                        settings=settings, train=train_rows, attribution=attribution, roofline=roof,
                        include_samples=samples, notes=notes)

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..bench.prepare import spec_label
 from ..counting.result import METRICS
 from ..errors import ScaleprofError
+from ..spec import spec_label
 from .detect import result_kind
 from .files import atomic_write_json, read_json, writable_dir
 from .tables import ms, num, pct

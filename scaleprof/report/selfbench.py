@@ -5,8 +5,8 @@
 Sections, each run on its own and guarded, so a section that fails (an import included) is reported in the
 page rather than stopping the others; each module's ``run_selfbench(out_dir=...)`` returns its Markdown:
 
-- counting: how fast scaleprof counts against fvcore, thop and torch (scaleprof.bench.counting_speed)
-- measurement: the timer's overhead, agreement with torch.utils.benchmark, spread (scaleprof.bench.selfbench_measure)
+- counting: how fast scaleprof counts against fvcore, thop and torch (scaleprof.report.counting_speed)
+- measurement: the timer's overhead, agreement with torch.utils.benchmark, spread (scaleprof.report.selfbench_measure)
 - scaling: the scaling search's throughput and executors (scaleprof.scaling.selfbench)
 
 A finished section's Markdown is kept under ``out/.performance/``; a rerun reuses it (``--force`` redoes
@@ -27,8 +27,8 @@ from .driver import Store, add_target_args, select_targets
 from .files import atomic_write_text
 
 SECTIONS = {
-    "counting": ("scaleprof.bench.counting_speed", "Counting speed"),
-    "measurement": ("scaleprof.bench.selfbench_measure", "Measurement"),
+    "counting": ("scaleprof.report.counting_speed", "Counting speed"),
+    "measurement": ("scaleprof.report.selfbench_measure", "Measurement"),
     "scaling": ("scaleprof.scaling.selfbench", "Scaling search"),
 }
 

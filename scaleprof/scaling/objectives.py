@@ -114,39 +114,28 @@ def python_metrics(spec: str, family, c: dict, options: dict) -> dict:
     return {"score": v}
 
 
-class OwnInput(nn.Module):
-    """Runs a model on an input it holds, so that the base and a candidate at another resolution can be
-    timed by one paired comparison whose shared input is a placeholder."""
-
-    def __init__(self, model: nn.Module, shape):
-        super().__init__()
-        self.model = model
-        self.register_buffer("x", torch.randn(tuple(shape), generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, _placeholder):
-        return self.model(self.x)
+def latency_base(family, options: dict) -> tuple[nn.Module, tuple[int, ...]]:
+    """The base and its input shape, built once for every candidate's comparison (compare_models copies
+    what it times)."""
+    return _with_shape(family, {"key": "base", **family.base_knobs}, int(options.get("latency_batch", 1)))
 
 
-def latency_base(family, options: dict) -> OwnInput:
-    """The base, built once for every candidate's comparison (compare_models copies what it times)."""
-    return _own_input(family, {"key": "base", **family.base_knobs}, int(options.get("latency_batch", 1)))
-
-
-def _own_input(family, c: dict, batch: int) -> OwnInput:
+def _with_shape(family, c: dict, batch: int) -> tuple[nn.Module, tuple[int, ...]]:
     m = _seeded_model(family, c, 0)
     shape = family.input_shape(m, c["resolution"])
-    return OwnInput(m, (batch, *shape[1:]))
+    return m, (batch, *shape[1:])
 
 
-def latency_metrics(family, base: OwnInput, c: dict, options: dict) -> dict:
-    """Candidate against ``base`` (latency_base), interleaved (bench.compare.compare_models); ratio =
-    candidate / base."""
+def latency_metrics(family, base: tuple[nn.Module, tuple[int, ...]], c: dict, options: dict) -> dict:
+    """Candidate against ``base`` (latency_base), interleaved (bench.compare.compare_models), each on its own
+    resolution; ratio = candidate / base."""
     from ..bench.compare import compare_models
 
-    cand = _own_input(family, c, int(options.get("latency_batch", 1)))
-    r = compare_models(base, cand, [(1,)], device="cpu", max_time=float(options.get("latency_time", 5.0)),
-                       seed=int(options.get("seed", 0)), labels=("base", c.get("key", "candidate")),
-                       threads=options.get("threads"))
+    base_model, base_shape = base
+    cand, cand_shape = _with_shape(family, c, int(options.get("latency_batch", 1)))
+    r = compare_models(base_model, cand, [base_shape], inputs_b=[cand_shape], device="cpu",
+                       max_time=float(options.get("latency_time", 5.0)), seed=int(options.get("seed", 0)),
+                       labels=("base", c.get("key", "candidate")), threads=options.get("threads"))
     return {"latency_ms": r.b.median_ms, "base_latency_ms": r.a.median_ms, "latency_ratio": r.ratio,
             "latency_ci95": [float(v) for v in r.ratio_ci95], "latency_verdict": r.verdict,
             "latency_p_value": r.p_value, "latency_rounds": r.rounds, "runtime": r.runtime}

@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from .. import zoo
-from ..report.files import atomic_write_json, writable_dir
-from . import stats
-from .runner import bench, torch_threads
-from .timer import TimerConfig, measure
+from ..bench import stats
+from ..bench.runner import bench, torch_threads
+from ..bench.timer import TimerConfig, measure
+from .files import atomic_write_json, writable_dir
 
 
 def _small_model() -> tuple[nn.Module, torch.Tensor]:
