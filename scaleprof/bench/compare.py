@@ -8,8 +8,10 @@ effect is the median of the per-round ratios B/A, with a percentile-bootstrap 95
 Verdict rule (both must agree for a difference): B is "faster" or "slower" only when the ratio's 95% CI
 excludes 1 *and* p < 0.01; otherwise "no difference". Requiring both guards against either test's blind
 spot (the bootstrap of a median with few rounds, a rank test that sees a shift the ratio CI does not).
-`min_effect` (default 0) adds a practical threshold: a difference must also have its whole CI beyond
-1 ± min_effect, for users who do not care about a real but tiny change.
+`min_effect` (default 1%) adds a practical threshold: a difference must also have its whole CI beyond
+1 ± min_effect. Two copies of one model in one process differ by a few tenths of a percent, reproducibly
+(where their weights and buffers land in memory): real, but not a difference between the models, and
+below the ±1% precision the measurement aims for. `min_effect=0` calls any significant change.
 
 Rounds stop when the ratio's CI lies within ±`target_ci` of the ratio (after `min_rounds` and at least a
 second, so one quiet moment of the machine cannot decide), or at `max_time` seconds.
@@ -26,13 +28,14 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
-from ..spec import dtype_name, load_model, parse_device, parse_dtype, resolve_inputs
+from ..spec import dtype_name, load_model, parse_device, parse_dtype, resolve_inputs, spec_label
 from . import prepare, stats
 from .env import differences, environment
 from .runtimes import get_runtime
 from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, block_timer_for, warm_up
 
 ALPHA = 0.01
+MIN_EFFECT = 0.01  # see the module docstring: identical copies measure up to ~0.5% apart
 VERDICTS = ("faster", "slower", "no difference")
 
 
@@ -71,9 +74,14 @@ class CompareResult:
     dtype: str
     inputs: list[str]
     env: dict
-    min_effect: float = 0.0
-    rule: str = "difference only when the ratio's 95% bootstrap CI excludes 1 and Mann-Whitney p < 0.01"
+    min_effect: float = MIN_EFFECT
+    inputs_b: list[str] | None = None  # B's own inputs, when not A's
     include_samples: bool = False
+
+    @property
+    def rule(self) -> str:
+        return (f"difference only when the ratio's 95% bootstrap CI lies beyond 1 ± {self.min_effect:g} and "
+                f"Mann-Whitney p < {ALPHA:g}")
 
     @property
     def change(self) -> float:
@@ -81,11 +89,14 @@ class CompareResult:
         return self.ratio - 1.0
 
     def to_dict(self) -> dict:
-        return {"a": self.a.to_dict(self.include_samples), "b": self.b.to_dict(self.include_samples),
-                "ratio": self.ratio, "ratio_ci95": list(self.ratio_ci95), "change": self.change,
-                "p_value": self.p_value, "verdict": self.verdict, "rule": self.rule, "min_effect": self.min_effect,
-                "rounds": self.rounds, "stop_reason": self.stop_reason, "runtime": self.runtime,
-                "device": self.device, "dtype": self.dtype, "inputs": self.inputs, "env": self.env}
+        d = {"a": self.a.to_dict(self.include_samples), "b": self.b.to_dict(self.include_samples),
+             "ratio": self.ratio, "ratio_ci95": list(self.ratio_ci95), "change": self.change,
+             "p_value": self.p_value, "verdict": self.verdict, "rule": self.rule, "min_effect": self.min_effect,
+             "rounds": self.rounds, "stop_reason": self.stop_reason, "runtime": self.runtime,
+             "device": self.device, "dtype": self.dtype, "inputs": self.inputs, "env": self.env}
+        if self.inputs_b is not None:  # only then: the contract for shared inputs stays as it was
+            d["inputs_b"] = self.inputs_b
+        return d
 
     def sentence(self) -> str:
         lo, hi = self.ratio_ci95
@@ -97,7 +108,7 @@ class CompareResult:
                 f"{self.rounds} rounds")
 
 
-def verdict(ratio_ci: tuple[float, float], p: float, *, alpha: float = ALPHA, min_effect: float = 0.0) -> str:
+def verdict(ratio_ci: tuple[float, float], p: float, *, alpha: float = ALPHA, min_effect: float = MIN_EFFECT) -> str:
     lo, hi = ratio_ci
     if p >= alpha or lo <= 1.0 <= hi:
         return "no difference"
@@ -108,13 +119,15 @@ def verdict(ratio_ci: tuple[float, float], p: float, *, alpha: float = ALPHA, mi
     return "no difference"
 
 
-def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cpu", dtype="float32",
-                   runtime: str = "eager", max_time: float = 20.0, target_ci: float = 0.01, min_rounds: int = 20,
-                   min_effect: float = 0.0, seed: int = 0, labels=("A", "B"), threads: int | None = None,
+def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=None, device="cpu",
+                   dtype="float32", runtime: str = "eager", max_time: float = 20.0, target_ci: float = 0.01, min_rounds: int = 20,
+                   min_effect: float = MIN_EFFECT, seed: int = 0, labels=("A", "B"), threads: int | None = None,
                    samples: bool = False, progress: bool = False, clock=time.perf_counter) -> CompareResult:
     """Measure two modules on the same inputs in interleaved rounds; see the module docstring.
 
-    The modules are copied (never changed). `inputs`: shapes, InputSpecs or tensors, shared by both.
+    The modules are copied (never changed). `inputs`: shapes, InputSpecs or tensors, shared by both unless
+    `inputs_b` is given: then B runs on its own (e.g. a candidate at another resolution against its base),
+    and the ratio compares one call of each on its own input. Default None: B gets A's inputs.
     """
     from .runner import torch_threads
 
@@ -126,12 +139,13 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cp
         raise ScaleprofError(f"--max-time must be positive, got {max_time}")
     with torch_threads(threads):
         specs = resolve_inputs(model_a, model_a, inputs)
+        specs_b = specs if inputs_b is None else resolve_inputs(model_b, model_b, inputs_b)
         rt = get_runtime(runtime, threads=threads) if isinstance(runtime, str) else runtime
         prepared = []
         try:
-            for m in (model_a, model_b):
+            for m, sp in ((model_a, specs), (model_b, specs_b)):
                 placed = prepare.place(copy.deepcopy(m), dev, dt).eval()
-                xs = prepare.make_inputs(specs, dev, dt)
+                xs = prepare.make_inputs(sp, dev, dt)
                 try:
                     prepared.append(rt.prepare(placed, xs, dev))
                 except Exception as exc:
@@ -156,7 +170,8 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, device="cp
     return CompareResult(a=sides[0], b=sides[1], ratio=ratio, ratio_ci95=ci, p_value=p,
                          verdict=verdict(ci, p, min_effect=min_effect), rounds=len(a_ms), stop_reason=reason,
                          runtime=rt.label(), device=str(dev), dtype=dtype_name(dt), inputs=[str(s) for s in specs],
-                         env=env, min_effect=min_effect, include_samples=samples)
+                         env=env, min_effect=min_effect, include_samples=samples,
+                         inputs_b=None if inputs_b is None else [str(s) for s in specs_b])
 
 
 def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, labels):
@@ -200,7 +215,7 @@ def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, 
 
 def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runtime: str = "eager",
             batch_size: int | None = None, threads: int | None = None, max_time: float = 20.0,
-            target_ci: float = 0.01, min_effect: float = 0.0, knobs: dict | None = None,
+            target_ci: float = 0.01, min_effect: float = MIN_EFFECT, knobs: dict | None = None,
             knobs_a: dict | None = None, knobs_b: dict | None = None, samples: bool = False,
             progress: bool = False, seed: int = 0) -> CompareResult:
     """Load two model specs (or modules) and compare them with `compare_models`.
@@ -220,8 +235,7 @@ def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runti
             specs = resolve_inputs(spec_b, model_b, None, knobs=kb)
     specs = prepare.with_batch(specs, batch_size)
     return compare_models(model_a, model_b, specs, device=device, dtype=dtype, runtime=runtime, max_time=max_time,
-                          target_ci=target_ci, min_effect=min_effect, labels=(prepare.spec_label(spec_a),
-                                                                              prepare.spec_label(spec_b)),
+                          target_ci=target_ci, min_effect=min_effect, labels=(spec_label(spec_a), spec_label(spec_b)),
                           threads=threads, samples=samples, progress=progress, seed=seed)
 
 

@@ -125,7 +125,7 @@ def format_compare(c) -> str:
     table = tabulate(rows, headers=["model", "median ms", "95% CI", "samples", "cold ms"], tablefmt="simple",
                      disable_numparse=True)
     lines = [f"{c.runtime} on {c.device} ({c.dtype}), inputs {', '.join(c.inputs)}", table, "", c.sentence(),
-             f"rule: {c.rule}" + (f", and the CI beyond ±{100 * c.min_effect:g}%" if c.min_effect else "")]
+             f"rule: {c.rule}"]
     return "\n".join(lines)
 
 
