@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MODEL   ?= efficientnet_b0
 
-.PHONY: install demo test test-slow check-zoo bench reports lint clean
+.PHONY: install demo test test-slow verify-cuda check-zoo bench reports lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# On a machine with a GPU and a CUDA torch (TORCH=...+cu128; onnxruntime-gpu for the CUDA execution
+# provider): the CUDA tests, then a bench of every runtime and a training step on the GPU.
+verify-cuda: install
+	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or (print('verify-cuda: no CUDA device here (torch.cuda.is_available() is False)', file=sys.stderr), sys.exit(2))"
+	$(BIN)/python -m pytest -q tests/test_bench_cuda.py tests/test_deform.py -m "slow or not slow"
+	$(BIN)/scaleprof bench resnet50 --device cuda --runtime eager,compile,onnxruntime --train --by kind \
+	  --roofline reports/cuda-roofline.png --max-time 5 --json > reports/cuda-verify.json
+	$(BIN)/scaleprof profile resnet50 --device cuda
 
 # The regression gate on our own zoo: each committed baseline names its model.
 check-zoo: install

@@ -81,6 +81,16 @@ def test_bench_rows_follow_the_contract_and_a_failing_device_does_not_stop_the_o
     assert set(d2["results"][0]) == CONTRACT
 
 
+def test_onnxruntime_graph_optimisation_level_reaches_the_session(capsys):
+    r = bench(tiny(), inputs=["1x3x32x32"], runtimes="onnxruntime:disable,ort:basic,onnxruntime", max_time=0.2,
+              memory=False)
+    assert [(x.runtime, x.status, x.details["graph_optimization_level"]) for x in r.results] == [
+        ("onnxruntime:disable", "ok", "disable"), ("onnxruntime:basic", "ok", "basic"), ("onnxruntime", "ok", "all")]
+    assert main(["bench", "resnet18", "--runtime", "onnxruntime:fast"]) == 2
+    err = capsys.readouterr().err
+    assert "optimization level 'fast'" in err and "disable,basic,extended,all" in err
+
+
 def test_unexportable_model_fails_onnxruntime_only():
     r = bench(NoExport(), inputs=["4x8"], runtimes="onnxruntime,eager", max_time=0.2, memory=False)
     ort, eager = r.results
@@ -152,6 +162,17 @@ def test_compare_detects_double_work_and_calls_identical_models_equal():
     d = same.to_dict()
     assert {"a", "b", "ratio", "ratio_ci95", "p_value", "verdict", "rule", "env"} <= set(d)
     assert d["a"]["samples"] == d["b"]["samples"] == d["rounds"]
+
+
+def test_compare_gives_b_its_own_inputs():
+    # the same net at 32 and 64 pixels: B does 4x the work only if it really runs on its own input
+    base = conv_block()
+    r = compare_models(base, base, ["1x64x32x32"], inputs_b=["1x64x64x64"], max_time=0.5, threads=1)
+    assert r.verdict == "slower", r.sentence()
+    assert r.ratio > 2.0  # 4x the pixels; generous for a noisy machine
+    d = r.to_dict()
+    assert d["inputs"] == ["1x64x32x32"] and d["inputs_b"] == ["1x64x64x64"]
+    assert "inputs_b" not in compare_models(base, base, ["1x64x8x8"], max_time=0.2, threads=1).to_dict()
 
 
 def test_verdict_rule():

@@ -171,9 +171,19 @@ def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.d
         while stack:  # a forward that raised leaves regions open
             stack.pop().__exit__(None, None, None)
 
-    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    return self_ms_by_module_op(prof.events(), device_time=cuda), n, wall * 1000.0
+
+
+def self_ms_by_module_op(events, *, device_time: bool) -> dict[tuple[str, str], float]:
+    """{(module path, top-level op under that module's range): self ms}, from torch.profiler events.
+
+    Self time is each op's own, children excluded, so nothing counts twice. On CUDA it is the device time
+    of the kernels an op launched (`self_device_time_total`); the kernels' own events have no CPU parent
+    and are skipped, their time having been counted on the op that launched them.
+    """
+    attr = "self_device_time_total" if device_time else "self_cpu_time_total"
     acc: dict[tuple[str, str], float] = defaultdict(float)
-    for ev in prof.events():
+    for ev in events:
         if ev.name.startswith(_RANGE) or ev.name.startswith("ProfilerStep"):
             continue
         top, parent, module = ev, ev.cpu_parent, None
@@ -183,11 +193,11 @@ def profile_ops(model: nn.Module, inputs: list[torch.Tensor], *, device: torch.d
                 break
             top, parent = parent, parent.cpu_parent
         if module is None:
-            continue  # outside the model's forward
+            continue  # outside the model's forward (or a device event: no CPU parent)
         t_us = getattr(ev, attr, 0.0) or 0.0
         if t_us:
             acc[(module, top.name)] += t_us / 1000.0
-    return dict(acc), n, wall * 1000.0
+    return dict(acc)
 
 
 # --- the counter's figures ---------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 - ``eager``: the module itself, under ``torch.inference_mode``.
 - ``compile`` (``compile:MODE``, MODE one of default, reduce-overhead, max-autotune, ...): ``torch.compile``;
   compilation happens on the first call, so it lands in the cold start, apart from steady state.
-- ``onnxruntime``: exported with ``torch.onnx.export`` (the dynamo exporter, falling back to the TorchScript
-  exporter) into a temporary folder and run by an ``InferenceSession``; export and session creation are
-  the setup time, reported in the cold start.
+- ``onnxruntime`` (``onnxruntime:LEVEL``, LEVEL the graph optimisation level: disable, basic, extended or
+  all, the default): exported with ``torch.onnx.export`` (the dynamo exporter, falling back to the
+  TorchScript exporter) into a temporary folder and run by an ``InferenceSession``; export and session
+  creation are the setup time, reported in the cold start. Threads: ``--threads`` (intra-op), inter-op 1.
 
 A runtime that cannot run here raises ``RuntimeUnavailable`` with a one-line reason; the caller records it as
 a failed row and goes on with the others.
@@ -102,6 +103,9 @@ class OnnxRuntime(Runtime):
         self.opt_level = opt_level
         self.exporter = exporter  # auto (dynamo, then torchscript) | dynamo | torchscript
 
+    def label(self) -> str:
+        return "onnxruntime" if self.opt_level == "all" else f"onnxruntime:{self.opt_level}"
+
     def prepare(self, model, inputs, device):
         try:
             import onnxruntime as ort
@@ -142,9 +146,11 @@ class OnnxRuntime(Runtime):
             raise RuntimeUnavailable(f"exported graph takes {len(names)} inputs, the model was given {len(inputs)}")
         info = {"exporter": exporter, "providers": sess.get_providers(), "export_s": export_s,
                 "session_s": session_s, "intra_op_threads": so.intra_op_num_threads,
-                "inter_op_threads": so.inter_op_num_threads, "graph_optimization_level": self.opt_level}
+                "inter_op_threads": so.inter_op_num_threads,
+                # as the session holds it, read back: what ran, not what was asked
+                "graph_optimization_level": _ort_level_name(ort, sess.get_session_options().graph_optimization_level)}
         if device.type == "cuda":
-            call = _cuda_iobinding_call(sess, names, inputs, device)
+            call = iobinding_call(sess, names, inputs, device)
         else:
             feed = {n: t.detach().cpu().numpy() for n, t in zip(names, inputs, strict=True)}
             call = lambda: sess.run(None, feed)  # noqa: E731
@@ -152,21 +158,27 @@ class OnnxRuntime(Runtime):
                         cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
-def _cuda_iobinding_call(sess, names, inputs, device):
-    """Bind device tensors in place so each run times the model, not host-device copies."""
+def iobinding_call(sess, names, inputs, device):
+    """Bind the inputs where they live and the outputs on the same device, so each run times the model,
+    not host-device copies. Used on CUDA; it takes CPU tensors too, which is how it is tested without a GPU."""
     import numpy as np
 
+    kind, index = device.type, device.index or 0
     binding = sess.io_binding()
     # ONNX Runtime keeps raw pointers: the (contiguous) tensors must live as long as the callable.
     held = [t.contiguous() for t in inputs]
     for n, t in zip(names, held, strict=True):
-        binding.bind_input(name=n, device_type="cuda", device_id=device.index or 0,
-                           element_type=_np_dtype(t.dtype, np), shape=tuple(t.shape), buffer_ptr=t.data_ptr())
+        binding.bind_input(name=n, device_type=kind, device_id=index, element_type=_np_dtype(t.dtype, np),
+                           shape=tuple(t.shape), buffer_ptr=t.data_ptr())
+    binding.synchronize_inputs()  # torch wrote the inputs on its own stream
     for o in sess.get_outputs():
-        binding.bind_output(o.name, "cuda", device.index or 0)
+        binding.bind_output(o.name, kind, index)
 
     def call(held=held):
         sess.run_with_iobinding(binding)
+        # The CUDA provider runs on its own stream: the timed call ends when its outputs are written.
+        binding.synchronize_outputs()
+        return binding
 
     return call
 
@@ -176,7 +188,7 @@ def _np_dtype(dtype: torch.dtype, np):
              torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_}
     if dtype not in known:
         # numpy has no type of the same width (bfloat16): binding the buffer as another type would misread it
-        raise RuntimeUnavailable(f"onnxruntime on CUDA cannot bind {dtype_name(dtype)} inputs (numpy has no such type)")
+        raise RuntimeUnavailable(f"onnxruntime cannot bind {dtype_name(dtype)} inputs on the device (numpy has no such type)")
     return known[dtype]
 
 
@@ -190,6 +202,10 @@ def _ort_level(ort, name: str):
     except KeyError:
         raise RuntimeUnavailable(f"unknown ONNX Runtime optimization level {name!r}; "
                                  f"use one of {', '.join(ORT_OPT_LEVELS)}") from None
+
+
+def _ort_level_name(ort, level) -> str:
+    return next(n for n in ORT_OPT_LEVELS if _ort_level(ort, n) == level)
 
 
 def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporter: str = "auto") -> tuple[str, str]:
@@ -210,13 +226,17 @@ def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporte
 
 
 def get_runtime(name: str, *, threads: int | None = None) -> Runtime:
-    """`eager`, `compile`, `compile:MODE` or `onnxruntime` (also `ort`)."""
+    """`eager`, `compile`, `compile:MODE`, `onnxruntime` (also `ort`) or `onnxruntime:LEVEL`."""
     base, _, arg = name.strip().partition(":")
     base = base.lower()
     if base == "eager" and not arg:
         return Eager()
     if base == "compile":
         return Compile(arg or "default")
-    if base in ("onnxruntime", "ort") and not arg:
-        return OnnxRuntime(intra_op_threads=threads)
-    raise ScaleprofError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime")
+    if base in ("onnxruntime", "ort"):
+        level = arg.lower() or "all"
+        if level not in ORT_OPT_LEVELS:
+            raise ScaleprofError(f"unknown ONNX Runtime optimization level {arg!r} in {name!r}; "
+                                 f"use onnxruntime:{{{','.join(ORT_OPT_LEVELS)}}}")
+        return OnnxRuntime(intra_op_threads=threads, opt_level=level)
+    raise ScaleprofError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime[:LEVEL]")

@@ -112,11 +112,14 @@ class CudaBlockTimer:
 
     def time_block(self, fn: Callable[[], object], k: int) -> float:
         cuda = self.torch.cuda
+        # The events go on the model's device's stream: a bare record() uses the *current* device's,
+        # which is not the model's on cuda:1.
+        stream = cuda.current_stream(self.device)
         cuda.synchronize(self.device)
-        self.start.record()
+        self.start.record(stream)
         for _ in range(k):
             fn()
-        self.end.record()
+        self.end.record(stream)
         self.end.synchronize()
         return self.start.elapsed_time(self.end) / 1000.0
 

@@ -126,11 +126,12 @@ def _cpu_phase_times(step: TrainStep, clock) -> list[float]:
 
 def _cuda_phase_times(step: TrainStep, device) -> list[float]:
     events = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
+    stream = torch.cuda.current_stream(device)  # the model's device, not the current one (see CudaBlockTimer)
     torch.cuda.synchronize(device)
-    events[0].record()
+    events[0].record(stream)
     for phase, ev in zip(step.phases(), events[1:], strict=True):
         phase()
-        ev.record()
+        ev.record(stream)
     events[-1].synchronize()
     step._out = step._loss = None
     return [a.elapsed_time(b) / 1000.0 for a, b in zip(events, events[1:], strict=False)]
