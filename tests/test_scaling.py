@@ -202,7 +202,7 @@ def test_cost_tasks_keep_each_architecture_in_one_task():
 
 
 def test_layout_shortcut_gives_the_same_table(monkeypatch):
-    from scaleprof.scaling import evaluate
+    from scaleprof.scaling import blockcount, evaluate
     from scaleprof.scaling.family import Family
 
     grid = {"alpha": "1.0:1.2:0.05", "beta": "1.0,1.1", "gamma": "1.0,1.15", "budget": "<=3x", **QUIET}
@@ -210,6 +210,7 @@ def test_layout_shortcut_gives_the_same_table(monkeypatch):
     def run(**kw):
         evaluate._COUNTS.clear()
         evaluate._MODELS.clear()
+        blockcount._UNITS.clear()
         r = scale("efficientnet", **grid, **kw)
         return [(*row, c["input"], c["flops"]) for row, c in zip(table(r), r.candidates, strict=True)]
 
@@ -220,6 +221,68 @@ def test_layout_shortcut_gives_the_same_table(monkeypatch):
         built = run()
     assert shortcut == built == pooled
     assert len({row[-3] for row in built}) < len(built)              # the grid does hold duplicates
+
+
+def test_block_sums_equal_whole_model_counts_over_the_default_grid():
+    # the proof of blockcount (~8 s): all 168 architectures, each tree built once as the search does,
+    # every field count() returns equal to scaleprof.profile of the whole model
+    from scaleprof.scaling import blockcount
+
+    fam = resolve_family("efficientnet")
+    trees: dict = {}
+    for c in _default_grid(fam):
+        trees.setdefault(fam.layout_key(c.width, c.depth, c.resolution), (c.width, c.depth, set()))[2].add(
+            c.resolution)
+    blockcount._UNITS.clear()
+    checked = 0
+    for width, depth, resolutions in trees.values():
+        model = fam.build(width, depth, None)
+        units = blockcount.units_of(model)
+        assert units is not None
+        for r in sorted(resolutions):
+            whole = scaleprof.profile(model, [(1, 3, r, r)], device="meta", quiet=True).totals
+            summed = blockcount.count_units(units, (1, 3, r, r))
+            assert summed == {f: getattr(whole, f) for f in blockcount.FIELDS}, (width, depth, r)
+            checked += 1
+    assert len(trees) == 24 and checked == 168
+
+
+def test_block_sums_hold_in_training_mode_and_key_the_drop_rate_there():
+    from scaleprof.scaling import blockcount
+
+    model = resolve_family("efficientnet").build(1.0, 1.0, 224).train()   # stochastic depth and dropout run
+    units = blockcount.units_of(model)
+    whole = scaleprof.profile(model, [(1, 3, 224, 224)], device="meta", quiet=True).totals
+    assert blockcount.count_units(units, (1, 3, 224, 224)) == {f: getattr(whole, f) for f in blockcount.FIELDS}
+    # two repeats of stage 5 differ only in their drop rate: one key in eval, two in training
+    a, b = model.features[5][1], model.features[5][2]
+    assert blockcount.unit_text(a) != blockcount.unit_text(b)
+    a.eval(), b.eval()
+    assert blockcount.unit_text(a) == blockcount.unit_text(b)
+
+
+def test_block_count_only_where_it_is_exact():
+    from scaleprof.scaling import blockcount, evaluate
+    from scaleprof.zoo.efficientnet import EfficientNet
+
+    fam = resolve_family("efficientnet")
+    model = fam.build(1.0, 1.0, 224)
+    assert blockcount.units_of(model) is not None
+    sub = type("Sub", (EfficientNet,), {})       # a subclass may run another forward
+    model.__class__ = sub
+    assert blockcount.units_of(model) is None
+    model.__class__ = EfficientNet
+    hook = model.features.register_forward_hook(lambda m, a, y: y)   # the units would skip it
+    assert blockcount.units_of(model) is None
+    hook.remove()
+    model.classifier[1].weight = model.features[0][0].weight            # shared: counted once, not per unit
+    assert blockcount.units_of(model) is None
+    assert blockcount.units_of(tiny.tiny_net(1.0, 1.0, 32)) is None      # other models are counted whole
+    # the search takes the block path for efficientnet
+    evaluate._COUNTS.clear(), blockcount._UNITS.clear()
+    c = evaluate.count(fam, 1.1, 1.2, 258)
+    assert blockcount._UNITS and c["macs"] == scaleprof.profile(fam.build(1.1, 1.2, 258), [(1, 3, 258, 258)],
+                                                               device="meta", quiet=True).totals.macs
 
 
 def test_arch_hash_sees_list_attributes():

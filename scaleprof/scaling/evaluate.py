@@ -21,7 +21,7 @@ def _threads(task: dict):
 _COUNTS: dict[str, dict] = {}   # per process: arch_hash -> its count (an architecture is counted once)
 _MAX_COUNTS = 100_000
 # per process, for families with layouts (Family.layout_key): the last few module trees built, with their
-# module_text, so a layout counted at several resolutions is built and walked once
+# module_text and cost units (blockcount), so a layout counted at several resolutions is built and walked once
 _MODELS: OrderedDict = OrderedDict()
 _MAX_MODELS = 4
 
@@ -31,12 +31,14 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
 
     None keeps the base's knob (the base itself: ``count(family)``). Returns {arch, input, macs, flops,
     params, activations}; a build or count error propagates. A family with layouts reuses the module tree
-    of an equal layout key built just before (equal keys build equal models).
+    of an equal layout key built just before (equal keys build equal models). An EfficientNet is counted as
+    the sum of its blocks, each block counted once per input (blockcount: exact); other models whole.
     """
     import torch
 
     import scaleprof
 
+    from . import blockcount
     from .family import arch_digest, module_text
 
     res = family.base_knobs.get("resolution") if resolution is None else resolution
@@ -44,20 +46,25 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
     memo = None if key is None else (key, torch.get_default_dtype())   # dtypes are part of arch_hash
     if memo is not None and memo in _MODELS:
         _MODELS.move_to_end(memo)
-        model, text = _MODELS[memo]
+        entry = _MODELS[memo]
     else:
         model = family.build(width, depth, resolution, device="meta")
-        text = module_text(model)
+        entry = [model, module_text(model), False]        # units found on the first count (False: not yet)
         if memo is not None:
-            _MODELS[memo] = model, text
+            _MODELS[memo] = entry
             if len(_MODELS) > _MAX_MODELS:
                 _MODELS.popitem(last=False)
+    model, text = entry[0], entry[1]
     shape = family.input_shape(model, res)
     arch = arch_digest(text, shape)
     totals = _COUNTS.get(arch)
     if totals is None:
-        t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
-        totals = {"macs": t.macs, "flops": t.flops, "params": t.params, "activations": t.activations}
+        if entry[2] is False:
+            entry[2] = blockcount.units_of(model)
+        totals = None if entry[2] is None else blockcount.count_units(entry[2], shape)
+        if totals is None:
+            t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
+            totals = {f: getattr(t, f) for f in blockcount.FIELDS}
         if len(_COUNTS) >= _MAX_COUNTS:
             _COUNTS.clear()
         _COUNTS[arch] = totals

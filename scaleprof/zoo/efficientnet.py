@@ -146,8 +146,35 @@ class EfficientNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+        return _pool_classify(self.avgpool, self.classifier, self.features(x))
+
+
+def _pool_classify(avgpool: nn.Module, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """EfficientNet.forward after ``features`` (shared with PoolClassifier, so the two cannot drift)."""
+    return classifier(torch.flatten(avgpool(x), 1))
+
+
+class PoolClassifier(nn.Module):
+    """A model's own avgpool and classifier with the forward's flatten between them: the last cost unit."""
+
+    def __init__(self, avgpool: nn.Module, classifier: nn.Module):
+        super().__init__()
+        self.avgpool = avgpool
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _pool_classify(self.avgpool, self.classifier, x)
+
+
+def cost_units(model: EfficientNet) -> list[nn.Module]:
+    """The model's forward as a chain of modules, each run on the previous one's output: the stem, every
+    MBConv, the head conv, then PoolClassifier. Together they hold every module of the model once.
+    Only for an ``EfficientNet`` itself (a subclass may run another forward)."""
+    if type(model) is not EfficientNet:
+        raise TypeError(f"cost_units needs an EfficientNet, got {type(model).__name__}")
+    f = model.features
+    return [f[0], *(block for stage in f[1:-1] for block in stage), f[-1],
+            PoolClassifier(model.avgpool, model.classifier)]
 
 
 def efficientnet(width: float = 1.0, depth: float = 1.0, resolution: int = 224, *, dropout: float = 0.2,
