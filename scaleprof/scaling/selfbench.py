@@ -4,7 +4,8 @@
 
 Counting is on meta tensors (no weights, no arithmetic), so the default grid (378 candidates) is a matter
 of seconds; efficientnet's candidates are named from its layout without building (24 module trees, each
-built once, 168 architectures), so most of the time goes to counting each distinct architecture once.
+built once, 168 architectures), and each architecture is counted as the sum of its blocks, each distinct
+block at each input counted once (scaling/blockcount.py), so building and counting take about equal parts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def _row(label, r, seconds) -> str:
             f"{rate:.1f} | {r.architectures / t['cost_s']:.1f} | {seconds:.1f} |")
 
 
-def run_selfbench(jobs=(1,), sweep: bool = True, out_dir=None) -> str:
+def run_selfbench(jobs=(1, 2), sweep: bool = True, out_dir=None) -> str:
     """Markdown: the default grid costed with each ``jobs`` value (1: in process; more: a process pool),
     the paper's point (formula against real cost), and the φ = 0..7 scale-up of the paper's coefficients.
     ``out_dir`` (the report folder `make bench` passes every section) is not used: nothing is kept."""
