@@ -139,7 +139,8 @@ def _cmd_bench(args) -> int:
                    dtype=args.dtype or "float32", batch_sizes=args.batch, threads=args.threads, train=args.train,
                    by=args.by, max_time=args.max_time, target_ci=args.target_ci, samples=args.samples,
                    knobs=_knobs(args), memory=not args.no_memory, roofline=bool(args.roofline),
-                   optimizer=args.optimizer, level=args.level, progress=True)
+                   optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
+                   resume=args.resume)
     if args.roofline and result.roofline is not None:
         from .report.files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
@@ -180,6 +181,9 @@ def _build_bench(sub) -> None:
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
+    p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
+    p.add_argument("--resume", action="store_true",
+                   help="take rows an earlier run of the same bench finished in --log; measure the rest")
     _add_common(p)
     p.set_defaults(func=_cmd_bench)
 

@@ -317,3 +317,35 @@ def test_cli_compare_json(tmp_path, capsys):
     d = json.loads(out.out)
     assert d["verdict"] in ("faster", "slower", "no difference")
     assert d["ratio_ci95"][0] <= d["ratio"] <= d["ratio_ci95"][1]
+
+
+def test_bench_log_resumes_after_a_kill_without_measuring_finished_rows_again(tmp_path, capsys):
+    log = tmp_path / "bench.jsonl"
+    kw = dict(inputs=["1x3x16x16"], runtimes="eager", device="cuda,cpu", batch_sizes=[1, 2], max_time=0.2,
+              memory=False, train=True)
+    first = bench(tiny(), log=log, **kw)
+    lines = log.read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    assert [r["type"] for r in records] == ["header"] + ["run"] * 4 + ["train"] * 4
+    assert [(r["device"], r["batch_size"], r["status"]) for r in records[1:5]] == [
+        ("cuda", 1, "failed"), ("cuda", 2, "failed"), ("cpu", 1, "ok"), ("cpu", 2, "ok")]
+    # killed while writing the cpu batch-2 row: header, two failed cuda rows, the cpu batch-1 row, half a line
+    log.write_text("\n".join(lines[:4]) + "\n" + lines[4][:25])
+    again = bench(tiny(), log=log, resume=True, **kw)
+    kept = again.results[2]
+    assert kept.median_ms == first.results[2].median_ms and kept.samples_ms == first.results[2].samples_ms
+    assert again.results[3].status == "ok" and again.results[3].median_ms != first.results[3].median_ms
+    assert [t.status for t in again.train] == [t.status for t in first.train]
+    assert again.notes[0] == f"1 row(s) taken from {log}, measured by an earlier run"
+    after = [json.loads(x) for x in log.read_text().splitlines()]   # the cut line is gone, no line is broken
+    # failed rows are tried again (a failure may be passing: memory, a killed subprocess), ok rows are not
+    assert [(r["type"], r["device"], r["batch_size"]) for r in after[4:]] == [
+        ("run", "cuda", 1), ("run", "cuda", 2), ("run", "cpu", 2)] + [
+        ("train", d, b) for d in ("cuda", "cpu") for b in (1, 2)]
+
+    assert main(["bench", "resnet18", "--log", str(log), "--max-time", "0.1"]) == 2
+    assert "already exists: pass --resume" in capsys.readouterr().err
+    assert main(["bench", "resnet18", "--log", str(log), "--resume", "--max-time", "0.1", "--no-memory"]) == 2
+    assert "is a different bench (batch_sizes: [1, 2] in the log, [1] now)" in capsys.readouterr().err
+    assert main(["bench", "resnet18", "--resume"]) == 2
+    assert "--resume needs --log FILE" in capsys.readouterr().err

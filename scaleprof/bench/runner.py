@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import gc
 import os
 import sys
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
+from ..runlog import RunLog
 from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs, spec_label
 from . import memory as mem
 from . import prepare
@@ -97,7 +99,7 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
           by: str | None = None, max_time: float = DEFAULT_MAX_TIME, target_ci: float = 0.01,
           samples: bool = False, knobs: dict | None = None, memory: bool = True, roofline: bool = False,
           optimizer: str = "sgd", level: int | None = None, progress: bool = False,
-          min_samples: int = 10) -> BenchResult:
+          min_samples: int = 10, log=None, resume: bool = False) -> BenchResult:
     """Measure a model's latency, throughput and peak memory, per runtime, device and batch size.
 
     `spec_or_model`: a model spec (zoo name, module:callable, file.py:callable) or an nn.Module (never
@@ -107,6 +109,9 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
     median is within ±`target_ci`. `by` ("kind" | "module") adds time attribution, `roofline` the machine's roofline
     (the CLI draws it with report.plots.roofline), `train` training-step rows. `memory` measures peak memory
     (CPU: in fresh subprocesses, which costs a model load each).
+    `log`: a JSON-lines file each finished row is appended to at once; with `resume`, rows measured ok by
+    an earlier run of the same bench (same model, settings and environment fingerprint) are taken from it
+    and not measured again (failed rows are tried again; attribution and the roofline are redone).
     """
     if max_time is None or max_time <= 0:
         raise ScaleprofError(f"--max-time must be positive, got {max_time}")
@@ -114,6 +119,8 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         raise ScaleprofError(f"target CI must be a fraction in (0, 1), got {target_ci}")
     if by not in (None, "kind", "module"):
         raise ScaleprofError(f"--by must be kind or module, got {by!r}")
+    if resume and log is None:
+        raise ScaleprofError("--resume needs --log FILE (the log of the bench to continue)")
     devices = parse_devices(device)
     batches = parse_batches(batch_sizes)
     dt = parse_dtype(dtype)
@@ -133,6 +140,13 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         cfg = dict(max_time=max_time, target_ci=target_ci, progress=progress, min_samples=min_samples)
         settings = {"max_time": max_time, "target_ci": target_ci, "batch_sizes": batches, "threads": threads,
                     "memory": memory, "min_samples": min_samples}
+        rlog = done = None
+        reused = 0
+        if log is not None:
+            rlog = RunLog(log, _log_config(spec_or_model, base, specs, rts, devices, dt, batches, settings,
+                                           train, optimizer, env), resume=resume, tool="scaleprof bench",
+                          run="bench")
+            done = {_row_key(r["type"], r): r for r in rlog.records if r.get("status") == "ok"}
         ctx = _MemoryContext(spec_or_model, base, knobs, memory)
         # attribution runs on the first device that can run, on the copy its rows were timed on
         attr_dev = (next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
@@ -147,8 +161,14 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                     bspecs = prepare.with_batch(specs, b)
                     for rt in rts:
                         label = rt.label()
+                        key = ("run", label, str(dev), dtype_name(dt), b)
+                        if done and key in done:
+                            _log(progress, f"bench: {label} on {dev}, batch {b}: from the log")
+                            results.append(_restore(RunResult, done[key]))
+                            reused += 1
+                            continue
                         _log(progress, f"bench: {label} on {dev}, batch {b} ...")
-                        results.append(_run_row(rt, placed, bspecs, dev, dt, b, cfg, ctx))
+                        results.append(_logged(rlog, "run", _run_row(rt, placed, bspecs, dev, dt, b, cfg, ctx)))
                         _free(dev)
                 if dev == attr_dev:
                     attr_dev = None
@@ -166,16 +186,51 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                 train_rows = []
                 for dev in devices:
                     for b in batches:
+                        key = ("train", "eager", str(dev), dtype_name(dt), b)
+                        if done and key in done:
+                            _log(progress, f"bench: training step on {dev}, batch {b}: from the log")
+                            train_rows.append(_restore(TrainResult, done[key]))
+                            reused += 1
+                            continue
                         _log(progress, f"bench: training step on {dev}, batch {b} ...")
-                        train_rows.append(_train_row(base, prepare.with_batch(specs, b), dev, dt, b, cfg,
-                                                     optimizer, ctx))
+                        train_rows.append(_logged(rlog, "train", _train_row(base, prepare.with_batch(specs, b), dev,
+                                                                           dt, b, cfg, optimizer, ctx)))
                         _free(dev)
         finally:
             ctx.close()
+            if rlog is not None:
+                rlog.close()
+        if reused:
+            notes.append(f"{reused} row(s) taken from {log}, measured by an earlier run")
     label = spec_label(spec_or_model)
     return BenchResult(model=label, inputs=[str(s) for s in specs], env=env, results=results,
                        settings=settings, train=train_rows, attribution=attribution, roofline=roof,
                        include_samples=samples, notes=notes)
+
+
+def _log_config(spec, base, specs, rts, devices, dt, batches, settings, train, optimizer, env) -> dict:
+    """What a logged bench is: rows from a log are reused only for the same model, inputs, settings and
+    environment (a row timed on another machine or with other threads is another measurement)."""
+    return {"model": spec_label(spec), "params": sum(p.numel() for p in base.parameters()),
+            "inputs": [str(s) for s in specs], "runtimes": [rt.label() for rt in rts],
+            "devices": [str(d) for d in devices], "dtype": dtype_name(dt), "batch_sizes": batches,
+            "settings": settings, "train": train, "optimizer": optimizer if train else None,
+            "environment": env["fingerprint"]}
+
+
+def _row_key(kind: str, row: dict) -> tuple:
+    return (kind, row.get("runtime"), row.get("device"), row.get("dtype"), row.get("batch_size"))
+
+
+def _logged(rlog: RunLog | None, kind: str, row):
+    if rlog is not None:
+        rlog.write({"type": kind, **dataclasses.asdict(row)})
+    return row
+
+
+def _restore(cls, record: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in record.items() if k in names})
 
 
 def _placed(base: nn.Module, dev: torch.device, dt: torch.dtype) -> nn.Module | Exception:
