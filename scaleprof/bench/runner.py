@@ -140,13 +140,9 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
         cfg = dict(max_time=max_time, target_ci=target_ci, progress=progress, min_samples=min_samples)
         settings = {"max_time": max_time, "target_ci": target_ci, "batch_sizes": batches, "threads": threads,
                     "memory": memory, "min_samples": min_samples}
-        rlog = done = None
-        reused = 0
-        if log is not None:
-            rlog = RunLog(log, _log_config(spec_or_model, base, specs, rts, devices, dt, batches, settings,
-                                           train, optimizer, env), resume=resume, tool="scaleprof bench",
-                          run="bench")
-            done = {_row_key(r["type"], r): r for r in rlog.records if r.get("status") == "ok"}
+        rows = _Rows(None if log is None else RunLog(
+            log, _log_config(spec_or_model, base, specs, rts, devices, dt, batches, settings, train, optimizer, env),
+            resume=resume, tool="scaleprof bench", run="bench"), dt, progress)
         ctx = _MemoryContext(spec_or_model, base, knobs, memory)
         # attribution runs on the first device that can run, on the copy its rows were timed on
         attr_dev = (next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
@@ -160,16 +156,8 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                 for b in batches:
                     bspecs = prepare.with_batch(specs, b)
                     for rt in rts:
-                        label = rt.label()
-                        key = ("run", label, str(dev), dtype_name(dt), b)
-                        if done and key in done:
-                            _log(progress, f"bench: {label} on {dev}, batch {b}: from the log")
-                            results.append(_restore(RunResult, done[key]))
-                            reused += 1
-                            continue
-                        _log(progress, f"bench: {label} on {dev}, batch {b} ...")
-                        results.append(_logged(rlog, "run", _run_row(rt, placed, bspecs, dev, dt, b, cfg, ctx)))
-                        _free(dev)
+                        results.append(rows.get(RunResult, rt.label(), rt.label(), dev, b,
+                                                _run_row, rt, placed, bspecs, dev, dt, b, cfg, ctx))
                 if dev == attr_dev:
                     attr_dev = None
                     try:
@@ -186,22 +174,13 @@ def bench(spec_or_model, inputs=None, runtimes: Sequence[str] | str = ("eager",)
                 train_rows = []
                 for dev in devices:
                     for b in batches:
-                        key = ("train", "eager", str(dev), dtype_name(dt), b)
-                        if done and key in done:
-                            _log(progress, f"bench: training step on {dev}, batch {b}: from the log")
-                            train_rows.append(_restore(TrainResult, done[key]))
-                            reused += 1
-                            continue
-                        _log(progress, f"bench: training step on {dev}, batch {b} ...")
-                        train_rows.append(_logged(rlog, "train", _train_row(base, prepare.with_batch(specs, b), dev,
-                                                                           dt, b, cfg, optimizer, ctx)))
-                        _free(dev)
+                        train_rows.append(rows.get(TrainResult, "eager", "training step", dev, b, _train_row, base,
+                                                   prepare.with_batch(specs, b), dev, dt, b, cfg, optimizer, ctx))
         finally:
             ctx.close()
-            if rlog is not None:
-                rlog.close()
-        if reused:
-            notes.append(f"{reused} row(s) taken from {log}, measured by an earlier run")
+            rows.close()
+        if rows.reused:
+            notes.append(f"{rows.reused} row(s) taken from {log}, measured by an earlier run")
     label = spec_label(spec_or_model)
     return BenchResult(model=label, inputs=[str(s) for s in specs], env=env, results=results,
                        settings=settings, train=train_rows, attribution=attribution, roofline=roof,
@@ -218,19 +197,38 @@ def _log_config(spec, base, specs, rts, devices, dt, batches, settings, train, o
             "environment": env["fingerprint"]}
 
 
-def _row_key(kind: str, row: dict) -> tuple:
-    return (kind, row.get("runtime"), row.get("device"), row.get("dtype"), row.get("batch_size"))
+class _Rows:
+    """Each row measured in turn, or taken from the log of an earlier run of the same bench (--resume: the
+    rows that were ok), and appended to the log (--log) as soon as it is measured."""
 
+    KIND = {RunResult: "run", TrainResult: "train"}
 
-def _logged(rlog: RunLog | None, kind: str, row):
-    if rlog is not None:
-        rlog.write({"type": kind, **dataclasses.asdict(row)})
-    return row
+    def __init__(self, rlog: RunLog | None, dt: torch.dtype, progress: bool):
+        self.rlog, self.dtype, self.progress = rlog, dtype_name(dt), progress
+        self.done = {} if rlog is None else {
+            (r["type"], r.get("runtime"), r.get("device"), r.get("dtype"), r.get("batch_size")): r
+            for r in rlog.records if r.get("status") == "ok"}
+        self.reused = 0
 
+    def get(self, cls, runtime: str, what: str, dev: torch.device, batch: int, measure, *args):
+        """The row of (`runtime`, `dev`, `batch`): from the log, or `measure(*args)` (`what` names it)."""
+        kind = self.KIND[cls]
+        key = (kind, runtime, str(dev), self.dtype, batch)
+        if key in self.done:
+            _log(self.progress, f"bench: {what} on {dev}, batch {batch}: from the log")
+            self.reused += 1
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in self.done[key].items() if k in names})
+        _log(self.progress, f"bench: {what} on {dev}, batch {batch} ...")
+        row = measure(*args)
+        _free(dev)
+        if self.rlog is not None:
+            self.rlog.write({"type": kind, **dataclasses.asdict(row)})
+        return row
 
-def _restore(cls, record: dict):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in record.items() if k in names})
+    def close(self) -> None:
+        if self.rlog is not None:
+            self.rlog.close()
 
 
 def _placed(base: nn.Module, dev: torch.device, dt: torch.dtype) -> nn.Module | Exception:

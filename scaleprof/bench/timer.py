@@ -179,6 +179,33 @@ def stop_reason(cfg: TimerConfig, samples: list[float], now: float, t_start: flo
     return None
 
 
+def sample_until_stop(take: Callable[[], float], cfg: TimerConfig, *, clock: Clock,
+                      t_start: float) -> tuple[list[float], str]:
+    """The measuring loop every timer shares: ``take()`` one sample (ms) at a time until `stop_reason`
+    says stop (the run began at ``t_start``, warm-up included), with a progress line now and then.
+    Returns the samples and why it stopped."""
+    samples: list[float] = []
+    t_meas = last_print = clock()
+    next_check = cfg.min_samples
+    while True:
+        samples.append(take())
+        n = len(samples)
+        now = clock()
+        check_ci = n >= next_check
+        if check_ci:
+            # Sorting for the CI costs O(n log n); checking after every ~2% more samples keeps it cheap.
+            next_check = n + max(1, n // 50)
+        reason = stop_reason(cfg, samples, now, t_start, t_meas, check_ci=check_ci)
+        if reason:
+            break
+        if cfg.progress and now - last_print >= cfg.progress_every:
+            last_print = now
+            _progress(cfg, samples, now - t_start)
+    if cfg.progress and now - t_start >= cfg.progress_every:
+        _progress(cfg, samples, now - t_start, done=reason)
+    return samples, reason
+
+
 def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
             block_timer: CpuBlockTimer | CudaBlockTimer | None = None, clock: Clock | None = None,
             cold: bool = True) -> Measurement:
@@ -205,29 +232,9 @@ def measure(fn: Callable[[], object], config: TimerConfig | None = None, *,
                             overhead_s=overhead)
     warmup_ms = (clock() - t_start) * 1000.0
 
-    samples: list[float] = []
-    t_meas = clock()
-    reason = "max_time"
-    next_check = cfg.min_samples
-    last_print = clock()
-    while True:
-        samples.append(bt.time_block(fn, k) / k * 1000.0)
-        n = len(samples)
-        now = clock()
-        check_ci = n >= next_check
-        if check_ci:
-            # Sorting for the CI costs O(n log n); checking after every ~2% more samples keeps it cheap.
-            next_check = n + max(1, n // 50)
-        stop = stop_reason(cfg, samples, now, t_start, t_meas, check_ci=check_ci)
-        if stop:
-            reason = stop
-            break
-        if cfg.progress and now - last_print >= cfg.progress_every:
-            last_print = now
-            _progress(cfg, samples, now - t_start)
+    samples, reason = sample_until_stop(lambda: bt.time_block(fn, k) / k * 1000.0, cfg, clock=clock,
+                                        t_start=t_start)
     elapsed = clock() - t_start
-    if cfg.progress and elapsed >= cfg.progress_every:
-        _progress(cfg, samples, elapsed, done=reason)
     return Measurement(samples_ms=samples, cold_ms=cold_ms, calls_per_block=k, warmup_blocks=len(warm),
                        warmup_ms=warmup_ms, stop_reason=reason, elapsed_s=elapsed,
                        summary=stats.summarize(samples))

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ScaleprofError
 from . import stats
-from .timer import TimerConfig, _progress, stop_reason, warm_up
+from .timer import TimerConfig, sample_until_stop, warm_up
 
 PHASES = ("forward", "loss", "backward", "optimizer")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -149,23 +149,14 @@ def measure_step(step: TrainStep, config: TimerConfig | None = None, *, device="
     cold_ms = sum(one()) * 1000.0
     t_start = clock()
     warm_up([lambda _k: sum(one())], cfg, clock=clock, t_start=t_start)  # one step a sample: no blocks
-    totals: list[float] = []
     phases: dict[str, list[float]] = {p: [] for p in PHASES}
-    t_meas = clock()
-    last_print = t_meas
-    reason = "max_time"
-    while True:
+
+    def take() -> float:
         ts = one()
         for p, t in zip(PHASES, ts, strict=True):
             phases[p].append(t * 1000.0)
-        totals.append(sum(ts) * 1000.0)
-        now = clock()
-        stop = stop_reason(cfg, totals, now, t_start, t_meas)
-        if stop:
-            reason = stop
-            break
-        if cfg.progress and now - last_print >= cfg.progress_every:
-            last_print = now
-            _progress(cfg, totals, now - t_start)
+        return sum(ts) * 1000.0
+
+    totals, reason = sample_until_stop(take, cfg, clock=clock, t_start=t_start)
     return TrainMeasurement(total_ms=totals, phases_ms=phases, cold_ms=cold_ms, stop_reason=reason,
                             summary=stats.summarize(totals))
