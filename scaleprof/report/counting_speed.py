@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..bench.memory import maxrss_bytes  # VmHWM: a child's ru_maxrss can carry its parent's peak
 
 MODELS = {"resnet50": ("resnet50", 224), "efficientnet_b7@600": ("efficientnet_b7", 600)}
 TOOLS = ("bare-meta", "scaleprof", "bare-cpu", "scaleprof-cpu", "fvcore", "thop", "torch")
@@ -84,16 +85,6 @@ def decoder_7b_macs(seq: int, vocab=32000, dim=4096, layers=32, heads=32, hidden
 
 
 # --- one measurement, in its own process -----------------------------------------------------------------------
-
-def peak_rss_bytes() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
 
 def _median_time(fn) -> float:
     fn()  # warm-up: first-call costs (imports, tracing caches) are not the steady state
@@ -158,13 +149,13 @@ def measure_one(tool: str, case: str) -> dict:
         raise ValueError(tool)
     seconds = _median_time(fn)
     return {"tool": tool, "case": case, "seconds": seconds, "macs": macs,
-            "peak_rss_bytes": peak_rss_bytes()}
+            "peak_rss_bytes": maxrss_bytes()}
 
 
 def _baseline_rss() -> int:
     """Peak RSS of a process that imports everything and builds nothing: what every case pays anyway."""
     code = ("import torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
-            "from scaleprof.report.counting_speed import peak_rss_bytes; print(peak_rss_bytes())")
+            "from scaleprof.report.counting_speed import maxrss_bytes; print(maxrss_bytes())")
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
