@@ -27,6 +27,16 @@ def _fig(w: float = 7.5, h: float = 4.5, *, nrows: int = 1, ncols: int = 1, layo
     return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
+def _finish(fig, ax, title: str, *, grid_axis: str = "both", legend: bool | str = False) -> bytes:
+    """The end every plot shares: its title, a light grid (on ``grid_axis``), the legend when there is
+    something to label (a string places it), the PNG."""
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis=grid_axis, which="both", alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8, **({"loc": legend} if isinstance(legend, str) else {}))
+    return _png(fig)
+
+
 def _png(fig, tight: bool = True) -> bytes:
     """The figure as PNG bytes (``tight``: tight_layout first; off for a figure with its own layout)."""
     if tight:
@@ -56,10 +66,7 @@ def share_bars(labels: list[str], series: dict[str, list[float]], *, title: str,
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return _finish(fig, ax, title, grid_axis="x", legend="lower right")
 
 
 def macs_vs_time(rows: list[dict], title: str = "share of MACs against share of time, per layer kind") -> bytes:
@@ -101,10 +108,8 @@ def roofline(peaks: dict, points: list[dict], title: str = "") -> bytes:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte)")
     ax.set_ylabel("achieved GFLOP/s")
-    ax.set_title(title or f"roofline on {peaks.get('device', '?')} ({peaks.get('dtype', '?')})", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, title or f"roofline on {peaks.get('device', '?')} ({peaks.get('dtype', '?')})",
+                   legend="lower right")
 
 
 def throughput(rows: list[dict], title: str = "throughput against batch size",
@@ -125,11 +130,7 @@ def throughput(rows: list[dict], title: str = "throughput against batch size",
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size")
     ax.set_ylabel("samples / s")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    if groups:
-        ax.legend(fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, title, legend=bool(groups))
 
 
 def compare_samples(a: dict, b: dict, title: str = "latency samples") -> bytes:
@@ -153,9 +154,7 @@ def compare_samples(a: dict, b: dict, title: str = "latency samples") -> bytes:
         ax.set_yticklabels(labels)
         ax.set_ylim(-0.7, 1.7)
     ax.set_xlabel("ms per call")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return _finish(fig, ax, title, grid_axis="x")
 
 
 def _cost(c: dict) -> float | None:
@@ -208,11 +207,7 @@ def pareto_front(candidates: list[dict], best: dict | None = None, target: float
         ax.axvline(target, color="black", ls="--", lw=1, label=f"budget {target:g}x")
     ax.set_xlabel("cost (MACs / base MACs)" if any(c.get("cost_ratio") is not None for c in candidates) else "MACs")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    if feas or infeas:
-        ax.legend(fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, title, legend=bool(feas or infeas))
 
 
 def phi_curve(sweep: list[dict], title: str = "cost against φ: measured, 2^φ and the paper") -> bytes:
@@ -249,11 +244,7 @@ def phi_curve(sweep: list[dict], title: str = "cost against φ: measured, 2^φ a
     ax.set_yscale("log", base=2)
     ax.set_xlabel("φ")
     ax.set_ylabel("MACs relative to the base model")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    if rows:
-        ax.legend(fontsize=8)
-    return _png(fig)
+    return _finish(fig, ax, title, legend=bool(rows))
 
 
 def feasibility_grid(candidates: list[dict], title: str = "") -> bytes:
@@ -332,6 +323,4 @@ def scatter_log(points: list[tuple[float, float, str]], *, xlabel: str, ylabel: 
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    return _png(fig)
+    return _finish(fig, ax, title)
