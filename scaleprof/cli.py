@@ -118,7 +118,8 @@ def _build_zoo(sub) -> None:
 # --- bench -----------------------------------------------------------------------------------------------
 
 def _cmd_bench(args) -> int:
-    from .bench.runner import bench, torch_threads
+    from .bench.env import torch_threads
+    from .bench.runner import bench
     from .report import bench_tables as table
 
     if args.micro:

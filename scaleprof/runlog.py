@@ -4,7 +4,8 @@ each piece of work finishes, after a header that names the work::
     {"type": "header", "version": 1, "config": {...}}     what the run is (checked on --resume)
     {"type": ..., ...}                                     one per finished piece, in the order finished
 
-``--resume`` reads the log back and appends to it; a last line cut off by a kill is dropped (that piece is
+`Journal` is what bench and scale keep of it: the finished pieces by key, those an earlier run logged and
+each new one as it finishes. ``--resume`` reads the log back and appends to it; a last line cut off by a kill is dropped (that piece is
 done again). A log whose header differs from the run asked for is an error naming what differs, so two
 runs never mix in one file. A run without ``--resume`` refuses a log that already has content.
 """
@@ -12,6 +13,7 @@ runs never mix in one file. A run without ``--resume`` refuses a log that alread
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from .errors import ScaleprofError
@@ -87,3 +89,36 @@ class RunLog:
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+
+class Journal:
+    """The finished pieces of a run by record type and key: those an earlier run wrote to `log` (read back
+    on --resume) and each new one, appended to `log` as it finishes (no log: kept in memory only).
+
+    ``keys`` maps each record type to the function giving a record's key; a record whose key is None is
+    written but not kept (bench: a failed row, tried again on resume). ``done[type]`` is the dict of kept
+    records by key; ``resumed[type]`` how many came from the log."""
+
+    def __init__(self, log: RunLog | None, keys: dict[str, Callable[[dict], Hashable | None]]):
+        self.log, self.keys = log, keys
+        self.done: dict[str, dict] = {t: {} for t in keys}
+        for r in log.records if log is not None else ():
+            key_of = keys.get(r.get("type"))
+            key = key_of(r) if key_of is not None else None
+            if key is not None:
+                self.done[r["type"]][key] = r
+        self.resumed = {t: len(d) for t, d in self.done.items()}
+
+    def get(self, kind: str, key: Hashable) -> dict | None:
+        return self.done[kind].get(key)
+
+    def put(self, kind: str, record: dict) -> None:
+        key = self.keys[kind](record)
+        if key is not None:
+            self.done[kind][key] = record
+        if self.log is not None:
+            self.log.write({"type": kind, **record})
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()

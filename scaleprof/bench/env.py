@@ -7,12 +7,15 @@ every result carries this fingerprint; `fingerprint_hash` hashes the fields that
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 
 import torch
+
+from ..errors import ScaleprofError
 
 # Fields that do not change timings and stay out of the hash.
 _UNHASHED = frozenset({"fingerprint", "hostname", "load"})
@@ -128,3 +131,19 @@ def differences(a: dict, b: dict) -> list[str]:
 
 def same_environment(a: dict, b: dict) -> bool:
     return fingerprint_hash(a) == fingerprint_hash(b)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """torch's intra-op threads set to `n` for the block (None: left as they are), restored after."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ScaleprofError(f"--threads must be positive, got {n}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

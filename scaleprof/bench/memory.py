@@ -10,9 +10,13 @@ the peak of the same subprocess doing an import-only run (the interpreter, torch
 libraries). Measuring in-process would be meaningless: this process's peak already includes every model
 it built before. Both raw figures are reported beside the difference.
 
-For ONNX Runtime the child loads the already-exported .onnx file and runs a session, without torch or the
-exporter, so the figure is ONNX Runtime's, not the export's. For torch.compile the child compiles again, so
-its peak includes compilation.
+Which of these a row gets is the runtime's to say (`Runtime.memory_plan`), and so is how the child rebuilds
+it (`Runtime.child_job` / `from_child_job` / `run_in_child`): for ONNX Runtime the child loads the
+already-exported .onnx file and runs a session, without the exporter, so the figure is ONNX Runtime's, not the
+export's; for torch.compile the child compiles again, so its peak includes compilation.
+
+The child gets the model as its spec and knobs when it has them, else as a recipe and a weights-only tensor
+file (bench.recipe); nothing is unpickled. A module that cannot be described so gets no figure, with the reason.
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
-from ..spec import is_zoo_spec
+from ..spec import dtype_name, is_zoo_spec
+from . import recipe
 
 CHILD_TIMEOUT_S = 900
 CHILD_ITERS = 3
@@ -79,12 +86,12 @@ def maxrss_bytes() -> int:
 
 
 def cpu_peak(job: dict, *, baseline_cache: dict | None = None) -> MemoryResult:
-    """Run `job` (see `_child_run`) and its import-only baseline in fresh subprocesses."""
+    """Run `job` (see `make_job`) and its import-only baseline in fresh subprocesses."""
     try:
         run = _spawn({**job, "mode": "run"})
         # The baseline imports what the run imports: it depends on the kind of run, not on the model.
-        key = (job["runtime"].partition(":")[0], job["threads"], job["zoo"],
-               job.get("onnx_path") is not None)
+        rt = job["runtime"]
+        key = (rt["runtime"].partition(":")[0], job["threads"], job["zoo"], rt.get("needs_model", True))
         if baseline_cache is not None and key in baseline_cache:
             base = baseline_cache[key]
         else:
@@ -123,91 +130,130 @@ def _spawn(job: dict) -> int:
             return int(json.load(fh)["maxrss_bytes"])
 
 
-def make_job(*, spec, model_path: str | None, knobs: dict, inputs: list[str], runtime: str, dtype: str,
-             threads: int, train: bool = False, onnx_path: str | None = None, ort_options: dict | None = None,
-             optimizer: str = "sgd") -> dict:
-    return {"spec": spec, "model_path": model_path, "knobs": knobs, "inputs": inputs, "runtime": runtime,
-            "dtype": dtype, "threads": threads, "train": train, "onnx_path": onnx_path,
-            "ort_options": ort_options or {}, "optimizer": optimizer, "iters": CHILD_ITERS,
+def make_job(*, model: dict | None, runtime: dict, inputs: list[str], dtype: str, threads: int,
+             train: bool = False, optimizer: str = "sgd") -> dict:
+    """A child's job. `model`: ``{"spec", "knobs"}`` or ``{"recipe", "weights"}`` (see `ModelSource`), None
+    when the runtime needs none; `runtime`: `Runtime.child_job`'s record."""
+    spec = (model or {}).get("spec")
+    return {"model": model, "runtime": runtime, "inputs": inputs, "dtype": dtype, "threads": threads,
+            "train": train, "optimizer": optimizer, "iters": CHILD_ITERS,
             "zoo": isinstance(spec, str) and is_zoo_spec(spec)}
+
+
+class ModelSource:
+    """How the memory child gets the model: its spec and knobs when it came from one, else a recipe and a
+    weights-only file written once and shared by every row (bench.recipe), else the reason it cannot."""
+
+    def __init__(self, spec, model: nn.Module, knobs: dict | None):
+        self.spec = spec if isinstance(spec, str) else None
+        self.model, self.knobs = model, knobs or {}
+        self._tmp: str | None = None
+        self._shipped: dict | None = None
+        self.reason: str | None = None
+
+    def job(self) -> dict | None:
+        """The job's ``model`` record, or None with `reason` set."""
+        if self.spec is not None:
+            return {"spec": self.spec, "knobs": self.knobs}
+        if self._shipped is None and self.reason is None:
+            self._tmp = tempfile.mkdtemp(prefix="scaleprof-model-")
+            path = os.path.join(self._tmp, "weights.pt")
+            try:
+                self._shipped = {"recipe": recipe.save(self.model, path), "weights": path}
+            except recipe.NotRebuildable as exc:
+                self.reason = (f"the model cannot be rebuilt in the memory subprocess without pickling it: {exc}")
+        return self._shipped
+
+    def close(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class MemoryMeter:
+    """Peak memory for every row of a bench, as each runtime says it is measured (`Runtime.memory_plan`),
+    sharing the model's source and the import-only baselines between rows."""
+
+    def __init__(self, spec, model: nn.Module, knobs: dict | None, enabled: bool):
+        self.enabled = enabled
+        self.source = ModelSource(spec, model, knobs)
+        self._baselines: dict = {}
+
+    def run(self, rt, prepared, dev: torch.device, dt: torch.dtype, specs) -> MemoryResult:
+        plan = rt.memory_plan(dev)
+        if plan.method == "none":
+            return MemoryResult(peak_bytes=None, method="none", reason=plan.reason)
+        if plan.method == "cuda-allocator":
+            with prepared.context():
+                return gpu_peak(prepared.call, dev)
+        return self._child(rt.child_job(prepared), dt, specs, train=False)
+
+    def train(self, step, dev: torch.device, dt: torch.dtype, specs, optimizer: str) -> MemoryResult:
+        from .runtimes import Eager
+
+        if Eager().memory_plan(dev).method == "cuda-allocator":
+            return gpu_peak(step.run, dev)
+        return self._child(Eager().child_job(None), dt, specs, train=True, optimizer=optimizer)
+
+    def _child(self, runtime: dict, dt, specs, *, train: bool, optimizer: str = "sgd") -> MemoryResult:
+        model = None
+        if runtime.get("needs_model", True):
+            model = self.source.job()
+            if model is None:
+                return MemoryResult(peak_bytes=None, method="subprocess-rss", reason=self.source.reason)
+        job = make_job(model=model, runtime=runtime, inputs=[str(s) for s in specs], dtype=dtype_name(dt),
+                       threads=torch.get_num_threads(), train=train, optimizer=optimizer)
+        return cpu_peak(job, baseline_cache=self._baselines)
+
+    def close(self) -> None:
+        self.source.close()
 
 
 # --- the child ---------------------------------------------------------------------------------------------
 
+def _child_model(record: dict) -> nn.Module:
+    if "recipe" in record:
+        return recipe.load(record["recipe"], record["weights"])
+    from ..spec import load_model
+
+    return load_model(record["spec"], device="cpu", **(record.get("knobs") or {}))
+
+
 def _child_run(job: dict) -> int:
-    torch.set_num_threads(int(job["threads"]))
-    if job.get("onnx_path"):
-        return _child_ort(job)
-    from ..spec import load_model, parse_dtype, parse_input
-    from . import prepare
+    import importlib
 
+    from .runtimes import Runtime
+
+    threads = int(job["threads"])
+    torch.set_num_threads(threads)
+    rt_job = job["runtime"]
+    rt = Runtime.from_child_job(rt_job, threads)
     if job["mode"] == "baseline":
-        from . import runtimes, train  # noqa: F401 (imports are the baseline)
-
-        if job["runtime"].startswith("compile"):
-            import importlib
-
-            importlib.import_module("torch._dynamo")
-            importlib.import_module("torch._inductor.compile_fx")
-
-        if job.get("zoo"):
-            from .. import zoo  # noqa: F401
+        for name in rt.baseline_imports:  # imports are the baseline
+            importlib.import_module(name)
+        if rt_job.get("needs_model", True):
+            from . import prepare, train  # noqa: F401
+            if job.get("zoo"):
+                from .. import zoo  # noqa: F401
         return maxrss_bytes()
-    if job.get("model_path"):
-        model = torch.load(job["model_path"], weights_only=False)
-    else:
-        model = load_model(job["spec"], device="cpu", **(job.get("knobs") or {}))
-    dev = torch.device("cpu")
-    model = prepare.place(model, dev, job["dtype"])
-    specs = [parse_input(s) for s in job["inputs"]]
-    xs = prepare.make_inputs(specs, dev, parse_dtype(job["dtype"]))
+
+    def build():
+        from ..spec import parse_dtype, parse_input
+        from . import prepare
+
+        dev = torch.device("cpu")
+        model = prepare.place(_child_model(job["model"]), dev, job["dtype"])
+        xs = prepare.make_inputs([parse_input(s) for s in job["inputs"]], dev, parse_dtype(job["dtype"]))
+        return model, xs
+
     if job.get("train"):
         from .train import TrainStep
 
-        step = TrainStep(model, xs, optimizer=job.get("optimizer", "sgd"))
+        step = TrainStep(*build(), optimizer=job.get("optimizer", "sgd"))
         for _ in range(int(job["iters"])):
             step.run()
-        return maxrss_bytes()
-    from .runtimes import get_runtime
-
-    model.eval()
-    prepared = get_runtime(job["runtime"], threads=int(job["threads"])).prepare(model, xs, dev)
-    try:
-        with prepared.context():
-            for _ in range(int(job["iters"]) + 1):
-                prepared.call()
-    finally:
-        prepared.close()
-    return maxrss_bytes()
-
-
-def _child_ort(job: dict) -> int:
-    import numpy as np
-    import onnxruntime as ort
-
-    if job["mode"] == "baseline":
-        return maxrss_bytes()
-    opts = job.get("ort_options") or {}
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = int(opts.get("intra_op_threads") or job["threads"])
-    so.inter_op_num_threads = int(opts.get("inter_op_threads") or 1)
-    so.log_severity_level = 3
-    from .runtimes import _ort_level
-
-    so.graph_optimization_level = _ort_level(ort, opts.get("graph_optimization_level", "all"))
-    sess = ort.InferenceSession(job["onnx_path"], sess_options=so, providers=["CPUExecutionProvider"])
-    feed = {}
-    rng = np.random.default_rng(0)
-    for meta in sess.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in meta.shape]
-        np_type = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-                   "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}.get(meta.type)
-        if np_type is None:
-            raise RuntimeError(f"input type {meta.type} not handled")
-        feed[meta.name] = (rng.standard_normal(shape).astype(np_type) if np.issubdtype(np_type, np.floating)
-                           else np.zeros(shape, dtype=np_type))
-    for _ in range(int(job["iters"]) + 1):
-        sess.run(None, feed)
+    else:
+        rt.run_in_child(rt_job, build, int(job["iters"]) + 1)
     return maxrss_bytes()
 
 

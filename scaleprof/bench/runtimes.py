@@ -54,14 +54,72 @@ class Prepared:
             self.cleanup = None
 
 
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a runtime's peak memory is measured on a device (bench.memory): ``cuda-allocator`` (torch's CUDA
+    allocator, in this process), ``subprocess-rss`` (peak RSS of a fresh child) or ``none`` (with the reason)."""
+
+    method: str
+    reason: str | None = None
+
+
 class Runtime:
+    """How a model is run. Besides `prepare`, a runtime describes itself, so the runner, the memory child and
+    compare never ask for its name: the environment fields it adds, how its memory is measured, and what a
+    fresh memory subprocess needs to rebuild it (`child_job` here, `from_child_job` there)."""
+
     name = "runtime"
+    # modules the memory child imports for the import-only baseline (what a run of this runtime loads)
+    baseline_imports: tuple[str, ...] = ()
 
     def prepare(self, model: nn.Module, inputs: list[torch.Tensor], device: torch.device) -> Prepared:
         raise NotImplementedError
 
     def label(self) -> str:
         return self.name
+
+    def env_fields(self) -> dict:
+        """Fields this runtime adds to the environment fingerprint (see `environment_fields`)."""
+        return {}
+
+    def memory_plan(self, device: torch.device) -> MemoryPlan:
+        return MemoryPlan("cuda-allocator") if device.type == "cuda" else MemoryPlan("subprocess-rss")
+
+    def child_job(self, prepared: Prepared) -> dict:
+        """What the memory child needs to run this runtime as it ran here (JSON)."""
+        return {"runtime": self.label(), "needs_model": True}
+
+    @staticmethod
+    def from_child_job(job: dict, threads: int) -> Runtime:
+        """The runtime a memory child rebuilds from `child_job`'s record."""
+        rt = get_runtime(job["runtime"], threads=job.get("intra_op_threads") or threads)
+        if isinstance(rt, OnnxRuntime) and job.get("inter_op_threads"):
+            rt.inter_op_threads = int(job["inter_op_threads"])
+        return rt
+
+    def run_in_child(self, job: dict, build, iters: int) -> None:
+        """Run `iters` calls in the memory child; `build()` gives (model, inputs) on the CPU."""
+        model, xs = build()
+        prepared = self.prepare(model.eval(), xs, torch.device("cpu"))
+        try:
+            with prepared.context():
+                for _ in range(iters):
+                    prepared.call()
+        finally:
+            prepared.close()
+
+
+def environment_fields(runtimes) -> dict:
+    """The environment fields of several runtimes together: strings (compile modes) joined by commas, any
+    other field as the first runtime that has it gives it."""
+    out: dict = {}
+    for rt in runtimes:
+        for k, v in rt.env_fields().items():
+            if k not in out:
+                out[k] = v
+            elif isinstance(v, str) and isinstance(out[k], str):
+                out[k] = f"{out[k]},{v}"
+    return out
 
 
 class Eager(Runtime):
@@ -73,12 +131,16 @@ class Eager(Runtime):
 
 class Compile(Runtime):
     name = "compile"
+    baseline_imports = ("torch._dynamo", "torch._inductor.compile_fx")
 
     def __init__(self, mode: str = "default"):
         self.mode = mode
 
     def label(self) -> str:
         return "compile" if self.mode == "default" else f"compile:{self.mode}"
+
+    def env_fields(self) -> dict:
+        return {"compile_mode": self.mode}
 
     def prepare(self, model, inputs, device):
         t0 = time.perf_counter()
@@ -95,6 +157,7 @@ class Compile(Runtime):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
+    baseline_imports = ("numpy", "onnxruntime")
 
     def __init__(self, intra_op_threads: int | None = None, inter_op_threads: int = 1,
                  opt_level: str = "all", exporter: str = "auto"):
@@ -106,11 +169,54 @@ class OnnxRuntime(Runtime):
     def label(self) -> str:
         return "onnxruntime" if self.opt_level == "all" else f"onnxruntime:{self.opt_level}"
 
-    def prepare(self, model, inputs, device):
+    def env_fields(self) -> dict:
+        return {"ort_threads": {"intra_op": self.intra_op_threads or torch.get_num_threads(),
+                                "inter_op": self.inter_op_threads}}
+
+    def memory_plan(self, device: torch.device) -> MemoryPlan:
+        if device.type == "cuda":
+            return MemoryPlan("none", "ONNX Runtime's CUDA arena is not visible to torch's allocator")
+        return MemoryPlan("subprocess-rss")
+
+    def child_job(self, prepared: Prepared) -> dict:
+        # the child runs the graph exported here, without torch's exporter: the figure is ONNX Runtime's
+        return {"runtime": self.label(), "needs_model": False, "onnx_path": prepared.onnx_path,
+                "intra_op_threads": prepared.info.get("intra_op_threads"),
+                "inter_op_threads": prepared.info.get("inter_op_threads")}
+
+    def run_in_child(self, job: dict, build, iters: int) -> None:
+        import numpy as np
+
+        sess = self.session(job["onnx_path"], ["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        feed = {}
+        for meta in sess.get_inputs():
+            shape = [d if isinstance(d, int) else 1 for d in meta.shape]
+            np_type = _ORT_TYPES.get(meta.type)
+            if np_type is None:
+                raise RuntimeError(f"input type {meta.type} not handled")
+            np_type = getattr(np, np_type)
+            feed[meta.name] = (rng.standard_normal(shape).astype(np_type) if np.issubdtype(np_type, np.floating)
+                               else np.zeros(shape, dtype=np_type))
+        for _ in range(iters):
+            sess.run(None, feed)
+
+    def session(self, path: str, providers):
+        """The one place an ONNX Runtime session is made (bench rows and the memory child alike)."""
+        ort = _import_ort()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(self.intra_op_threads or torch.get_num_threads())
+        so.inter_op_num_threads = int(self.inter_op_threads)
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = _ort_level(ort, self.opt_level)
+        so.log_severity_level = 3
         try:
-            import onnxruntime as ort
+            return ort.InferenceSession(path, sess_options=so, providers=providers)
         except Exception as exc:
-            raise RuntimeUnavailable(f"onnxruntime does not import: {one_line(exc)}") from exc
+            raise RuntimeUnavailable(f"onnxruntime session failed: {one_line(exc)}") from exc
+
+    def prepare(self, model, inputs, device):
+        ort = _import_ort()
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -125,17 +231,8 @@ class OnnxRuntime(Runtime):
             t0 = time.perf_counter()
             path, exporter = export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), self.exporter)
             export_s = time.perf_counter() - t0
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = int(self.intra_op_threads or torch.get_num_threads())
-            so.inter_op_num_threads = int(self.inter_op_threads)
-            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            so.graph_optimization_level = _ort_level(ort, self.opt_level)
-            so.log_severity_level = 3
             t1 = time.perf_counter()
-            try:
-                sess = ort.InferenceSession(path, sess_options=so, providers=providers)
-            except Exception as exc:
-                raise RuntimeUnavailable(f"onnxruntime session failed: {one_line(exc)}") from exc
+            sess = self.session(path, providers)
             session_s = time.perf_counter() - t1
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -145,8 +242,8 @@ class OnnxRuntime(Runtime):
             shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeUnavailable(f"exported graph takes {len(names)} inputs, the model was given {len(inputs)}")
         info = {"exporter": exporter, "providers": sess.get_providers(), "export_s": export_s,
-                "session_s": session_s, "intra_op_threads": so.intra_op_num_threads,
-                "inter_op_threads": so.inter_op_num_threads,
+                "session_s": session_s, "intra_op_threads": sess.get_session_options().intra_op_num_threads,
+                "inter_op_threads": sess.get_session_options().inter_op_num_threads,
                 # as the session holds it, read back: what ran, not what was asked
                 "graph_optimization_level": _ort_level_name(ort, sess.get_session_options().graph_optimization_level)}
         if device.type == "cuda":
@@ -156,6 +253,18 @@ class OnnxRuntime(Runtime):
             call = lambda: sess.run(None, feed)  # noqa: E731
         return Prepared(call=call, setup_s=export_s + session_s, info=info, onnx_path=path,
                         cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool_"}
+
+
+def _import_ort():
+    try:
+        import onnxruntime as ort
+    except Exception as exc:
+        raise RuntimeUnavailable(f"onnxruntime does not import: {one_line(exc)}") from exc
+    return ort
 
 
 def iobinding_call(sess, names, inputs, device):

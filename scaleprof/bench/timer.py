@@ -179,30 +179,53 @@ def stop_reason(cfg: TimerConfig, samples: list[float], now: float, t_start: flo
     return None
 
 
-def sample_until_stop(take: Callable[[], float], cfg: TimerConfig, *, clock: Clock,
-                      t_start: float) -> tuple[list[float], str]:
-    """The measuring loop every timer shares: ``take()`` one sample (ms) at a time until `stop_reason`
-    says stop (the run began at ``t_start``, warm-up included), with a progress line now and then.
-    Returns the samples and why it stopped."""
-    samples: list[float] = []
+class MedianStop:
+    """The default stop rule of `sample_until_stop`: `stop_reason` on the samples so far, checking the CI
+    (which sorts, O(n log n)) only after every ~2% more samples."""
+
+    def __init__(self, cfg: TimerConfig, t_start: float, t_meas: float):
+        self.cfg, self.t_start, self.t_meas = cfg, t_start, t_meas
+        self.next_check = cfg.min_samples
+
+    def __call__(self, samples: list, now: float) -> str | None:
+        n = len(samples)
+        check_ci = n >= self.next_check
+        if check_ci:
+            self.next_check = n + max(1, n // 50)
+        return stop_reason(self.cfg, samples, now, self.t_start, self.t_meas, check_ci=check_ci)
+
+
+StopRule = Callable[[list, float], "str | None"]
+Report = Callable[..., None]
+
+
+def sample_until_stop(take: Callable[[], object], cfg: TimerConfig, *, clock: Clock, t_start: float,
+                      stop: Callable[[float], StopRule] | None = None,
+                      report: Report | None = None) -> tuple[list, str]:
+    """The measuring loop every timer shares: ``take()`` one sample at a time until the stop rule says stop
+    (the run began at ``t_start``, warm-up included), with a progress line now and then.
+
+    ``stop(t_meas)`` makes the rule for a loop whose measuring began at ``t_meas``: a callable
+    ``(samples, now) -> reason or None``; default `MedianStop` (samples in ms). ``report(samples, elapsed,
+    done=None)`` prints progress when ``cfg.progress``; default one line of median and CI, and a last one when
+    the loop ends. Returns the samples and why it stopped."""
+    samples: list = []
     t_meas = last_print = clock()
-    next_check = cfg.min_samples
+    rule = stop(t_meas) if stop is not None else MedianStop(cfg, t_start, t_meas)
+    if report is None:
+        def report(xs, elapsed, done=None):
+            _progress(cfg, xs, elapsed, done=done)
     while True:
         samples.append(take())
-        n = len(samples)
         now = clock()
-        check_ci = n >= next_check
-        if check_ci:
-            # Sorting for the CI costs O(n log n); checking after every ~2% more samples keeps it cheap.
-            next_check = n + max(1, n // 50)
-        reason = stop_reason(cfg, samples, now, t_start, t_meas, check_ci=check_ci)
+        reason = rule(samples, now)
         if reason:
             break
         if cfg.progress and now - last_print >= cfg.progress_every:
             last_print = now
-            _progress(cfg, samples, now - t_start)
+            report(samples, now - t_start)
     if cfg.progress and now - t_start >= cfg.progress_every:
-        _progress(cfg, samples, now - t_start, done=reason)
+        report(samples, now - t_start, done=reason)
     return samples, reason
 
 

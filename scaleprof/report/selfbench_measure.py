@@ -26,7 +26,8 @@ from torch import nn
 
 from .. import zoo
 from ..bench import stats
-from ..bench.runner import bench, torch_threads
+from ..bench.env import torch_threads
+from ..bench.runner import bench
 from ..bench.timer import TimerConfig, measure
 from .files import atomic_write_json, writable_dir
 

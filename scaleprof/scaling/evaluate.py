@@ -13,7 +13,7 @@ from ..errors import one_line
 
 def _threads(task: dict):
     """Torch threads for the task, restored afterwards (the local executor runs in the caller's process)."""
-    from ..bench.runner import torch_threads
+    from ..bench.env import torch_threads
 
     return torch_threads(task.get("threads") or None)
 

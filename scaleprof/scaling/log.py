@@ -12,7 +12,15 @@ so two searches never mix in one file.
 
 from __future__ import annotations
 
-from ..runlog import RunLog
+from ..runlog import Journal, RunLog
+
+
+def _cost_key(r: dict):
+    return r.get("key") or None
+
+
+def _objective_key(r: dict):
+    return (r["arch"], r.get("objective")) if r.get("arch") else None
 
 
 class MemoryLog:
@@ -20,41 +28,26 @@ class MemoryLog:
 
     resumed = 0
 
-    def __init__(self):
-        self.costs: dict[str, dict] = {}
-        self.objectives: dict[tuple[str, str], dict] = {}
+    def __init__(self, rlog: RunLog | None = None):
+        self._journal = Journal(rlog, {"cost": _cost_key, "objective": _objective_key})
+        self.costs: dict[str, dict] = self._journal.done["cost"]
+        self.objectives: dict[tuple[str, str], dict] = self._journal.done["objective"]
 
     def cost(self, record: dict) -> None:
-        self.costs[record["key"]] = record
+        self._journal.put("cost", record)
 
     def objective(self, record: dict) -> None:
-        self.objectives[(record["arch"], record["objective"])] = record
+        self._journal.put("objective", record)
 
     def close(self) -> None:
-        pass
+        self._journal.close()
 
 
 class ResultsLog(MemoryLog):
     """MemoryLog that also appends each record to a JSON-lines file (and reads one back on --resume)."""
 
     def __init__(self, path, config: dict, resume: bool = False):
-        super().__init__()
-        self._log = RunLog(path, config, resume=resume, tool="scaleprof scale", run="search")
-        self.path, self.config = self._log.path, self._log.config
-        for r in self._log.records:
-            if r.get("type") == "cost" and r.get("key"):
-                super().cost(r)
-            elif r.get("type") == "objective" and r.get("arch"):
-                super().objective(r)
+        log = RunLog(path, config, resume=resume, tool="scaleprof scale", run="search")
+        super().__init__(log)
+        self.path, self.config = log.path, log.config
         self.resumed = len(self.costs)
-
-    def cost(self, record: dict) -> None:
-        super().cost(record)
-        self._log.write({"type": "cost", **record})
-
-    def objective(self, record: dict) -> None:
-        super().objective(record)
-        self._log.write({"type": "objective", **record})
-
-    def close(self) -> None:
-        self._log.close()
