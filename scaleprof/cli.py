@@ -119,6 +119,7 @@ def _build_zoo(sub) -> None:
 
 def _cmd_bench(args) -> int:
     from .bench.env import torch_threads
+    from .bench.options import BenchOptions
     from .bench.runner import bench
     from .report import bench_tables as table
 
@@ -127,8 +128,8 @@ def _cmd_bench(args) -> int:
         from .spec import parse_dtype
 
         with torch_threads(args.threads):
-            m = run_micro(args.micro, device=args.device, dtype=parse_dtype(args.dtype),
-                          max_time=min(args.max_time, 2.0), progress=True)
+            m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_dtype(args.dtype),
+                          max_time=min(args.max_time or BenchOptions.max_time, 2.0), progress=True)
         if args.json:
             _emit_json(m.to_dict())
         else:
@@ -136,12 +137,12 @@ def _cmd_bench(args) -> int:
         return 0
     if not args.spec:
         raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
-    result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device,
-                   dtype=args.dtype or "float32", batch_sizes=args.batch, threads=args.threads, train=args.train,
-                   by=args.by, max_time=args.max_time, target_ci=args.target_ci, samples=args.samples,
-                   knobs=_knobs(args), memory=not args.no_memory, roofline=bool(args.roofline),
-                   optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
-                   resume=args.resume)
+    # flags the user did not give are None: BenchOptions holds the defaults
+    result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
+                   batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
+                   max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
+                   memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
+                   level=args.level, progress=True, log=args.log, resume=args.resume)
     if args.roofline and result.roofline is not None:
         from .report.files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
@@ -166,19 +167,19 @@ def _build_bench(sub) -> None:
                                    "peak memory per runtime, device and batch size.")
     p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
     _add_knob_args(p)
-    p.add_argument("--runtime", default="eager", help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda (comma-separated for both)")
+    p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all)")
+    p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default: the input's own)")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads")
     p.add_argument("--train", action="store_true", help="also time a training step per phase")
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"], help="for --train")
+    p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
     p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
     p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
                    help="measure this machine's peaks and place each layer kind (plot to PNG)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
-    p.add_argument("--max-time", type=float, default=10.0, help="seconds per measurement (default 10)")
-    p.add_argument("--target-ci", type=float, default=0.01,
+    p.add_argument("--max-time", type=float, default=None, help="seconds per measurement (default 10)")
+    p.add_argument("--target-ci", type=float, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
@@ -210,7 +211,8 @@ def _cmd_compare(args) -> int:
         return 0
     from .bench.compare import compare
 
-    result = compare(args.spec_a, args.spec_b, inputs=args.input, device=args.device, dtype=args.dtype or "float32",
+    # flags the user did not give are None: CompareOptions holds the defaults
+    result = compare(args.spec_a, args.spec_b, inputs=args.input, device=args.device, dtype=args.dtype,
                      runtime=args.runtime, batch_size=args.batch, threads=args.threads, max_time=args.max_time,
                      target_ci=args.target_ci, min_effect=args.min_effect, knobs=_knobs(args),
                      samples=args.samples, progress=True)
@@ -229,13 +231,13 @@ def _build_compare(sub) -> None:
     p.add_argument("spec_a", help="model A (the reference), or a saved bench --json file")
     p.add_argument("spec_b", help="model B, or a saved bench --json file")
     _add_knob_args(p)
-    p.add_argument("--runtime", default="eager", help="eager, compile[:MODE] or onnxruntime[:LEVEL]")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--runtime", default=None, help="eager, compile[:MODE] or onnxruntime[:LEVEL]")
+    p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--batch", type=int, default=None, help="batch size (default: the input's own)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--max-time", type=float, default=20.0, help="seconds for both (default 20)")
-    p.add_argument("--target-ci", type=float, default=0.01, help="stop once the ratio's CI is within this fraction")
-    p.add_argument("--min-effect", type=float, default=0.01,
+    p.add_argument("--max-time", type=float, default=None, help="seconds for both (default 20)")
+    p.add_argument("--target-ci", type=float, default=None, help="stop once the ratio's CI is within this fraction")
+    p.add_argument("--min-effect", type=float, default=None,
                    help="smallest change that counts as a difference (fraction, default 0.01; 0: any significant one)")
     p.add_argument("--samples", action="store_true", help="include raw samples in --json")
     _add_common(p)

@@ -30,12 +30,11 @@ from torch import nn
 from ..errors import ScaleprofError, one_line
 from ..spec import dtype_name, load_model, parse_device, parse_dtype, resolve_inputs, spec_label
 from . import prepare, stats
-from .env import differences, environment
-from .runtimes import get_runtime
-from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, block_timer_for, warm_up
+from .env import differences, environment, torch_threads
+from .options import ALPHA, MIN_EFFECT, CompareOptions
+from .runtimes import environment_fields, get_runtime
+from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, block_timer_for, sample_until_stop, warm_up
 
-ALPHA = 0.01
-MIN_EFFECT = 0.01  # see the module docstring: identical copies measure up to ~0.5% apart
 VERDICTS = ("faster", "slower", "no difference")
 
 
@@ -119,28 +118,24 @@ def verdict(ratio_ci: tuple[float, float], p: float, *, alpha: float = ALPHA, mi
     return "no difference"
 
 
-def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=None, device="cpu",
-                   dtype="float32", runtime: str = "eager", max_time: float = 20.0, target_ci: float = 0.01, min_rounds: int = 20,
-                   min_effect: float = MIN_EFFECT, seed: int = 0, labels=("A", "B"), threads: int | None = None,
-                   samples: bool = False, progress: bool = False, clock=time.perf_counter) -> CompareResult:
+def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=None, labels=("A", "B"),
+                   options: CompareOptions | None = None, clock=time.perf_counter, **overrides) -> CompareResult:
     """Measure two modules on the same inputs in interleaved rounds; see the module docstring.
 
     The modules are copied (never changed). `inputs`: shapes, InputSpecs or tensors, shared by both unless
     `inputs_b` is given: then B runs on its own (e.g. a candidate at another resolution against its base),
     and the ratio compares one call of each on its own input. Default None: B gets A's inputs.
+    `options`: a CompareOptions; `overrides`: any of its fields as keywords (None keeps the default).
     """
-    from .runner import torch_threads
-
-    dev = parse_device(device)
+    o = CompareOptions.of(options, **overrides)
+    dev = parse_device(o.device)
     if dev.type == "meta":
         raise ScaleprofError("compare needs a device that runs: cpu or cuda")
-    dt = parse_dtype(dtype)
-    if max_time <= 0:
-        raise ScaleprofError(f"--max-time must be positive, got {max_time}")
-    with torch_threads(threads):
+    dt = parse_dtype(o.dtype)
+    with torch_threads(o.threads):
         specs = resolve_inputs(model_a, model_a, inputs)
         specs_b = specs if inputs_b is None else resolve_inputs(model_b, model_b, inputs_b)
-        rt = get_runtime(runtime, threads=threads) if isinstance(runtime, str) else runtime
+        rt = get_runtime(o.runtime, threads=o.threads) if isinstance(o.runtime, str) else o.runtime
         prepared = []
         try:
             for m, sp in ((model_a, specs), (model_b, specs_b)):
@@ -152,13 +147,11 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=N
                     raise ScaleprofError(f"cannot prepare {labels[len(prepared)]} with {rt.label()}: "
                                          f"{one_line(exc)}") from exc
             with prepared[0].context(), prepared[1].context():
-                res = _rounds([p.call for p in prepared], dev, max_time, target_ci, min_rounds, seed, progress,
-                              clock, labels)
+                a_ms, b_ms, colds, ks, reason = _rounds([p.call for p in prepared], dev, o, clock, labels)
         finally:
             for p in prepared:
                 p.close()
-    a_ms, b_ms, colds, ks, reason = res
-    ratio, ci = stats.bootstrap_ratio_ci(a_ms, b_ms, seed=seed)
+    ratio, ci = stats.bootstrap_ratio_ci(a_ms, b_ms, seed=o.seed)
     p = stats.mann_whitney_p(a_ms, b_ms)
     sides = []
     for label, xs, cold, k in zip(labels, (a_ms, b_ms), colds, ks, strict=True):
@@ -166,62 +159,77 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=N
         sides.append(Side(label=label, median_ms=stats.median(xs), ci95_ms=list(mci) if mci else None,
                           samples=len(xs), cold_ms=cold, calls_per_block=k, samples_ms=list(xs)))
     env = environment(dtype=dtype_name(dt), devices=[dev],
-                      compile_mode=getattr(rt, "mode", None) if rt.name == "compile" else None)
+                      compile_mode=environment_fields([rt]).get("compile_mode"))
     return CompareResult(a=sides[0], b=sides[1], ratio=ratio, ratio_ci95=ci, p_value=p,
-                         verdict=verdict(ci, p, min_effect=min_effect), rounds=len(a_ms), stop_reason=reason,
+                         verdict=verdict(ci, p, min_effect=o.min_effect), rounds=len(a_ms), stop_reason=reason,
                          runtime=rt.label(), device=str(dev), dtype=dtype_name(dt), inputs=[str(s) for s in specs],
-                         env=env, min_effect=min_effect, include_samples=samples,
+                         env=env, min_effect=o.min_effect, include_samples=o.samples,
                          inputs_b=None if inputs_b is None else [str(s) for s in specs_b])
 
 
-def _rounds(calls, dev, max_time, target_ci, min_rounds, seed, progress, clock, labels):
+class _RatioStop:
+    """compare's stop rule for `timer.sample_until_stop` (samples are (A ms, B ms) rounds): "converged" once
+    the bootstrap CI of the ratio B/A lies within ±target_ci of it (after `min_rounds`, then every ~5% more
+    rounds, and at least min_time), "max_time" at the limit."""
+
+    def __init__(self, cfg: TimerConfig, o: CompareOptions, t_start: float):
+        self.cfg, self.o, self.t_start = cfg, o, t_start
+        self.next_check = o.min_rounds
+
+    def __call__(self, rounds: list, now: float) -> str | None:
+        n, cfg = len(rounds), self.cfg
+        if n >= self.next_check and now - self.t_start >= min(cfg.min_time, 0.5 * cfg.max_time):
+            self.next_check = n + max(2, n // 20)
+            a, b = zip(*rounds, strict=True)
+            r, (lo, hi) = stats.bootstrap_ratio_ci(list(a), list(b), n_boot=1000, seed=self.o.seed)
+            if lo >= r * (1 - cfg.target_ci) and hi <= r * (1 + cfg.target_ci):
+                return "converged"
+        if now - self.t_start >= cfg.max_time and n >= MIN_SAMPLES_AT_LIMIT:
+            return "max_time"
+        return None
+
+
+def _rounds(calls, dev, o: CompareOptions, clock, labels):
     bt = block_timer_for(dev)
     if hasattr(bt, "clock"):
         bt.clock = clock
     overhead = bt.overhead_s()
     colds = [bt.time_block(c, 1) * 1000.0 for c in calls]
-    cfg = TimerConfig(max_time=max_time)
+    cfg = TimerConfig(max_time=o.max_time, target_ci=o.target_ci, progress=o.progress)
     t_start = clock()
     # both warm up in lockstep, each with its own calls per block
     _, ks = warm_up([lambda k, c=c: bt.time_block(c, k) / k for c in calls], cfg, clock=clock, t_start=t_start,
                     overhead_s=overhead)
-    rng = random.Random(seed)
-    out: list[list[float]] = [[], []]
-    reason = "max_time"
-    next_check = min_rounds
-    last_print = clock()
-    while True:
+    rng = random.Random(o.seed)
+
+    def take() -> tuple[float, float]:
+        out = [0.0, 0.0]
         order = [0, 1]
         rng.shuffle(order)
         for i in order:
-            out[i].append(bt.time_block(calls[i], ks[i]) / ks[i] * 1000.0)
-        n = len(out[0])
-        now = clock()
-        if n >= next_check and now - t_start >= min(cfg.min_time, 0.5 * max_time):
-            next_check = n + max(2, n // 20)
-            r, (lo, hi) = stats.bootstrap_ratio_ci(out[0], out[1], n_boot=1000, seed=seed)
-            if lo >= r * (1 - target_ci) and hi <= r * (1 + target_ci):
-                reason = "converged"
-                break
-        if now - t_start >= max_time and n >= MIN_SAMPLES_AT_LIMIT:
-            break
-        if progress and now - last_print >= 2.0:
-            last_print = now
-            r = stats.median(stats.paired_ratios(out[0], out[1]))
-            print(f"  compare: {n} rounds, {labels[1]}/{labels[0]} = {r:.3f}, {now - t_start:.1f}/{max_time:g} s",
-                  file=sys.stderr, flush=True)
-    return out[0], out[1], colds, ks, reason
+            out[i] = bt.time_block(calls[i], ks[i]) / ks[i] * 1000.0
+        return out[0], out[1]
+
+    def report(rounds, elapsed, done=None):
+        if done is None:  # a line while it runs, none at the end (the result says it)
+            r = stats.median(stats.paired_ratios(*zip(*rounds, strict=True)))
+            print(f"  compare: {len(rounds)} rounds, {labels[1]}/{labels[0]} = {r:.3f}, "
+                  f"{elapsed:.1f}/{o.max_time:g} s", file=sys.stderr, flush=True)
+
+    rounds, reason = sample_until_stop(take, cfg, clock=clock, t_start=t_start,
+                                       stop=lambda t_meas: _RatioStop(cfg, o, t_start), report=report)
+    return [a for a, _ in rounds], [b for _, b in rounds], colds, ks, reason
 
 
-def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runtime: str = "eager",
-            batch_size: int | None = None, threads: int | None = None, max_time: float = 20.0,
-            target_ci: float = 0.01, min_effect: float = MIN_EFFECT, knobs: dict | None = None,
-            knobs_a: dict | None = None, knobs_b: dict | None = None, samples: bool = False,
-            progress: bool = False, seed: int = 0) -> CompareResult:
+def compare(spec_a, spec_b, inputs=None, *, batch_size: int | None = None, knobs: dict | None = None,
+            knobs_a: dict | None = None, knobs_b: dict | None = None, options: CompareOptions | None = None,
+            **overrides) -> CompareResult:
     """Load two model specs (or modules) and compare them with `compare_models`.
 
     `knobs` apply to both; `knobs_a`/`knobs_b` to one. Inputs default to A's zoo input (else B's).
+    `options`/`overrides` as for `compare_models`.
     """
+    o = CompareOptions.of(options, **overrides)
     ka = {**(knobs or {}), **(knobs_a or {})}
     kb = {**(knobs or {}), **(knobs_b or {})}
     model_a = load_model(spec_a, device="cpu", **ka)  # a user's module as it is: compare_models copies it
@@ -234,9 +242,7 @@ def compare(spec_a, spec_b, inputs=None, *, device="cpu", dtype="float32", runti
         except ScaleprofError:
             specs = resolve_inputs(spec_b, model_b, None, knobs=kb)
     specs = prepare.with_batch(specs, batch_size)
-    return compare_models(model_a, model_b, specs, device=device, dtype=dtype, runtime=runtime, max_time=max_time,
-                          target_ci=target_ci, min_effect=min_effect, labels=(spec_label(spec_a), spec_label(spec_b)),
-                          threads=threads, samples=samples, progress=progress, seed=seed)
+    return compare_models(model_a, model_b, specs, labels=(spec_label(spec_a), spec_label(spec_b)), options=o)
 
 
 # --- saved results -----------------------------------------------------------------------------------------

@@ -330,8 +330,8 @@ def _attribution_bench(name: str, max_time: float, threads: int | None = 1, roof
 
 
 def _micro(suite: str, max_time: float, threads: int | None = 1) -> dict:
-    from ..bench.micro import run_micro
     from ..bench.env import torch_threads
+    from ..bench.micro import run_micro
 
     with torch_threads(threads):
         return run_micro(suite, max_time=max_time).to_dict()
