@@ -32,17 +32,19 @@ class NotRebuildable(Exception):
 
 
 def _ref(obj, what: str) -> str:
+    """``module:name`` that imports back to `obj` itself (its qualified name, or its plain name: torch's
+    builtins such as ``torch.tanh`` have a qualified name that does not import)."""
     mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     if not mod or not qual or "<locals>" in qual or mod == "__main__":
         raise NotRebuildable(f"{what} {qual or obj!r} is not importable by name (defined in a function or "
                              "in __main__)")
-    try:
-        found = _resolve(f"{mod}:{qual}")
-    except Exception:
-        found = None
-    if found is not obj:
-        raise NotRebuildable(f"{what} {mod}.{qual} is not importable by name")
-    return f"{mod}:{qual}"
+    for name in dict.fromkeys((qual, getattr(obj, "__name__", qual))):
+        try:
+            if _resolve(f"{mod}:{name}") is obj:
+                return f"{mod}:{name}"
+        except Exception:
+            continue
+    raise NotRebuildable(f"{what} {mod}.{qual} is not importable by name")
 
 
 def _resolve(ref: str):
@@ -67,7 +69,7 @@ def _data(value, where: str):
     if isinstance(value, torch.device):
         return {"device": str(value)}
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
-        return {"ref": _ref(value, f"{where}:")}
+        return {"ref": _ref(value, f"{where} =")}
     raise NotRebuildable(f"{where} is a {type(value).__name__}, not data")
 
 
