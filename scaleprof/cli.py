@@ -97,10 +97,10 @@ def _build_profile(sub) -> None:
 # --- zoo -------------------------------------------------------------------------------------------------
 
 def _cmd_zoo(args) -> int:
-    from . import zoo
+    from .catalog import summary
     from .report.tables import format_zoo
 
-    rows = zoo.summary(with_cost=not args.no_cost)
+    rows = summary(with_cost=not args.no_cost)
     if args.json:
         _emit_json(rows)
     else:
@@ -142,7 +142,7 @@ def _cmd_bench(args) -> int:
                    optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
                    resume=args.resume)
     if args.roofline and result.roofline is not None:
-        from .report.files import atomic_write_bytes
+        from .files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
 
         roof = result.roofline
@@ -195,8 +195,8 @@ def _cmd_compare(args) -> int:
 
     if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
         from .bench.compare import compare_saved
-        from .report.detect import require_kind
-        from .report.files import read_json
+        from .detect import require_kind
+        from .files import read_json
 
         saved = [read_json(path, "bench result") for path in (args.spec_a, args.spec_b)]
         for obj, path in zip(saved, (args.spec_a, args.spec_b), strict=True):
@@ -343,7 +343,7 @@ def _cmd_scale(args) -> int:
                    progress=not args.quiet)
     paths = []
     if args.plot:
-        from .report.files import atomic_write_bytes, writable_dir
+        from .files import atomic_write_bytes, writable_dir
         from .report.plots import scale_plots
 
         folder = writable_dir(args.plot)

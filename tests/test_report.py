@@ -16,8 +16,8 @@ from torch import nn
 
 import scaleprof
 from scaleprof import cli
+from scaleprof.detect import result_kind
 from scaleprof.errors import ScaleprofError
-from scaleprof.report.detect import result_kind
 from scaleprof.report.writer import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..errors import ScaleprofError
 from . import sections
-from .detect import require_kind
+from ..detect import require_kind
 from .document import Document, Para, to_html, to_markdown
-from .files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
+from ..files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
 
 FIGURE_DIR = "figures"
 

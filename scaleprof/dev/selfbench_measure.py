@@ -28,7 +28,7 @@ from .. import zoo
 from ..bench import stats
 from ..bench.runner import bench, torch_threads
 from ..bench.timer import TimerConfig, measure
-from .files import atomic_write_json, writable_dir
+from ..files import atomic_write_json, writable_dir
 
 
 def _small_model() -> tuple[nn.Module, torch.Tensor]:
