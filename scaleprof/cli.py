@@ -272,7 +272,8 @@ def _build_report(sub) -> None:
 # --- check -----------------------------------------------------------------------------------------------
 
 def _cmd_check(args) -> int:
-    from .report.check import append_step_summary, check, error_result
+    from .gate import check, error_result
+    from .report.verdict import append_step_summary, verdict_markdown
 
     try:
         result = check(args.spec, baseline=args.baseline, save=args.save, tolerances=args.tolerance,
@@ -283,15 +284,15 @@ def _cmd_check(args) -> int:
     except Exception as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
-        append_step_summary(err.to_markdown())
+        append_step_summary(verdict_markdown(err))
         if args.json:
             _emit_json(err.to_dict())
         raise
-    append_step_summary(result.to_markdown())
+    append_step_summary(verdict_markdown(result))
     if args.json:
         _emit_json(result.to_dict())
     else:
-        print(result.to_markdown(all_rows=args.all), end="")
+        print(verdict_markdown(result, all_rows=args.all), end="")
         print(f"verdict: {result.verdict}")
     return result.exit_code
 

@@ -10,7 +10,7 @@ import pytest
 
 from scaleprof import cli
 from scaleprof.errors import ScaleprofError
-from scaleprof.report.check import check, load_baseline, parse_tolerances
+from scaleprof.gate import check, load_baseline, parse_tolerances
 
 BASELINES = Path(__file__).parent / "baselines"
 ZOO_BASELINES = sorted(BASELINES.glob("*.json"))
