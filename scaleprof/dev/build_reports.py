@@ -31,6 +31,7 @@ import pandas as pd
 from ..bench.env import environment
 from ..bench.env import summary as env_summary
 from ..counting.peers import PEERS, crosscheck
+from ..errors import one_line
 from ..files import atomic_write_text, writable_dir
 from ..report import plots, sections
 from ..report.document import Bullets, Document, Figure, Heading, Para, Table
@@ -50,8 +51,7 @@ ATTRIBUTION_MODELS = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v3_large", "
 
 
 def _failure(exc: BaseException) -> dict:
-    msg = (str(exc).strip().splitlines() or [""])[0][:300]
-    return {"status": "failed", "reason": f"{type(exc).__name__}: {msg}"}
+    return {"status": "failed", "reason": one_line(exc)}
 
 
 # --- zoo -------------------------------------------------------------------------------------------------------
@@ -528,8 +528,7 @@ def main(argv=None) -> int:
             failed += 1
             if opts.debug:
                 traceback.print_exc()
-            msg = (str(exc).strip().splitlines() or [""])[0]
-            print(f"build_reports: {name}: error: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"build_reports: {name}: error: {one_line(exc)}", file=sys.stderr)
     write_index(out)
     return 2 if failed else 0
 

@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ..errors import one_line
 from ..files import atomic_write_text
 from .driver import Store, add_target_args, select_targets
 
@@ -48,9 +49,8 @@ def run_section(name: str, out_dir: Path) -> dict:
         return {"name": name, "status": "ok", "markdown": md, "seconds": time.perf_counter() - t0, "reason": None}
     except Exception as exc:
         tb = traceback.format_exc(limit=3)
-        first = (str(exc).strip().splitlines() or [""])[0]
         return {"name": name, "status": "failed", "markdown": "", "seconds": time.perf_counter() - t0,
-                "reason": f"{type(exc).__name__}: {first}", "traceback": tb}
+                "reason": one_line(exc), "traceback": tb}
 
 
 def _demote(md: str) -> str:
