@@ -54,10 +54,8 @@ def no_step_summary(monkeypatch):
 
 
 @pytest.fixture()
-def toy(tmp_path) -> str:
-    path = tmp_path / "toy.py"
-    path.write_text(TOY)
-    return f"{path}:make"
+def toy(write_model) -> str:
+    return f"{write_model(TOY, 'toy.py')}:make"
 
 
 def _rows(result):
