@@ -149,6 +149,7 @@ def test_training_step_phases_and_memory():
     assert inf.details["memory"]["rss_run_bytes"] - inf.details["memory"]["rss_baseline_bytes"] == inf.peak_memory_bytes
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_compare_detects_double_work_and_calls_identical_models_equal():
     torch.manual_seed(0)
     base = conv_block()
@@ -163,6 +164,7 @@ def test_compare_detects_double_work_and_calls_identical_models_equal():
     assert d["a"]["samples"] == d["b"]["samples"] == d["rounds"]
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_compare_gives_b_its_own_inputs():
     # the same net at 32 and 64 pixels: B does 4x the work only if it really runs on its own input
     base = conv_block()

@@ -174,6 +174,7 @@ def test_error_json_and_step_summary(toy, tmp_path, capsys, monkeypatch):
     assert "| macs | 18,944 | 19,044 |" in text
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_latency_against_a_reference_in_the_same_job(toy):
     res = check(toy, against=toy, knobs={"slow": 1}, inputs=["1x3x8x8"], max_time=2.0)
     row = _rows(res)["latency"]
