@@ -46,10 +46,10 @@ check-zoo: install
 	done
 
 bench: install
-	$(BIN)/python -m scaleprof.report.selfbench --out reports
+	$(BIN)/python -m scaleprof.dev.selfbench --out reports
 
 reports: install
-	$(BIN)/python -m scaleprof.report.build_reports --out reports
+	$(BIN)/python -m scaleprof.dev.build_reports --out reports
 
 lint: install
 	$(BIN)/ruff check scaleprof tests

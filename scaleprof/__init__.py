@@ -17,7 +17,7 @@ def profile(model, inputs=None, **kwargs):
 
 
 _LAZY = {"bench": ("bench", "bench"), "compare": ("bench", "compare"), "scale": ("scaling", "scale"),
-         "check": ("report.check", "check"), "zoo": ("zoo", None)}
+         "check": ("gate", "check"), "zoo": ("zoo", None)}
 
 
 def __getattr__(name):

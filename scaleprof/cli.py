@@ -97,10 +97,10 @@ def _build_profile(sub) -> None:
 # --- zoo -------------------------------------------------------------------------------------------------
 
 def _cmd_zoo(args) -> int:
-    from . import zoo
+    from .catalog import summary
     from .report.tables import format_zoo
 
-    rows = zoo.summary(with_cost=not args.no_cost)
+    rows = summary(with_cost=not args.no_cost)
     if args.json:
         _emit_json(rows)
     else:
@@ -144,7 +144,7 @@ def _cmd_bench(args) -> int:
                    memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
                    level=args.level, progress=True, log=args.log, resume=args.resume)
     if args.roofline and result.roofline is not None:
-        from .report.files import atomic_write_bytes
+        from .files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
 
         roof = result.roofline
@@ -197,8 +197,8 @@ def _cmd_compare(args) -> int:
 
     if args.spec_a.endswith(".json") and args.spec_b.endswith(".json"):
         from .bench.compare import compare_saved
-        from .report.detect import require_kind
-        from .report.files import read_json
+        from .detect import require_kind
+        from .files import read_json
 
         saved = [read_json(path, "bench result") for path in (args.spec_a, args.spec_b)]
         for obj, path in zip(saved, (args.spec_a, args.spec_b), strict=True):
@@ -275,7 +275,8 @@ def _build_report(sub) -> None:
 # --- check -----------------------------------------------------------------------------------------------
 
 def _cmd_check(args) -> int:
-    from .report.check import append_step_summary, check, error_result
+    from .gate import check, error_result
+    from .report.verdict import append_step_summary, verdict_markdown
 
     try:
         result = check(args.spec, baseline=args.baseline, save=args.save, tolerances=args.tolerance,
@@ -286,15 +287,15 @@ def _cmd_check(args) -> int:
     except Exception as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
-        append_step_summary(err.to_markdown())
+        append_step_summary(verdict_markdown(err))
         if args.json:
             _emit_json(err.to_dict())
         raise
-    append_step_summary(result.to_markdown())
+    append_step_summary(verdict_markdown(result))
     if args.json:
         _emit_json(result.to_dict())
     else:
-        print(result.to_markdown(all_rows=args.all), end="")
+        print(verdict_markdown(result, all_rows=args.all), end="")
         print(f"verdict: {result.verdict}")
     return result.exit_code
 
@@ -346,7 +347,7 @@ def _cmd_scale(args) -> int:
                    progress=not args.quiet)
     paths = []
     if args.plot:
-        from .report.files import atomic_write_bytes, writable_dir
+        from .files import atomic_write_bytes, writable_dir
         from .report.plots import scale_plots
 
         folder = writable_dir(args.plot)

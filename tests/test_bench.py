@@ -2,7 +2,6 @@
 structure, and figures derived by hand)."""
 
 import json
-import textwrap
 
 import pytest
 import torch
@@ -150,6 +149,7 @@ def test_training_step_phases_and_memory():
     assert inf.details["memory"]["rss_run_bytes"] - inf.details["memory"]["rss_baseline_bytes"] == inf.peak_memory_bytes
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_compare_detects_double_work_and_calls_identical_models_equal():
     torch.manual_seed(0)
     base = conv_block()
@@ -164,6 +164,7 @@ def test_compare_detects_double_work_and_calls_identical_models_equal():
     assert d["a"]["samples"] == d["b"]["samples"] == d["rounds"]
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_compare_gives_b_its_own_inputs():
     # the same net at 32 and 64 pixels: B does 4x the work only if it really runs on its own input
     base = conv_block()
@@ -274,19 +275,18 @@ def test_micro_convs_have_equal_macs():
     assert all(r.bytes == 2 * 8 * 16 * 16 * 4 for r in act.rows)  # the tensor read once and written once
 
 
-def _spec_file(tmp_path):
-    f = tmp_path / "tinymodel.py"
-    f.write_text(textwrap.dedent("""
+def _spec_file(write_model):
+    f = write_model("""
         from torch import nn
 
         def tiny(width=8):
             return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    """))
+    """, "tinymodel.py")
     return f"{f}:tiny"
 
 
-def test_cli_bench_json_parses(tmp_path, capsys):
-    spec = _spec_file(tmp_path)
+def test_cli_bench_json_parses(write_model, capsys):
+    spec = _spec_file(write_model)
     rc = main(["bench", spec, "--input", "1x3x16x16", "--max-time", "0.3", "--no-memory", "--json",
                "--arg", "width=4", "--batch", "1,2"])
     out = capsys.readouterr()
@@ -296,8 +296,8 @@ def test_cli_bench_json_parses(tmp_path, capsys):
     assert all(set(r) == CONTRACT and r["status"] == "ok" for r in d["results"])
 
 
-def test_cli_bench_table_and_errors(tmp_path, capsys):
-    spec = _spec_file(tmp_path)
+def test_cli_bench_table_and_errors(write_model, capsys):
+    spec = _spec_file(write_model)
     rc = main(["bench", spec, "--input", "1x3x16x16", "--max-time", "0.2", "--no-memory", "--device", "cuda"])
     out = capsys.readouterr()
     assert rc == 2 and "failed" in out.out and "CUDA" in out.err
@@ -309,8 +309,8 @@ def test_cli_bench_table_and_errors(tmp_path, capsys):
     assert rc == 0 and "median ms" in out.out and "time by kind" in out.out
 
 
-def test_cli_compare_json(tmp_path, capsys):
-    spec = _spec_file(tmp_path)
+def test_cli_compare_json(write_model, capsys):
+    spec = _spec_file(write_model)
     rc = main(["compare", spec, spec, "--input", "1x3x16x16", "--max-time", "1", "--json", "--threads", "1"])
     out = capsys.readouterr()
     assert rc == 0, out.err

@@ -215,6 +215,7 @@ def test_cuda_attribution_counts_each_kernel_once_on_the_top_op_of_its_module():
 cuda_only = pytest.mark.skipif(not HAS_CUDA, reason="needs CUDA")
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 @cuda_only
 def test_real_events_agree_with_the_wall_clock():
     import time

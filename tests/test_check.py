@@ -10,7 +10,7 @@ import pytest
 
 from scaleprof import cli
 from scaleprof.errors import ScaleprofError
-from scaleprof.report.check import check, load_baseline, parse_tolerances
+from scaleprof.gate import check, load_baseline, parse_tolerances
 
 BASELINES = Path(__file__).parent / "baselines"
 ZOO_BASELINES = sorted(BASELINES.glob("*.json"))
@@ -54,10 +54,8 @@ def no_step_summary(monkeypatch):
 
 
 @pytest.fixture()
-def toy(tmp_path) -> str:
-    path = tmp_path / "toy.py"
-    path.write_text(TOY)
-    return f"{path}:make"
+def toy(write_model) -> str:
+    return f"{write_model(TOY, 'toy.py')}:make"
 
 
 def _rows(result):
@@ -176,6 +174,7 @@ def test_error_json_and_step_summary(toy, tmp_path, capsys, monkeypatch):
     assert "| macs | 18,944 | 19,044 |" in text
 
 
+@pytest.mark.slow  # asserts a wall-clock ratio: `make test-slow`
 def test_latency_against_a_reference_in_the_same_job(toy):
     res = check(toy, against=toy, knobs={"slow": 1}, inputs=["1x3x8x8"], max_time=2.0)
     row = _rows(res)["latency"]

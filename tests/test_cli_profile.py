@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
@@ -11,9 +10,8 @@ from scaleprof.cli import main
 
 
 @pytest.fixture
-def model_file(tmp_path):
-    f = tmp_path / "net.py"
-    f.write_text(textwrap.dedent("""
+def model_file(write_model):
+    return write_model("""
         import torch.nn as nn
 
         def net(width=8):
@@ -22,8 +20,7 @@ def model_file(tmp_path):
 
         def not_a_module():
             return 42
-    """))
-    return f
+    """, "net.py")
 
 
 def run(capsys, *argv):

@@ -346,7 +346,7 @@ def test_bad_input_is_a_one_line_error():
 
 
 def test_7b_decoder_on_meta_matches_hand_count():
-    from scaleprof.report.counting_speed import Decoder, decoder_7b_macs
+    from scaleprof.dev.counting_speed import Decoder, decoder_7b_macs
 
     with torch.device("meta"):
         model = Decoder()

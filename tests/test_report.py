@@ -16,8 +16,8 @@ from torch import nn
 
 import scaleprof
 from scaleprof import cli
+from scaleprof.detect import result_kind
 from scaleprof.errors import ScaleprofError
-from scaleprof.report.detect import result_kind
 from scaleprof.report.writer import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -200,3 +200,18 @@ def test_check_and_zoo_results_are_reported_too(tmp_path):
     assert "Verdict: **regression**" in md and "| macs | 18,944 | 19,044 | +0.53% | ±0.00% | regression |" in md
     assert "| resnet18 | resnet | 1x3x224x224 | 11,689,512 |" in md
     assert "<strong>regression</strong>" in paths.html.read_text()
+
+
+def test_the_one_set_of_number_formatters():
+    from scaleprof.report.tables import binary_bytes, ci_rel, fixed, human, ms, num, or_dash, pct, sig
+
+    assert (human(1_234_567, "MACs"), num(18944), num(1234.5), num(0.123456, 4)) == \
+        ("1.235 MMACs", "18,944", "1,234.5", "0.1235")
+    assert (ms(1.23456), pct(0.1234), pct(-0.05, digits=2, signed=True), ms(None), pct(None)) == \
+        ("1.235", "12.3", "-5.00", "", "")
+    assert (sig(12.3456), sig(1234.56), fixed(4.1e8, 1e9), fixed(5_288_548, 1e6), or_dash(1.5, "{:.2f}")) == \
+        ("12.35", "1235", "0.410", "5.289", "1.50")
+    assert (binary_bytes(512), binary_bytes(1536), binary_bytes(3 << 30)) == ("512 B", "1.5 KiB", "3.0 GiB")
+    # half-width 0.6 of the median 10 (the larger side): ±6.0%
+    assert ci_rel(10.0, (9.5, 10.6)) == "±6.0%"
+    assert {sig(None), fixed(None), or_dash(None), binary_bytes(None), ci_rel(10.0, None)} == {"-"}

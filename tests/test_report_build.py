@@ -1,4 +1,4 @@
-"""`make bench` (report.selfbench) and `make reports` (report.build_reports): guarded sections, resumable work."""
+"""`make bench` (dev.selfbench) and `make reports` (dev.build_reports): guarded sections, resumable work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from scaleprof.report import build_reports, selfbench
+from scaleprof.dev import build_reports, selfbench
 
 
 @pytest.fixture()

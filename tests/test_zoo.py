@@ -416,7 +416,9 @@ def test_meta_builds_skip_initialisation_only_on_meta():
 
 
 def test_summary_rows():
-    rows = zoo.summary(with_cost=False)
+    from scaleprof.catalog import summary
+
+    rows = summary(with_cost=False)
     assert [r["name"] for r in rows] == zoo.list_models()
     row = next(r for r in rows if r["name"] == "efficientnet_b1")
     assert row["input"] == "1x3x240x240" and row["family"] == "efficientnet"

@@ -1,6 +1,6 @@
 """Layers that torch lacks. Importing this package registers the ``scaleprof::`` custom ops."""
 
-from scaleprof.layers.deform_conv import (
+from .deform_conv import (
     DEFORM_CONV2D,
     DEFORM_CONV2D_BACKWARD,
     DeformConv2d,

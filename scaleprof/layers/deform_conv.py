@@ -9,8 +9,8 @@ from torch import nn
 from torch.nn import init
 from torch.nn.modules.utils import _pair
 
-from scaleprof.errors import ScaleprofError
-from scaleprof.layers.deform_op import register
+from ..errors import ScaleprofError
+from .deform_op import register
 
 DEFORM_CONV2D, DEFORM_CONV2D_BACKWARD = register()
 

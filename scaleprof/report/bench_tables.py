@@ -5,27 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from ..bench.env import summary
-from ..bench.stats import ci_halfwidth_rel
-
-
-def _ms(v) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.4g}"
-
-
-def _ci(median, ci) -> str:
-    rel = ci_halfwidth_rel(median, ci)
-    return "-" if rel is None else f"±{100 * rel:.1f}%"
-
-
-def _bytes(v) -> str:
-    if v is None:
-        return "-"
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(v) >= div:
-            return f"{v / div:.1f} {unit}"
-    return f"{v} B"
+from .tables import binary_bytes, ci_rel, sig
 
 
 def format_bench(result) -> str:
@@ -37,13 +17,13 @@ def format_bench(result) -> str:
             rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], "failed", "", "", "", "", "", ""])
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): {r['reason']}")
             continue
-        rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], _ms(r["median_ms"]),
-                     _ci(r["median_ms"], r["ci95_ms"]), _ms(r["iqr_ms"]), _ms(r["p90_ms"]),
-                     f"{r['throughput']:.4g}" if r["throughput"] else "-", _ms(r["cold_ms"]),
-                     _bytes(r["peak_memory_bytes"])])
+        rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["median_ms"]),
+                     ci_rel(r["median_ms"], r["ci95_ms"]), sig(r["iqr_ms"]), sig(r["p90_ms"]),
+                     f"{r['throughput']:.4g}" if r["throughput"] else "-", sig(r["cold_ms"]),
+                     binary_bytes(r["peak_memory_bytes"])])
         if det.get("stop_reason") == "max_time" and r["ci95_ms"]:
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): stopped at the time limit "
-                         f"with the CI at {_ci(r['median_ms'], r['ci95_ms'])} ({r['samples']} samples)")
+                         f"with the CI at {ci_rel(r['median_ms'], r['ci95_ms'])} ({r['samples']} samples)")
         mem = det.get("memory") or {}
         if mem.get("reason"):
             notes.append(f"{r['runtime']} on {r['device']}: no memory figure: {mem['reason']}")
@@ -60,9 +40,9 @@ def format_bench(result) -> str:
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
-            trows.append([t.device, t.batch_size, _ms(t.median_ms), _ci(t.median_ms, t.ci95_ms),
-                          *(_ms(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
-                          _bytes(t.peak_memory_bytes)])
+            trows.append([t.device, t.batch_size, sig(t.median_ms), ci_rel(t.median_ms, t.ci95_ms),
+                          *(sig(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
+                          binary_bytes(t.peak_memory_bytes)])
         out.append(tabulate(trows, headers=["device", "batch", "step ms", "95% CI", "forward", "loss", "backward",
                                             f"optimizer ({result.train[0].optimizer})", "peak mem"],
                             tablefmt="simple", disable_numparse=True))
@@ -113,7 +93,7 @@ def format_roofline(roof) -> str:
 
 
 def format_micro(m) -> str:
-    rows = [[r.name, r.config, _ms(r.median_ms), _ci(r.median_ms, r.ci95_ms),
+    rows = [[r.name, r.config, sig(r.median_ms), ci_rel(r.median_ms, r.ci95_ms),
              f"{r.gmacs_per_s:.3g}" if r.gmacs_per_s else "-", f"{r.gbps:.3g}"] for r in m.rows]
     return (f"micro-benchmark {m.suite} on {m.device} ({m.dtype})\n"
             + tabulate(rows, headers=["op", "config", "median ms", "95% CI", "GMAC/s", "GB/s"], tablefmt="simple",
@@ -121,7 +101,7 @@ def format_micro(m) -> str:
 
 
 def format_compare(c) -> str:
-    rows = [[s.label, _ms(s.median_ms), _ci(s.median_ms, s.ci95_ms), s.samples, _ms(s.cold_ms)] for s in (c.a, c.b)]
+    rows = [[s.label, sig(s.median_ms), ci_rel(s.median_ms, s.ci95_ms), s.samples, sig(s.cold_ms)] for s in (c.a, c.b)]
     table = tabulate(rows, headers=["model", "median ms", "95% CI", "samples", "cold ms"], tablefmt="simple",
                      disable_numparse=True)
     lines = [f"{c.runtime} on {c.device} ({c.dtype}), inputs {', '.join(c.inputs)}", table, "", c.sentence(),
@@ -130,7 +110,7 @@ def format_compare(c) -> str:
 
 
 def format_saved_compare(d: dict) -> str:
-    rows = [[r["runtime"], r["device"], r["dtype"], r["batch_size"], _ms(r["a_median_ms"]), _ms(r["b_median_ms"]),
+    rows = [[r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["a_median_ms"]), sig(r["b_median_ms"]),
              f"{r['ratio']:.3f}" if r["ratio"] else "-", f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"]
             for r in d["rows"]]
     out = tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "p"],

@@ -12,9 +12,9 @@ from ..bench.env import environment
 from ..bench.env import summary as env_summary
 from ..scaling.grid import SYMBOL
 from . import plots
-from .check import ROW_COLUMNS, row_cells
 from .document import Bullets, Figure, Heading, Para, Table
 from .tables import ci, human, ms, num, pct
+from .verdict import ROW_COLUMNS, row_cells
 
 
 def _slug(s: str) -> str:

@@ -1,7 +1,9 @@
 """Tables for people: the analysis objects stay separate from how they print.
 
-The number formatters here (human, num, ms, pct, ci) are the one set the CLI tables, the check's
-verdict table and the reports share; num, ms, pct and ci give "" for a missing value (None).
+The number formatters here are the one set the CLI tables, the check's verdict table and the reports
+share. Two families, by where they print: for documents and the verdict table (human, num, ms, pct, ci) a
+missing value (None) is ""; for the terminal's tabulate tables (sig, fixed, or_dash, binary_bytes, ci_rel)
+it is "-".
 """
 
 from __future__ import annotations
@@ -54,6 +56,42 @@ def pct(v, total: float = 1.0, digits: int = 1, signed: bool = False) -> str:
 def ci(interval) -> str:
     """A 95% CI in ms: 1.234 – 1.456."""
     return f"{interval[0]:.3f} – {interval[1]:.3f}" if interval else ""
+
+
+DASH = "-"   # a missing value in the terminal's tables
+
+
+def sig(v, digits: int = 4) -> str:
+    """``digits`` significant digits: 12.35, 1235 (a time in ms, a throughput)."""
+    return DASH if v is None else f"{v:.{digits}g}"
+
+
+def fixed(v, unit: float = 1.0, digits: int = 3) -> str:
+    """``v / unit`` to ``digits`` decimals: fixed(4.1e8, 1e9) -> '0.410' (GMACs, M params)."""
+    return DASH if v is None else f"{v / unit:.{digits}f}"
+
+
+def or_dash(v, fmt: str = "{:.3f}") -> str:
+    """``fmt.format(v)``, or "-" for a missing value."""
+    return DASH if v is None else fmt.format(v)
+
+
+def binary_bytes(v) -> str:
+    """Bytes with binary prefixes, one decimal: 1.5 GiB, 12.0 MiB, 512 B."""
+    if v is None:
+        return DASH
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(v) >= div:
+            return f"{v / div:.1f} {unit}"
+    return f"{v} B"
+
+
+def ci_rel(median, interval) -> str:
+    """A 95% CI as ± its half-width relative to the median: ±1.2%."""
+    from ..bench.stats import ci_halfwidth_rel
+
+    rel = ci_halfwidth_rel(median, interval)
+    return DASH if rel is None else f"±{100 * rel:.1f}%"
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:

@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..detect import require_kind
 from ..errors import ScaleprofError
+from ..files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
 from . import sections
-from .detect import require_kind
 from .document import Document, Para, to_html, to_markdown
-from .files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
 
 FIGURE_DIR = "figures"
 

@@ -5,8 +5,9 @@
     build(name, device=, width=, depth=, resolution=, **kwargs) -> nn.Module (eval mode, on ``device``)
     layout(name, width=, depth=, resolution=, **kwargs)   the architecture as data, without building (or None)
     default_input(name, **knobs)     (1, 3, R, R) at the resolution knob or the model's own
-    family_of(name), knobs_of(name), knob_names(name), published(name), summary(with_cost=True)
-    cost_row(name, by_kind=False)    one model's row of the summary (by_kind: with its whole count)
+    family_of(name), knobs_of(name), knob_names(name), published(name)
+
+The `zoo` verb's table with counted params and MACs is scaleprof.catalog (it needs the counter).
 
 Architectures are data (stage tables in each family module); the width/depth knobs act on them through the
 named rounding helpers of :mod:`scaleprof.zoo.rounding`; each family builder's docstring says how.
@@ -23,7 +24,7 @@ from .registry import default_input as _default_input
 from .registry import layout as _layout
 
 __all__ = ["list_models", "families", "build", "layout", "default_input", "family_of", "knobs_of",
-           "knob_names", "published", "published_rows", "summary", "cost_row", "describe", "FIGURES", "Figure"]
+           "knob_names", "published", "published_rows", "describe", "FIGURES", "Figure"]
 
 
 def list_models() -> list[str]:
@@ -95,29 +96,3 @@ def published(name: str) -> dict | None:
 def published_rows(name: str | None = None) -> list[dict]:
     """Every published row (or one model's), including those at other knobs (``overrides``)."""
     return [f.to_dict() for f in figures(None if name is None else resolve(name).name)]
-
-
-def cost_row(name: str, by_kind: bool = False, *, with_cost: bool = True) -> dict:
-    """One named model's row of ``summary``: name, family, input, width/depth/resolution, params and MACs
-    (counted on meta tensors when ``with_cost``, else None), and the published params/MACs where known.
-    ``by_kind`` adds the whole count (``totals`` and ``by_kind``: every metric, in total and per layer kind)
-    and the published figure with its tolerances (``published``)."""
-    shape = default_input(name)
-    pub = published(name)
-    row = {"name": name, "family": family_of(name), "input": "x".join(map(str, shape)), **knobs_of(name),
-           "params": None, "macs": None, "published_params": (pub or {}).get("params"),
-           "published_macs": (pub or {}).get("macs"), "published_source": (pub or {}).get("source")}
-    if with_cost or by_kind:
-        import scaleprof
-
-        r = scaleprof.profile(build(name, device="meta"), [shape])
-        row.update(params=r.totals.params, macs=r.totals.macs)
-        if by_kind:
-            row.update(totals=r.totals.to_dict(), by_kind=r.by_kind(), published=pub)
-    return row
-
-
-def summary(with_cost: bool = True) -> list[dict]:
-    """One row per named model (``cost_row``): name, family, input, width/depth/resolution, params and MACs
-    (counted on meta tensors when ``with_cost``, else None), and the published params/MACs where known."""
-    return [cost_row(name, with_cost=with_cost) for name in MODELS]

@@ -4,8 +4,8 @@ Each measurement runs in a fresh process and reports its own peak resident memor
 child's ru_maxrss can carry its parent's pre-exec peak). Results are
 appended to a JSON-lines file as they finish; a rerun skips what is already there.
 
-    python -m scaleprof.report.counting_speed --out reports          # all cases
-    python -m scaleprof.report.counting_speed --one scaleprof resnet50 # one case, JSON on stdout
+    python -m scaleprof.dev.counting_speed --out reports          # all cases
+    python -m scaleprof.dev.counting_speed --one scaleprof resnet50 # one case, JSON on stdout
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def _median_time(fn) -> float:
 def measure_one(tool: str, case: str) -> dict:
     import warnings
 
-    import scaleprof
-    from scaleprof import zoo
+    from .. import zoo
+    from ..counting import profile
 
     warnings.simplefilter("ignore")
     if case == "decoder_7b":
@@ -121,7 +121,7 @@ def measure_one(tool: str, case: str) -> dict:
     elif tool in ("scaleprof", "scaleprof-cpu"):
         def fn():
             nonlocal macs
-            macs = scaleprof.profile(model, [x], device=dev, quiet=True).totals.macs
+            macs = profile(model, [x], device=dev, quiet=True).totals.macs
     elif tool == "fvcore":
         from fvcore.nn import FlopCountAnalysis
 
@@ -155,12 +155,12 @@ def measure_one(tool: str, case: str) -> dict:
 def _baseline_rss() -> int:
     """Peak RSS of a process that imports everything and builds nothing: what every case pays anyway."""
     code = ("import torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
-            "from scaleprof.report.counting_speed import maxrss_bytes; print(maxrss_bytes())")
+            "from scaleprof.dev.counting_speed import maxrss_bytes; print(maxrss_bytes())")
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def _run_child(tool: str, case: str, timeout: float) -> dict:
-    cmd = [sys.executable, "-m", "scaleprof.report.counting_speed", "--one", tool, case]
+    cmd = [sys.executable, "-m", "scaleprof.dev.counting_speed", "--one", tool, case]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

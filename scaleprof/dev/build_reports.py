@@ -1,7 +1,7 @@
 """`make reports`: the committed reports under reports/, each a folder with README.md, README.html, figures/
 and data/ (one JSON per finished piece of work).
 
-    python -m scaleprof.report.build_reports --out reports [--only zoo,crosscheck,...] [--force]
+    python -m scaleprof.dev.build_reports --out reports [--only zoo,crosscheck,...] [--force]
 
 - zoo: every zoo model's params, MACs and per-kind shares against the published figures, and its CPU
   latency (eager, batch 1, a short time cap per model).
@@ -31,13 +31,14 @@ import pandas as pd
 from ..bench.env import environment
 from ..bench.env import summary as env_summary
 from ..counting.peers import PEERS, crosscheck
+from ..errors import one_line
+from ..files import atomic_write_text, writable_dir
+from ..report import plots, sections
+from ..report.document import Bullets, Document, Figure, Heading, Para, Table
+from ..report.tables import ci, ms, num
+from ..report.writer import write_document
 from ..scaling.grid import PAPER_POINT, SYMBOL, formula_ratio, key_of
-from . import plots, sections
-from .document import Bullets, Document, Figure, Heading, Para, Table
 from .driver import Store, add_target_args, log, select_targets
-from .files import atomic_write_text, writable_dir
-from .tables import ci, ms, num
-from .writer import write_document
 
 REPORTS = ("zoo", "crosscheck", "efficientnet-scaling", "flops-vs-latency")
 
@@ -50,17 +51,16 @@ ATTRIBUTION_MODELS = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v3_large", "
 
 
 def _failure(exc: BaseException) -> dict:
-    msg = (str(exc).strip().splitlines() or [""])[0][:300]
-    return {"status": "failed", "reason": f"{type(exc).__name__}: {msg}"}
+    return {"status": "failed", "reason": one_line(exc)}
 
 
 # --- zoo -------------------------------------------------------------------------------------------------------
 
 def _zoo_cost(costs: Store, name: str, label: str = "") -> dict:
-    """The model's count (zoo.cost_row with by_kind), once per run for the zoo and the crosscheck alike."""
-    from scaleprof import zoo
+    """The model's count (catalog.cost_row with by_kind), once per run for the zoo and the crosscheck alike."""
+    from ..catalog import cost_row
 
-    return costs.cached(f"cost-{name}", lambda: zoo.cost_row(name, by_kind=True), label)
+    return costs.cached(f"cost-{name}", lambda: cost_row(name, by_kind=True), label)
 
 
 def _zoo_latency(name: str, macs: int, max_time: float, threads: int | None = 1) -> dict:
@@ -97,7 +97,7 @@ def _vs_published(ours: int, pub: int | None, tol: int | None) -> str:
 
 
 def build_zoo(store: Store, costs: Store, opts) -> Document:
-    from scaleprof import zoo
+    from .. import zoo
 
     names = opts.models or zoo.list_models()
     rows = []
@@ -154,7 +154,7 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
 def _crosscheck_one(name: str) -> dict:
     import torch
 
-    from scaleprof import zoo
+    from .. import zoo
 
     shape = zoo.default_input(name)
     torch.manual_seed(0)
@@ -177,7 +177,7 @@ def _peer_versions() -> str:
 
 
 def build_crosscheck(store: Store, costs: Store, opts) -> Document:
-    from scaleprof import zoo
+    from .. import zoo
 
     names = opts.models or zoo.list_models()
     excluded, done = [], []
@@ -340,8 +340,7 @@ def _micro(suite: str, max_time: float, threads: int | None = 1) -> dict:
 def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     from torch import nn
 
-    from scaleprof import zoo
-
+    from .. import zoo
     from ..bench.compare import compare_models
 
     silu = zoo.build("efficientnet_b0", device="cpu").eval()
@@ -489,7 +488,7 @@ def build(name: str, out: Path, opts, costs: Store | None = None) -> Path:
 
 
 def write_index(out: Path) -> Path:
-    lines = ["# Reports", "", "Built by `make reports` (`python -m scaleprof.report.build_reports --out reports`) and "
+    lines = ["# Reports", "", "Built by `make reports` (`python -m scaleprof.dev.build_reports --out reports`) and "
              "`make bench` (performance.md). Each folder has README.md, a self-contained README.html and the JSON "
              "it was made from under data/.", ""]
     for name in REPORTS:
@@ -502,7 +501,7 @@ def write_index(out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    prog = "python -m scaleprof.report.build_reports"
+    prog = "python -m scaleprof.dev.build_reports"
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_target_args(p, REPORTS, out_help="folder for the reports",
                     force_help="redo finished work instead of reading it from data/")
@@ -529,8 +528,7 @@ def main(argv=None) -> int:
             failed += 1
             if opts.debug:
                 traceback.print_exc()
-            msg = (str(exc).strip().splitlines() or [""])[0]
-            print(f"build_reports: {name}: error: {type(exc).__name__}: {msg}", file=sys.stderr)
+            print(f"build_reports: {name}: error: {one_line(exc)}", file=sys.stderr)
     write_index(out)
     return 2 if failed else 0
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import ScaleprofError
+from .errors import ScaleprofError
 
 
 def _reason(exc: OSError) -> str:

@@ -1,6 +1,6 @@
 """How fast the search itself is: candidates costed per second on this machine for the default grid.
 
-    python -m scaleprof.scaling.selfbench            # Markdown on stdout
+    python -m scaleprof.dev.scaling_speed            # Markdown on stdout
 
 Counting is on meta tensors (no weights, no arithmetic), so the default grid (378 candidates) is a matter
 of seconds; efficientnet's candidates are named from its layout without building (24 module trees, each
@@ -25,7 +25,7 @@ def run_selfbench(jobs=(1, 2), sweep: bool = True, out_dir=None) -> str:
     the paper's point (formula against real cost), and the φ = 0..7 scale-up of the paper's coefficients.
     ``out_dir`` (the report folder `make bench` passes every section) is not used: nothing is kept."""
     from ..bench.env import environment, summary
-    from .search import scale
+    from ..scaling.search import scale
 
     lines = ["# scaleprof scale: self-benchmark", "",
              f"Machine: {summary(environment())}. Default grid (α 1.0:1.4:0.05, β 1.0:1.25:0.05, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ScaleprofError
+from .errors import ScaleprofError
 
 
 def result_kind(obj) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import ScaleprofError
-from .files import atomic_write_json, read_json, writable_dir
+from ..files import atomic_write_json, read_json, writable_dir
 
 
 def log(msg: str) -> None:

@@ -1,13 +1,13 @@
 """`make bench`: scaleprof's own speed against its peers -> reports/performance.md.
 
-    python -m scaleprof.report.selfbench --out reports [--only counting,measurement,scaling] [--force]
+    python -m scaleprof.dev.selfbench --out reports [--only counting,measurement,scaling] [--force]
 
 Sections, each run on its own and guarded, so a section that fails (an import included) is reported in the
 page rather than stopping the others; each module's ``run_selfbench(out_dir=...)`` returns its Markdown:
 
-- counting: how fast scaleprof counts against fvcore, thop and torch (scaleprof.report.counting_speed)
-- measurement: the timer's overhead, agreement with torch.utils.benchmark, spread (scaleprof.report.selfbench_measure)
-- scaling: the scaling search's throughput and executors (scaleprof.scaling.selfbench)
+- counting: how fast scaleprof counts against fvcore, thop and torch (scaleprof.dev.counting_speed)
+- measurement: the timer's overhead, agreement with torch.utils.benchmark, spread (scaleprof.dev.selfbench_measure)
+- scaling: the scaling search's throughput and executors (scaleprof.dev.scaling_speed)
 
 A finished section's Markdown is kept under ``out/.performance/``; a rerun reuses it (``--force`` redoes
 it), and performance.md is rewritten (atomically) after every section, so an interrupted run leaves a whole
@@ -23,13 +23,14 @@ import time
 import traceback
 from pathlib import Path
 
+from ..errors import one_line
+from ..files import atomic_write_text
 from .driver import Store, add_target_args, select_targets
-from .files import atomic_write_text
 
 SECTIONS = {
-    "counting": ("scaleprof.report.counting_speed", "Counting speed"),
-    "measurement": ("scaleprof.report.selfbench_measure", "Measurement"),
-    "scaling": ("scaleprof.scaling.selfbench", "Scaling search"),
+    "counting": ("scaleprof.dev.counting_speed", "Counting speed"),
+    "measurement": ("scaleprof.dev.selfbench_measure", "Measurement"),
+    "scaling": ("scaleprof.dev.scaling_speed", "Scaling search"),
 }
 
 
@@ -48,9 +49,8 @@ def run_section(name: str, out_dir: Path) -> dict:
         return {"name": name, "status": "ok", "markdown": md, "seconds": time.perf_counter() - t0, "reason": None}
     except Exception as exc:
         tb = traceback.format_exc(limit=3)
-        first = (str(exc).strip().splitlines() or [""])[0]
         return {"name": name, "status": "failed", "markdown": "", "seconds": time.perf_counter() - t0,
-                "reason": f"{type(exc).__name__}: {first}", "traceback": tb}
+                "reason": one_line(exc), "traceback": tb}
 
 
 def _demote(md: str) -> str:
@@ -68,10 +68,10 @@ def _demote(md: str) -> str:
 
 
 def render(results: dict[str, dict]) -> str:
-    from .sections import made_by_sentence
+    from ..report.sections import made_by_sentence
 
     lines = ["# Performance: scaleprof against its peers", "",
-             "Built by `make bench` (`python -m scaleprof.report.selfbench --out reports`). Each section is a ratio "
+             "Built by `make bench` (`python -m scaleprof.dev.selfbench --out reports`). Each section is a ratio "
              "measured in one run on this machine; the machine is small and shared, so read ratios, not absolute "
              "times.", "", f"Made by {made_by_sentence()}.", ""]
     for name, (_module_name, title) in SECTIONS.items():
@@ -89,7 +89,7 @@ def render(results: dict[str, dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scaleprof.report.selfbench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m scaleprof.dev.selfbench", description=__doc__.splitlines()[0])
     add_target_args(p, SECTIONS, out_help="folder for performance.md", force_help="rerun sections that finished before")
     opts = p.parse_args(argv)
     picked = select_targets("selfbench", opts, SECTIONS, "section")

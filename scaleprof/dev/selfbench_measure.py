@@ -29,7 +29,7 @@ from ..bench import stats
 from ..bench.env import torch_threads
 from ..bench.runner import bench
 from ..bench.timer import TimerConfig, measure
-from .files import atomic_write_json, writable_dir
+from ..files import atomic_write_json, writable_dir
 
 
 def _small_model() -> tuple[nn.Module, torch.Tensor]:
