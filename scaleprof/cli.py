@@ -366,6 +366,7 @@ def _cmd_scale(args) -> int:
 
 
 def _build_scale(sub) -> None:
+    from .scaling.options import OPTIMIZERS
     from .scaling.options import BudgetOptions as B
     from .scaling.options import GridOptions as G
     from .scaling.options import LatencyOptions as L
@@ -413,7 +414,7 @@ def _build_scale(sub) -> None:
                    help=f"train: seeds, comma-separated (default {','.join(map(str, T.seeds))})")
     g.add_argument("--batch-size", type=int, default=None, help=f"train: batch size (default {T.batch_size})")
     g.add_argument("--lr", type=float, default=None, help=f"train: learning rate (default {T.lr:g})")
-    g.add_argument("--optimizer", choices=["adam", "sgd"], default=None)
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     g.add_argument("--latency-time", type=float, default=None,
                    help=f"latency: seconds per candidate (default {L.latency_time:g})")
     g.add_argument("--latency-target", type=float, default=None, metavar="MS",

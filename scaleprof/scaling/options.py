@@ -137,6 +137,9 @@ class LogOptions:
             raise ScaleprofError("--resume needs --log FILE (the log of the search to continue)")
 
 
+OPTIMIZERS = ("adam", "sgd")       # the train objective's (training._optimizer builds them)
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     data: str | None = None            # an image folder or an .npz (needed by the train objective)
@@ -158,8 +161,8 @@ class TrainOptions:
             object.__setattr__(self, "data", check_data(self.data))
         if int(self.steps) < 1 or not self.seeds:
             raise ScaleprofError("--steps must be >= 1 and --seeds non-empty")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ScaleprofError(f"--optimizer must be sgd or adam, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ScaleprofError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)
