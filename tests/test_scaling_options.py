@@ -4,7 +4,7 @@ keys and the text table drawn from a result's dict."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pytest
@@ -96,6 +96,24 @@ def test_objective_options_keep_the_log_header():
     o = ObjectiveOptions(train=TrainOptions(steps=7, seeds=(5,)))
     assert ObjectiveOptions.from_config(o.to_config()) == o
     assert ObjectiveOptions.from_config({}) == ObjectiveOptions()
+
+
+@dataclass(frozen=True)
+class _LaterOptions:
+    depth: int = 3
+
+
+@dataclass(frozen=True)
+class _WithLater(ObjectiveOptions):
+    later: _LaterOptions = field(default_factory=_LaterOptions)
+
+
+def test_options_added_later_leave_old_headers_alone():
+    # an objective's options added later: absent from the header at their defaults (old logs still resume)
+    assert _WithLater().to_config() == ObjectiveOptions().to_config()
+    given = _WithLater(later=_LaterOptions(4))
+    assert given.to_config()["later"] == {"depth": 4}
+    assert _WithLater.from_config(given.to_config()) == given
 
 
 def test_candidate_row_keys_in_the_json_order():

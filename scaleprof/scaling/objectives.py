@@ -175,7 +175,7 @@ class LatencyObjective(_Objective):
         return -row.latency_ratio if row.get("latency_ratio") is not None else None
 
     @staticmethod
-    def reward_target(records: dict, ctx_budget, options) -> float | None:
+    def reward_target(records: dict, budget, options) -> float | None:
         """The reward's T: the one given, else the base's median latency times the budget's cost ratio."""
         if options.latency.latency_target_ms is not None:
             return options.latency.latency_target_ms
@@ -185,7 +185,7 @@ class LatencyObjective(_Objective):
             return None
         from ..bench.stats import median
 
-        return median(base_lat) * ctx_budget.target_ratio
+        return median(base_lat) * budget.target_ratio
 
 
 def _take_accuracy(row, m: dict) -> None:

@@ -6,7 +6,8 @@
     ExecutorOptions   where candidates run (local | process | ray), how many at once, torch threads
     LogOptions        the results log and whether to resume it
     TrainOptions, LatencyOptions, ProxyOptions   one per objective that has options
-    ObjectiveOptions  the objectives asked for ("cost", "train+latency", ...) and the options above
+    ObjectiveOptions  the objectives asked for ("cost", "train+latency", ...) and the options above; an
+                      objective with options of its own adds one field here (a dataclass, its own defaults)
 
 ``ScaleOptions.from_kwargs(**kw)`` routes ``scale()``'s keyword arguments (alpha=, budget=, jobs=, steps=,
 ...) to the option that owns the field of that name; a field not given keeps its default here. The CLI
@@ -17,7 +18,7 @@ ScaleprofError with one line for bad input.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import ScaleprofError
 from . import grid as gridmod
@@ -218,22 +219,35 @@ class ObjectiveOptions:
         return [make_objective(n) for n in self.names]
 
     def to_config(self) -> dict:
-        """The options as the results log's header has always held them (checked on --resume)."""
+        """The options as the results log's header has always held them (checked on --resume); the options
+        of an objective added later go under their field's name, and only when not the defaults, so a log
+        written before it was added still resumes."""
         t, lat, p = self.train, self.latency, self.proxy
-        return {"data": t.data, "steps": int(t.steps), "seeds": list(t.seeds), "batch_size": int(t.batch_size),
-                "lr": float(t.lr), "optimizer": t.optimizer, "image_size": t.image_size,
-                "latency_time": float(lat.latency_time), "latency_batch": int(lat.latency_batch),
-                "proxy": p.proxy, "proxy_batch": int(p.proxy_batch), "seed": SEED}
+        out = {"data": t.data, "steps": int(t.steps), "seeds": list(t.seeds), "batch_size": int(t.batch_size),
+               "lr": float(t.lr), "optimizer": t.optimizer, "image_size": t.image_size,
+               "latency_time": float(lat.latency_time), "latency_batch": int(lat.latency_batch),
+               "proxy": p.proxy, "proxy_batch": int(p.proxy_batch), "seed": SEED}
+        for f in fields(self):
+            sub = getattr(self, f.name)
+            if f.name not in _FLAT and f.name != "objective" and sub != f.default_factory():
+                out[f.name] = asdict(sub)
+        return out
 
     @classmethod
     def from_config(cls, config: dict | None, objective: str = "cost") -> ObjectiveOptions:
         """The inverse of to_config (a worker task's plain-dict options; missing keys keep the defaults)."""
         config = config or {}
-        parts = {name: _pick(sub, config) for name, sub in _SUBOPTIONS.items()}
+        parts = {}
+        for f in fields(cls):
+            if f.name in _FLAT:
+                parts[f.name] = _pick(_FLAT[f.name], config)
+            elif f.name != "objective" and f.name in config:
+                parts[f.name] = f.default_factory().__class__(**config[f.name])
         return cls(objective, **parts)
 
 
-_SUBOPTIONS = {"train": TrainOptions, "latency": LatencyOptions, "proxy": ProxyOptions}
+# the options written flat into the log's header (as they always were); each field name is unique among them
+_FLAT = {"train": TrainOptions, "latency": LatencyOptions, "proxy": ProxyOptions}
 
 
 def _pick(cls, kw: dict):
@@ -251,13 +265,14 @@ class ScaleOptions:
     @classmethod
     def from_kwargs(cls, **kw) -> ScaleOptions:
         """``scale()``'s keyword arguments, each to the option with a field of its name."""
-        owners = [GridOptions, BudgetOptions, ExecutorOptions, LogOptions, *_SUBOPTIONS.values()]
+        subs = {f.name: f.default_factory().__class__ for f in fields(ObjectiveOptions) if f.name != "objective"}
+        owners = [GridOptions, BudgetOptions, ExecutorOptions, LogOptions, *subs.values()]
         known = {f.name for o in owners for f in fields(o)} | {"objective"}
         unknown = sorted(set(kw) - known)
         if unknown:
             raise TypeError(f"scale() got an unexpected keyword argument {unknown[0]!r}")
-        subs = {name: _pick(sub, kw) for name, sub in _SUBOPTIONS.items()}
+        parts = {name: _pick(sub, kw) for name, sub in subs.items()}
         objective = {"objective": kw["objective"]} if "objective" in kw else {}
         return cls(grid=_pick(GridOptions, kw), budget=_pick(BudgetOptions, kw),
                    executor=_pick(ExecutorOptions, kw), log=_pick(LogOptions, kw),
-                   objectives=ObjectiveOptions(**objective, **subs))
+                   objectives=ObjectiveOptions(**objective, **parts))
