@@ -122,7 +122,7 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     sweep_rows = _sweep(fam, g, best, base, prog)
     timing["sweep_s"] = time.perf_counter() - t0
     timing["total_s"] = time.perf_counter() - t_start
-    return _result(fam, g, bound, options, rows, best, sweep_rows, ranges, timing, notes, rlog)
+    return _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, rlog.resumed)
 
 
 # --- steps -----------------------------------------------------------------------------------------------------
@@ -242,18 +242,19 @@ def _sweep(fam, g, best, base, prog) -> list[dict]:
     return phi_sweep(fam, abc, g.sweep_phis, base, g.resolution_multiple, prog)
 
 
-def _result(fam, g, bound, options, rows, best, sweep_rows, ranges, timing, notes, rlog) -> ScaleResult:
+def _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, resumed) -> ScaleResult:
     timing["candidates_per_s"] = (timing["costed"] / timing["cost_s"]) if timing["cost_s"] > 0 and \
         timing["costed"] else None
     for k in ("cost_s", "objective_s", "sweep_s", "total_s"):
         timing[k] = round(timing[k], 3)
     dicts = [r.to_dict() for r in rows]
-    best_d = dicts[rows.index(best)] if best is not None else None
+    best_d = next((d for d in dicts if d["rank"] == 1), None)         # the same dict as its candidate
     log = options.log.log
     return ScaleResult(
-        family=fam.label, phi=g.phi, budget=bound.to_dict(), candidates=dicts, best=best_d, phi_sweep=sweep_rows,
-        duplicates=sum(1 for r in rows if r.duplicate_of), architectures=len({r.arch for r in rows if r.arch}),
+        family=fam.label, phi=options.grid.phi, budget=bound.to_dict(), candidates=dicts, best=best_d,
+        phi_sweep=sweep_rows, duplicates=sum(1 for r in rows if r.duplicate_of),
+        architectures=len({r.arch for r in rows if r.arch}),
         objective="+".join(options.objectives.names), constraint=bound.constraint,
         formula_target=bound.formula_target, base=bound.base, grid={k: list(v) for k, v in ranges.items()},
-        timing=timing, executor=options.executor.executor, notes=notes, resumed=rlog.resumed,
+        timing=timing, executor=options.executor.executor, notes=notes, resumed=resumed,
         log=str(log) if log else None)
