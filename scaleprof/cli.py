@@ -331,20 +331,23 @@ def _build_check(sub) -> None:
 # --- scale -----------------------------------------------------------------------------------------------
 
 def _cmd_scale(args) -> int:
-    from .scaling import scale
+    from .scaling.options import ScaleOptions
+    from .scaling.search import run_search
     from .spec import parse_kwargs
 
-    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()] if args.seeds else []
-    result = scale(args.family, alpha=args.alpha, beta=args.beta, gamma=args.gamma, phi=args.phi,
-                   budget=args.budget, tolerance=args.tolerance, objective=args.objective, executor=args.executor,
-                   jobs=args.jobs, log=args.log, resume=args.resume, constraint=args.constraint,
-                   address=args.address, family_kwargs=parse_kwargs(args.arg), base_resolution=args.base_resolution,
-                   resolution_multiple=args.resolution_multiple, sweep=args.sweep or None, data=args.data,
-                   steps=args.steps, seeds=seeds, batch_size=args.batch_size, lr=args.lr,
-                   optimizer=args.optimizer, latency_time=args.latency_time,
-                   latency_target_ms=args.latency_target, reward_w=args.reward_w, proxy=args.proxy,
-                   proxy_batch=args.proxy_batch, sweep_from=args.sweep_from, threads=args.threads,
-                   progress=not args.quiet)
+    # only the flags given: every default lives in scaling/options.py
+    given = {"family": args.family, "alpha": args.alpha, "beta": args.beta, "gamma": args.gamma, "phi": args.phi,
+             "budget": args.budget, "tolerance": args.tolerance, "objective": args.objective,
+             "executor": args.executor, "jobs": args.jobs, "log": args.log, "resume": args.resume or None,
+             "constraint": args.constraint, "address": args.address, "family_kwargs": parse_kwargs(args.arg),
+             "base_resolution": args.base_resolution, "resolution_multiple": args.resolution_multiple,
+             "sweep": args.sweep, "data": args.data, "steps": args.steps, "seeds": args.seeds,
+             "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+             "latency_time": args.latency_time, "latency_target_ms": args.latency_target,
+             "reward_w": args.reward_w, "proxy": args.proxy, "proxy_batch": args.proxy_batch,
+             "sweep_from": args.sweep_from, "threads": args.threads}
+    options = ScaleOptions.from_kwargs(**{k: v for k, v in given.items() if v is not None})
+    result = run_search(options, progress=not args.quiet)
     paths = []
     if args.plot:
         from .files import atomic_write_bytes, writable_dir
@@ -358,60 +361,72 @@ def _cmd_scale(args) -> int:
             d["plots"] = [str(p) for p in paths]
         _emit_json(d)
     else:
-        print(result.format(top=args.top))
+        from .report.scale_tables import format_scale
+
+        print(format_scale(result.to_dict(), top=args.top))
         for p in paths:
             print(f"plot: {p}")
     return 0
 
 
 def _build_scale(sub) -> None:
+    from .scaling.options import OPTIMIZERS
+    from .scaling.options import BudgetOptions as B
+    from .scaling.options import GridOptions as G
+    from .scaling.options import LatencyOptions as L
+    from .scaling.options import ProxyOptions as P
+    from .scaling.options import TrainOptions as T
+
     p = sub.add_parser("scale", help="grid-search EfficientNet's compound coefficients α, β, γ under a budget",
                        description="Grid-search the compound-scaling coefficients (depth α, width β, resolution "
                                    "γ, Tan & Le 2019) under a cost budget, score the candidates, then scale the "
                                    "best up for φ = 0..7.")
-    p.add_argument("--family", default="efficientnet",
+    p.add_argument("--family", default=None,
                    help="zoo family (or named model as the base) or module:callable taking width, depth, "
-                        "resolution (default efficientnet)")
+                        f"resolution (default {G.family})")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="extra keyword argument for the builder")
     p.add_argument("--alpha", default=None, metavar="START:STOP:STEP", help="depth coefficients (1.0:1.4:0.05)")
     p.add_argument("--beta", default=None, metavar="START:STOP:STEP", help="width coefficients (1.0:1.25:0.05)")
     p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
-    p.add_argument("--phi", type=float, default=1.0, help="compound coefficient φ of the search (default 1)")
+    p.add_argument("--phi", type=float, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
     p.add_argument("--budget", default=None,
                    help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling")
-    p.add_argument("--tolerance", type=float, default=0.05,
-                   help="relative tolerance of the budget and of α·β²·γ² (default 0.05: 2 ± 0.1)")
-    p.add_argument("--constraint", choices=["cost", "formula", "both"], default="cost",
+    p.add_argument("--tolerance", type=float, default=None,
+                   help=f"relative tolerance of the budget and of α·β²·γ² (default {B.tolerance:g}: 2 ± 0.1)")
+    p.add_argument("--constraint", choices=["cost", "formula", "both"], default=None,
                    help="what decides feasible: the real cost (default), the paper's formula, or both")
-    p.add_argument("--objective", default="cost",
+    p.add_argument("--objective", default=None,
                    help="cost (default) | latency | train | proxy | python:module:function; join with + "
                         "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
                    help="where candidates run (default: local, or process with --jobs > 1)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel workers for process/ray")
+    p.add_argument("--jobs", type=int, default=None, help="parallel workers for process/ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished candidate here (JSONL)")
     p.add_argument("--resume", action="store_true", help="continue the search in --log, skipping finished work")
-    p.add_argument("--sweep", default="0:7", metavar="PHIS", help="φ values of the scale-up (default 0:7; '' none)")
-    p.add_argument("--sweep-from", default="best", metavar="WHICH",
+    p.add_argument("--sweep", default=None, metavar="PHIS",
+                   help=f"φ values of the scale-up (default {G.sweep}; '' none)")
+    p.add_argument("--sweep-from", default=None, metavar="WHICH",
                    help="coefficients of the scale-up: best (default), paper (1.2,1.1,1.15) or A,B,G")
     p.add_argument("--base-resolution", type=int, default=None, help="the base's resolution (default the family's)")
-    p.add_argument("--resolution-multiple", type=int, default=1,
+    p.add_argument("--resolution-multiple", type=int, default=None,
                    help="round scaled resolutions to a multiple of this (default 1: nearest pixel, half up)")
     g = p.add_argument_group("objective options")
     g.add_argument("--data", default=None, help="train: an image folder (root/class/img) or .npz with x and y")
-    g.add_argument("--steps", type=int, default=20, help="train: steps per seed (default 20)")
-    g.add_argument("--seeds", default="0,1,2", help="train: seeds, comma-separated (default 0,1,2)")
-    g.add_argument("--batch-size", type=int, default=16, help="train: batch size (default 16)")
-    g.add_argument("--lr", type=float, default=1e-3, help="train: learning rate (default 1e-3)")
-    g.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    g.add_argument("--latency-time", type=float, default=5.0, help="latency: seconds per candidate (default 5)")
+    g.add_argument("--steps", type=int, default=None, help=f"train: steps per seed (default {T.steps})")
+    g.add_argument("--seeds", default=None,
+                   help=f"train: seeds, comma-separated (default {','.join(map(str, T.seeds))})")
+    g.add_argument("--batch-size", type=int, default=None, help=f"train: batch size (default {T.batch_size})")
+    g.add_argument("--lr", type=float, default=None, help=f"train: learning rate (default {T.lr:g})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    g.add_argument("--latency-time", type=float, default=None,
+                   help=f"latency: seconds per candidate (default {L.latency_time:g})")
     g.add_argument("--latency-target", type=float, default=None, metavar="MS",
                    help="reward: target latency T in ms (default: base latency × budget ratio)")
-    g.add_argument("--reward-w", type=float, default=-0.07, help="reward: exponent w (default -0.07)")
-    g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default="naswot",
+    g.add_argument("--reward-w", type=float, default=None, help=f"reward: exponent w (default {L.reward_w:g})")
+    g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default=None,
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
-    g.add_argument("--proxy-batch", type=int, default=8, help="proxy: minibatch size (default 8)")
+    g.add_argument("--proxy-batch", type=int, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
     g.add_argument("--threads", type=int, default=None,
                    help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")

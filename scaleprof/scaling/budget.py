@@ -109,3 +109,82 @@ def check_constraint(constraint: str) -> str:
     if constraint not in CONSTRAINTS:
         raise ScaleprofError(f"--constraint must be one of {', '.join(CONSTRAINTS)}, got {constraint!r}")
     return constraint
+
+
+def _abc(r) -> str:
+    return f"α={r.alpha:g} β={r.beta:g} γ={r.gamma:g}"
+
+
+@dataclass(frozen=True)
+class BoundBudget:
+    """The budget bound to φ and the base's count: what each candidate is judged against."""
+
+    budget: Budget
+    base: dict             # the base's knobs and count (macs, params, activations, ...)
+    phi: float
+    constraint: str        # what decides feasible: cost | formula | both
+
+    @classmethod
+    def bind(cls, options, phi: float, base: dict) -> BoundBudget:
+        """``options``: a BudgetOptions (budget, tolerance, constraint)."""
+        return cls(parse_budget(options.budget, options.tolerance, phi), base, phi, options.constraint)
+
+    @property
+    def tolerance(self) -> float:
+        return self.budget.tolerance
+
+    @property
+    def ceiling(self) -> bool:
+        return self.budget.ceiling
+
+    @property
+    def base_macs(self) -> int:
+        return self.base["macs"]
+
+    @property
+    def target_macs(self) -> float:
+        return self.budget.target_macs(self.base_macs)
+
+    @property
+    def target_ratio(self) -> float:
+        return self.budget.target_ratio(self.base_macs)
+
+    @property
+    def formula_target(self) -> float:
+        return formula_target(self.budget, self.base_macs, self.phi)
+
+    def judge(self, formula_ratio: float, macs: int | None) -> tuple[bool, bool, bool]:
+        """(formula_ok, budget_ok, feasible) of a candidate; ``macs`` None: it was not counted."""
+        formula_ok = within(formula_ratio / self.formula_target, self.tolerance, self.ceiling)
+        budget_ok = macs is not None and self.budget.meets(macs, self.base_macs)
+        feasible = macs is not None and {"cost": budget_ok, "formula": formula_ok,
+                                         "both": budget_ok and formula_ok}[self.constraint]
+        return formula_ok, budget_ok, feasible
+
+    def to_dict(self) -> dict:
+        d = self.budget.to_dict(self.base_macs)
+        d["describe"] = self.budget.describe(self.base_macs)
+        return d
+
+    def check_feasible(self, rows) -> None:
+        """Raise (one line, naming the nearest candidates) when no candidate is feasible."""
+        ok = [r for r in rows if r.status == "ok"]
+        if not ok:
+            first = rows[0] if rows else None
+            raise ScaleprofError("every candidate failed" + (f"; {_abc(first)}: {first.reason}" if first else ""))
+        if any(r.feasible for r in rows):
+            return
+        cheap = min(ok, key=lambda r: r.macs)
+        dear = max(ok, key=lambda r: r.macs)
+        span = (f"the cheapest is {_abc(cheap)} at {cheap.macs / 1e9:.4f} GMACs ({cheap.cost_ratio:.3f}x), "
+                f"the dearest {_abc(dear)} at {dear.macs / 1e9:.4f} GMACs ({dear.cost_ratio:.3f}x)")
+        f_target, tol = self.formula_target, self.tolerance
+        if self.constraint == "formula":
+            near = min(ok, key=lambda r: abs(r.formula_ratio / f_target - 1))
+            raise ScaleprofError(f"no candidate has α·β²·γ² within {tol:.0%} of {f_target:.4g}: the nearest is "
+                                 f"{_abc(near)} with {near.formula_ratio:.4f}; widen the ranges or --tolerance")
+        both = " with α·β²·γ² also in range" if self.constraint == "both" else ""
+        near = min(ok, key=lambda r: abs(math.log(r.macs / self.target_macs)))
+        raise ScaleprofError(f"no candidate meets the budget {self.budget.describe(self.base_macs)}{both}: {span}; "
+                             f"the nearest is {_abc(near)} at {near.cost_ratio:.3f}x (widen --tolerance or refine "
+                             "the ranges)")

@@ -98,10 +98,11 @@ def _cost_group(task) -> list[dict]:
 
 
 def objective_task(task: dict) -> dict:
-    """Run one objective (train, proxy or a user's python scorer) on one architecture.
+    """Run one objective on one architecture (objectives.REGISTRY: train, proxy, a user's scorer, latency).
 
-    task: {"family", "candidate" (dict), "objective" (name), "options" (dict), "threads"}
-    Returns {"objective", "arch", "status", "reason", "metrics": {...}, "seconds"}.
+    task: {"family", "candidate" (dict), "objective" (name), "options" (an ObjectiveOptions or its
+    to_config dict), "threads", "state" (the objective's setup, for one run in this process; optional)}
+    Returns {"objective", "arch", "key", "status", "reason", "metrics": {...}, "seconds"}.
     """
     with _threads(task):
         return _objective(task)
@@ -113,9 +114,13 @@ def _objective(task: dict) -> dict:
     t0 = time.perf_counter()
     out = {"objective": name, "arch": c.get("arch"), "key": c.get("key")}
     try:
-        from . import objectives
+        from .objectives import make_objective
+        from .options import ObjectiveOptions
 
-        metrics = objectives.run_objective(name, task["family"], c, task.get("options") or {})
+        options = task.get("options")
+        if not isinstance(options, ObjectiveOptions):
+            options = ObjectiveOptions.from_config(options)
+        metrics = make_objective(name).run(task["family"], c, options, task.get("state"))
         out.update(status="ok", reason=None, metrics=metrics)
     except Exception as exc:
         out.update(status="failed", reason=one_line(exc), metrics={})

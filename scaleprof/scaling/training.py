@@ -130,19 +130,19 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int) -> None:
 def _optimizer(name: str, params, lr: float):
     # Not bench.train.make_optimizer on purpose: that one takes an SGD-scale lr and gives Adam a tenth of it;
     # here --lr is the chosen optimizer's own learning rate (1e-3 is Adam's usual default).
+    # the name was checked by TrainOptions (options.OPTIMIZERS)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise ScaleprofError(f"--optimizer must be sgd or adam, got {name!r}")
+    return torch.optim.Adam(params, lr=lr)
 
 
-def train_candidate(family, c: dict, options: dict) -> dict:
-    """Train the candidate ``steps`` steps per seed; validation accuracy mean and spread over seeds."""
-    path = check_data(options.get("data"))
-    x, y, n_classes = load_data(path, options.get("image_size") or family.base_knobs.get("resolution") or 224)
-    steps, seeds = int(options.get("steps", 20)), list(options.get("seeds", (0, 1, 2)))
-    bs, lr = int(options.get("batch_size", 16)), float(options.get("lr", 1e-3))
+def train_candidate(family, c: dict, options) -> dict:
+    """Train the candidate ``options.steps`` steps per seed (options: a TrainOptions); validation accuracy
+    mean and spread over seeds."""
+    path = check_data(options.data)
+    x, y, n_classes = load_data(path, options.image_size or family.base_knobs.get("resolution") or 224)
+    steps, seeds = int(options.steps), list(options.seeds)
+    bs, lr = int(options.batch_size), float(options.lr)
     extra = {"num_classes": n_classes} if family.accepts("num_classes") else {}
     train_idx, val_idx = _split(len(x))
     # the input shape from a meta build (no weights); the data resized and normalised once for every seed
@@ -155,7 +155,7 @@ def train_candidate(family, c: dict, options: dict) -> dict:
     for seed in seeds:
         torch.manual_seed(seed)
         model = family.build(c["width"], c["depth"], c["resolution"], device="cpu", **extra)
-        opt = _optimizer(options.get("optimizer", "adam"), model.parameters(), lr)
+        opt = _optimizer(options.optimizer, model.parameters(), lr)
         g = torch.Generator().manual_seed(seed)
         model.train()
         loss = torch.tensor(float("nan"))
