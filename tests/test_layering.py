@@ -44,10 +44,6 @@ EXCEPTIONS = {
     # the memory child's import-only baseline imports what a zoo spec's run imports, so that the figure
     # is the model's memory and not the zoo's code
     ("bench/memory.py", "zoo"),
-    # TEMPORARY (r-scale reworks scaling/ in this wave; the lead deletes these two after merging it): they
-    # reach the counter through the package face
-    ("scaling/blockcount.py", "scaleprof"),
-    ("scaling/evaluate.py", "scaleprof"),
 }
 
 
