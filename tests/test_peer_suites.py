@@ -77,6 +77,13 @@ def phase(result, name):
     return result.phases[name].macs if name in result.phases else 0
 
 
+def one_kind(result):
+    """The one kind that holds MACs."""
+    kinds = {k for k, v in result.by_kind().items() if v["macs"]}
+    assert len(kinds) == 1, kinds
+    return kinds.pop()
+
+
 def from_torch(flops: int) -> int:
     """torch.utils.flop_counter.FlopCounterMode counts 2 FLOPs per MAC and only products (mm, bmm, addmm,
     baddbmm, conv, attention): its figure / 2 = our MACs."""
@@ -530,12 +537,6 @@ def test_fvcore_conv(dim, n, cin, cout, s, k, p, stride, g, transposed, op, out,
     # FLOPs: 2 per MAC + the bias on every output element
     assert r.totals.flops == 2 * r.totals.macs + n * cout * out**dim
     assert r.totals.activations == n * cout * out**dim
-
-
-def one_kind(result):
-    kinds = {k for k, v in result.by_kind().items() if v["macs"]}
-    assert len(kinds) == 1, kinds
-    return kinds.pop()
 
 
 # (case, function, input shapes, fvcore's count as it states it, in GFLOP or plain)
