@@ -104,9 +104,6 @@ def from_ptflops(macs: int, bias_adds: int) -> int:
 
 # --- torch: test/test_flop_counter.py ------------------------------------------------------------------------
 
-R = torch.randn
-
-
 def test_torch_flop_counter_variety():
     mod = nn.Linear(9, 10)
 
