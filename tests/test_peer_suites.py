@@ -56,11 +56,11 @@ class Leaves(nn.Module):
     memory); the inputs that follow them in ``forward`` are data. The first input is a token the function
     ignores when it takes no data."""
 
-    def __init__(self, fn, *shapes, dtype=torch.float32, data=False):
+    def __init__(self, fn, *shapes, dtype=torch.float32, data=False, device="meta"):
         super().__init__()
         self.fn, self.data = fn, data
         self.leaves = nn.ParameterList(
-            [nn.Parameter(torch.empty(s, device="meta", dtype=dtype)) for s in shapes])
+            [nn.Parameter(torch.randn(s, device=device, dtype=dtype)) for s in shapes])
 
     def forward(self, *xs):
         return self.fn(*self.leaves, *xs) if self.data else self.fn(*self.leaves)
@@ -323,6 +323,19 @@ def test_torch_sdpa(b, h, lq, lk, e, ev, fwd, math_fb, flash_fb):
     scores = b * h * lq * lk
     # forward FLOPs: 2 per MAC, the 1/√E scaling of Q, 5 per score for softmax, 1 per score for the causal mask
     assert r.phases["forward"].flops == 2 * from_torch(fwd) + b * h * lq * e + 5 * scores + scores
+
+
+@pytest.mark.parametrize("backend", ["MATH", "FLASH_ATTENTION"])
+def test_torch_sdpa_backends(backend):
+    # torch asserts math = flash = memory-efficient, forward and forward + backward. On CPU, with real tensors,
+    # under each backend CPU has: the same count, the uniform case's 3 × 67108864 MACs
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = Leaves(_sdpa_causal, (4, 8, 128, 64), (4, 8, 128, 64), (4, 8, 128, 64), device="cpu")
+    with sdpa_kernel([getattr(SDPBackend, backend)]):
+        r = count(model, TOKEN, device="cpu", backward=True)
+    assert phase(r, "forward") == from_torch(134217728)
+    assert r.totals.macs == 3 * from_torch(134217728)
 
 
 @pytest.mark.xfail(strict=True, reason="suspected bug: in float32 with Q/K/V that are parameters, two of "
