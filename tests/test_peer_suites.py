@@ -352,9 +352,10 @@ import json, sys, torch, torch.nn.functional as F, scaleprof
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 device, lq, lks = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 H, E = 8, 64
+built_on = "cpu" if device == "meta" else device  # profile() makes meta stand-ins of CPU tensors itself
 def jagged(lengths):
-    offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], device=device)
-    values = torch.randn(int(offsets[-1]), H * E, device=device, dtype=torch.float16)
+    offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], device=built_on)
+    values = torch.randn(int(offsets[-1]), H * E, device=built_on, dtype=torch.float16)
     nt = torch.nested.nested_tensor_from_jagged(values, offsets)
     return nt.view(len(lengths), -1, H, E).transpose(1, 2)
 class Attn(torch.nn.Module):
@@ -363,8 +364,9 @@ class Attn(torch.nn.Module):
 outs = []
 for lk in lks:
     out = {}
+    q, k = jagged(lq), jagged(lk)
     try:
-        out["macs"] = scaleprof.profile(Attn(), [jagged(lq), jagged(lk), jagged(lk)], device=device).totals.macs
+        out["macs"] = scaleprof.profile(Attn(), [q, k, k], device=device).totals.macs
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     out["modes_left"] = len(_get_current_dispatch_mode_stack())
