@@ -328,8 +328,8 @@ def test_torch_sdpa(b, h, lq, lk, e, ev, fwd, math_fb, flash_fb):
 
 @pytest.mark.parametrize("backend", ["MATH", "FLASH_ATTENTION"])
 def test_torch_sdpa_backends(backend):
-    # torch asserts math = flash = memory-efficient, forward and forward + backward. On CPU, with real tensors,
-    # under each backend CPU has: the same count, the uniform case's 3 × 67108864 MACs
+    # torch asserts math = flash = memory-efficient, forward and forward + backward (on CUDA). Here on CPU with
+    # real tensors, under each backend the CPU has: the same count, 67108864 MACs forward, 3 × that in all
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     model = Leaves(_sdpa_causal, (4, 8, 128, 64), (4, 8, 128, 64), (4, 8, 128, 64), device="cpu")
