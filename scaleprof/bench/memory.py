@@ -138,7 +138,8 @@ def _child_run(job: dict) -> int:
     torch.set_num_threads(int(job["threads"]))
     if job.get("onnx_path"):
         return _child_ort(job)
-    from ..spec import load_model, parse_dtype, parse_input
+    from ..shapes import parse_dtype, parse_input
+    from ..spec import load_model
     from . import prepare
 
     if job["mode"] == "baseline":

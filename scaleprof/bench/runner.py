@@ -16,7 +16,8 @@ from torch import nn
 
 from ..errors import ScaleprofError, one_line
 from ..runlog import RunLog
-from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs, spec_label
+from ..shapes import dtype_name, parse_dtype
+from ..spec import load_model, resolve_inputs, spec_label
 from . import memory as mem
 from . import prepare
 from .env import environment

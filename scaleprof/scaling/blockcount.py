@@ -60,7 +60,7 @@ def unit_text(unit: nn.Module) -> bytes:
 def count_units(units: list[tuple[nn.Module, bytes]], input_shape) -> dict | None:
     """Totals (FIELDS) of the chain of units on ``input_shape``, each unit counted once per process and
     input; None if a unit does not count on meta (then the whole model is counted as before)."""
-    from ..spec import parse_input
+    from ..shapes import parse_input
 
     x = parse_input(tuple(input_shape)).make("meta")      # the input profile() makes for the whole model
     inp = (tuple(x.shape), x.stride(), x.dtype)
