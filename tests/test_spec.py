@@ -161,6 +161,8 @@ def test_profile_with_keyword_inputs_only():
 
     r = scaleprof.profile(Kw(), kwargs={"x": torch.randn(2, 4)})
     assert r.inputs == [] and r.totals.macs == 2 * 4 * 3
+    t = resolve_target(Kw(), [])
+    assert t.inputs == () and scaleprof.profile(t, kwargs={"x": torch.randn(2, 4)}).totals.macs == 24
 
 
 def test_bench_takes_a_spec_or_a_module(model_file):

@@ -120,14 +120,14 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
     """
-    if kwargs and not as_input_list(inputs):
+    if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
-    return count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
 
 
-def count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-          quiet: bool = False) -> ProfileResult:
+def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
+           quiet: bool = False) -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
