@@ -173,3 +173,15 @@ def test_bench_takes_a_spec_or_a_module(model_file):
     module = scaleprof.load_model(f"{model_file}:net", c=6)
     by_module = scaleprof.bench(module, "1x3x8x8", max_time=0.05, min_samples=3, memory=False)
     assert by_module.model == "Net" and [r.status for r in by_module.results] == ["ok"]
+
+
+def test_cli_profile_at_float16_on_cpu(model_file, capsys):
+    # it failed before the one resolver (float32 inputs met float16 weights); inputs now follow --dtype
+    import json
+
+    from scaleprof import cli
+
+    code = cli.main(["profile", f"{model_file}:net", "--input", "1x3x8x8", "--dtype", "float16", "--device", "cpu",
+                     "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0 and d["inputs"] == ["1x3x8x8:float16"] and d["totals"]["macs"] == _conv_macs(4, 8)
