@@ -4,13 +4,14 @@ The Python API is the product; the `scaleprof` CLI is a thin shell over it.
 """
 
 from .errors import ScaleprofError
-from .spec import load_model
+from .spec import Target, load_model, resolve_target
 
 __version__ = "0.1.0"
 
 
 def profile(model, inputs=None, **kwargs):
-    """Count MACs, FLOPs, params, activations and bytes (see scaleprof.counting.profile)."""
+    """Count MACs, FLOPs, params, activations and bytes of a module or a model spec
+    (``profile("resnet18", ["1x3x224x224"])``; see scaleprof.counting.profile)."""
     from .counting import profile as _profile
 
     return _profile(model, inputs, **kwargs)
@@ -31,4 +32,4 @@ def __getattr__(name):
     return module if attr is None else getattr(module, attr)
 
 
-__all__ = ["ScaleprofError", "load_model", "profile"]
+__all__ = ["ScaleprofError", "Target", "load_model", "profile", "resolve_target"]

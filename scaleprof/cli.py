@@ -37,7 +37,7 @@ def _add_knob_args(p: argparse.ArgumentParser) -> None:
 
 
 def _knobs(args) -> dict:
-    from .spec import parse_kwargs
+    from .shapes import parse_kwargs
 
     knobs = {k: getattr(args, k) for k in ("width", "depth", "resolution") if getattr(args, k, None) is not None}
     knobs.update(parse_kwargs(getattr(args, "arg", None)))
@@ -52,18 +52,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 # --- profile ---------------------------------------------------------------------------------------------
 
 def _cmd_profile(args) -> int:
-    from .api import profile_spec
+    from .counting import profile
     from .report.tables import format_profile
+    from .spec import resolve_target
 
-    result = profile_spec(args.spec, inputs=args.input, dtype=args.dtype, device=args.device,
-                          backward=args.backward, knobs=_knobs(args))
+    target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
+                            train=args.backward)
+    result = profile(target, backward=args.backward)
     crosscheck = None
     if args.crosscheck:
         from .counting.peers import crosscheck as run_crosscheck
-        from .spec import load_model
 
-        real = load_model(args.spec, device="cpu", **_knobs(args)).eval()
-        crosscheck = run_crosscheck(real, result.inputs, ours=result)
+        # the peers do real arithmetic: the same model with weights on CPU (the peers count it in eval mode)
+        crosscheck = run_crosscheck(target.materialize("cpu"), result.inputs, ours=result)
     if args.json or args.format == "json":
         d = result.to_dict()
         if crosscheck is not None:
@@ -125,7 +126,7 @@ def _cmd_bench(args) -> int:
 
     if args.micro:
         from .bench.micro import run_micro
-        from .spec import parse_dtype
+        from .shapes import parse_dtype
 
         with torch_threads(args.threads):
             m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_dtype(args.dtype),
@@ -333,7 +334,7 @@ def _build_check(sub) -> None:
 def _cmd_scale(args) -> int:
     from .scaling.options import ScaleOptions
     from .scaling.search import run_search
-    from .spec import parse_kwargs
+    from .shapes import parse_kwargs
 
     # only the flags given: every default lives in scaling/options.py
     given = {"family": args.family, "alpha": args.alpha, "beta": args.beta, "gamma": args.gamma, "phi": args.phi,

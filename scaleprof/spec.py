@@ -1,9 +1,12 @@
-"""Model specs, input shapes, dtypes and devices, as every verb takes them.
+"""The model loader, above the zoo: what a model spec names, built once, with its inputs.
 
 A spec is one of:
   - a zoo name (``efficientnet_b0``, or a family name with knobs),
   - ``package.module:callable`` or ``path/to/file.py:callable`` returning an ``nn.Module``,
   - ``torchvision:NAME`` / ``timm:NAME`` when those packages import.
+
+``resolve_target`` is the one edge every verb and API function passes a model through: a module or a spec,
+knobs, inputs, device and dtype become a ``Target`` once (input shapes and dtypes themselves: shapes.py).
 """
 
 from __future__ import annotations
@@ -12,9 +15,8 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
-import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,125 +25,7 @@ from torch import nn
 
 from .errors import ScaleprofError, one_line
 from .meta_init import skip_init
-
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float64": torch.float64, "fp64": torch.float64, "double": torch.float64,
-    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
-    "bool": torch.bool,
-}
-
-
-def parse_dtype(name: str | torch.dtype | None, default: torch.dtype = torch.float32) -> torch.dtype:
-    if name is None:
-        return default
-    if isinstance(name, torch.dtype):
-        return name
-    try:
-        return _DTYPES[str(name).lower().removeprefix("torch.")]
-    except KeyError:
-        raise ScaleprofError(f"unknown dtype {name!r}; known: {', '.join(sorted(_DTYPES))}") from None
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-def parse_device(name: str | torch.device | None) -> torch.device:
-    if name is None:
-        return torch.device("meta")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ScaleprofError(f"unknown device {name!r}; use meta, cpu or cuda") from None
-    if dev.type not in ("meta", "cpu", "cuda"):
-        raise ScaleprofError(f"unsupported device {name!r}; use meta, cpu or cuda")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ScaleprofError("device cuda requested but CUDA is not available on this machine")
-    return dev
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One model input: a shape and a dtype (``1x3x224x224`` or ``1x128:int64``)."""
-
-    shape: tuple[int, ...]
-    dtype: torch.dtype = torch.float32
-
-    def __str__(self) -> str:
-        s = "x".join(map(str, self.shape))
-        return s if self.dtype == torch.float32 else f"{s}:{dtype_name(self.dtype)}"
-
-    def make(self, device: torch.device | str = "meta") -> torch.Tensor:
-        if self.dtype.is_floating_point:
-            return torch.randn(self.shape, dtype=self.dtype, device=device)
-        if self.dtype == torch.bool:
-            return torch.ones(self.shape, dtype=self.dtype, device=device)
-        # integer inputs are token ids: small values stay valid for any embedding table
-        return torch.zeros(self.shape, dtype=self.dtype, device=device)
-
-
-_SHAPE_RE = re.compile(r"^\d+(x\d+)*$")
-
-
-def parse_input(text: str | InputSpec | tuple | list, dtype: str | torch.dtype | None = None) -> InputSpec:
-    if isinstance(text, InputSpec):
-        return text
-    if isinstance(text, (tuple, list, torch.Size)):
-        if not text or not all(isinstance(d, int) and d > 0 for d in text):
-            raise ScaleprofError(f"malformed input shape {tuple(text)!r}: positive integers expected")
-        return InputSpec(tuple(text), parse_dtype(dtype))
-    raw = str(text).strip().lower()
-    shape_text, _, dt = raw.partition(":")
-    if not _SHAPE_RE.match(shape_text):
-        raise ScaleprofError(
-            f"malformed --input {text!r}: expected sizes joined by 'x', e.g. 1x3x224x224 or 1x128:int64")
-    shape = tuple(int(d) for d in shape_text.split("x"))
-    if any(d <= 0 for d in shape):
-        raise ScaleprofError(f"malformed --input {text!r}: every size must be positive")
-    return InputSpec(shape, parse_dtype(dt or dtype))
-
-
-def as_input_list(inputs) -> list:
-    """One input (a tensor, a spec string, an InputSpec or a shape tuple) or a list of them, as a list."""
-    if inputs is None:
-        return []
-    if isinstance(inputs, (torch.Tensor, InputSpec, str)):
-        return [inputs]
-    if isinstance(inputs, (tuple, torch.Size)) and inputs and all(isinstance(d, int) for d in inputs):
-        return [tuple(inputs)]  # one shape, not a list of them
-    return list(inputs)
-
-
-def resolve_inputs(spec, model: nn.Module, inputs, knobs: dict | None = None) -> list[InputSpec]:
-    """Input specs from the caller, else the zoo model's own default; an error when neither exists.
-    Float inputs follow the model's dtype when it runs; integer inputs (token ids) keep theirs."""
-    given = as_input_list(inputs)
-    if given:
-        return [InputSpec(tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else parse_input(x)
-                for x in given]
-    found = default_inputs(spec if isinstance(spec, str) else model, model, **(knobs or {}))
-    if not found:
-        raise ScaleprofError("no input shape known for this model: pass --input, e.g. --input 1x3x224x224")
-    return list(found)
-
-
-def parse_kwargs(pairs: list[str] | None) -> dict[str, Any]:
-    """``--arg key=value`` pairs; values are read as Python literals where they parse."""
-    import ast
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ScaleprofError(f"malformed --arg {pair!r}: expected key=value")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from .shapes import InputSpec, as_input_list, input_spec, parse_device, parse_dtype
 
 
 @contextlib.contextmanager
@@ -268,11 +152,85 @@ def load_model(spec, *, device: str | torch.device | None = None, **kwargs) -> n
     return model
 
 
-def default_inputs(spec: str | nn.Module, model: nn.Module | None = None, **knobs) -> list[InputSpec] | None:
-    """The input a zoo model expects (its own resolution after knobs); None when unknown."""
-    if isinstance(spec, str) and is_zoo_spec(spec.strip()):
-        from . import zoo
+def model_inputs(model: nn.Module, inputs=None, dtype=None) -> list[InputSpec]:
+    """The caller's inputs as InputSpecs, else the model's own ``default_input`` (the zoo stamps it on
+    every model it builds, knobs applied); an error when neither exists. Float inputs take ``dtype``."""
+    given = as_input_list(inputs)
+    if given:
+        return [input_spec(x, dtype) for x in given]
+    shape = getattr(model, "default_input", None)
+    if not shape:
+        raise ScaleprofError("no input shape known for this model: pass --input, e.g. --input 1x3x224x224")
+    return [input_spec(tuple(shape), dtype)]
 
-        return [InputSpec(tuple(zoo.default_input(spec.strip(), **knobs)))]
-    shape = getattr(model, "default_input", None) if model is not None else None
-    return [InputSpec(tuple(shape))] if shape else None
+
+def resolve_inputs(spec, model: nn.Module, inputs, knobs: dict | None = None) -> list[InputSpec]:
+    """``model_inputs(model, inputs)`` for the callers that still load and pick inputs themselves (bench,
+    compare, check); ``spec`` and ``knobs`` are not needed any more: the model carries its default."""
+    del spec, knobs
+    return model_inputs(model, inputs)
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """A model ready to count, time or check: resolved once from a module or a spec (``resolve_target``).
+
+    ``inputs``: every input's shape and dtype; ``feeds``: what the forward is fed, the same InputSpecs, or the
+    caller's own tensors where they gave tensors (their values matter on a real device). ``dtype``: None
+    keeps the model's own. ``built``: scaleprof built the model from ``spec`` (with ``knobs``, in train mode
+    when ``train``); False for a user's module, which is never changed.
+    """
+
+    model: nn.Module
+    inputs: tuple[InputSpec, ...]
+    device: torch.device
+    dtype: torch.dtype | None
+    label: str
+    knobs: dict = field(default_factory=dict)
+    built: bool = False
+    spec: Any = None
+    train: bool = False
+    feeds: tuple = ()
+
+    def materialize(self, device: str | torch.device = "cpu") -> nn.Module:
+        """The same model with real weights on ``device``: a built model is built again there (or reused when
+        it already lives there), in the same mode; a user's module is returned as it is."""
+        dev = torch.device(device)
+        if not self.built or self.device == dev:
+            return self.model
+        return load_model(self.spec, device=dev, **self.knobs).train(self.train)
+
+
+def resolve_target(model_or_spec, inputs=None, *, knobs: dict | None = None, device=None, dtype=None,
+                   train: bool = False) -> Target:
+    """A module or a spec, knobs, inputs, device and dtype, as a Target, once.
+
+    A spec is built on ``device`` (default meta: no weights allocated) with ``knobs`` and put in train mode
+    when ``train``, else eval; a user's module is taken as it is (its mode too), and knobs for it are an
+    error. ``inputs`` None: the model's own default input; an empty sequence: no positional inputs (a
+    forward fed by keyword arguments only). A Target passes through unchanged (nothing else may be given).
+    """
+    if isinstance(model_or_spec, Target):
+        if inputs is not None or knobs or device is not None or dtype is not None:
+            raise ScaleprofError("a resolved Target carries its own inputs, knobs, device and dtype")
+        return model_or_spec
+    dev = parse_device(device)
+    dt = parse_dtype(dtype) if dtype is not None else None
+    knobs = dict(knobs or {})
+    if isinstance(model_or_spec, nn.Module):
+        if knobs:
+            raise ScaleprofError(f"knobs {sorted(knobs)} apply to a model spec, not to a module "
+                                 f"({type(model_or_spec).__name__}): build it with them instead")
+        model, built, label = model_or_spec, False, type(model_or_spec).__name__
+    else:
+        model, built = load_model(model_or_spec, device=dev, **knobs).train(train), True
+        label = model_or_spec.strip() if isinstance(model_or_spec, str) else type(model).__name__
+    given = as_input_list(inputs)
+    if inputs is not None and not given:
+        specs, feeds = [], []
+    else:
+        specs = model_inputs(model, inputs, dt)
+        feeds = [x if isinstance(x, torch.Tensor) else s for x, s in zip(given, specs, strict=True)] \
+            if given else specs
+    return Target(model=model, inputs=tuple(specs), device=dev, dtype=dt, label=label, knobs=knobs, built=built,
+                  spec=model_or_spec if built else None, train=train, feeds=tuple(feeds))

@@ -145,10 +145,10 @@ def test_crosscheck_compares_forward_with_forward(capsys, model_file):
 def test_profile_spec_leaves_a_user_module_in_its_mode():
     import torch.nn as nn
 
-    from scaleprof.api import profile_spec
+    from scaleprof import profile
 
     m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval()
-    profile_spec(m, inputs=["2x4"], backward=True)
+    profile(m, inputs=["2x4"], backward=True)
     assert not m.training
 
 

@@ -22,11 +22,10 @@ ALLOWED = {
     "zoo": BASE | {"layers"},
     "spec": BASE | {"zoo"},
     "counting": BASE | {"spec", "layers"},
-    "api": BASE | {"spec", "counting", "zoo"},
     "bench": BASE | {"spec", "counting", "layers"},
     "predict": BASE | {"spec", "bench", "counting"},
     "scaling": BASE | {"spec", "predict", "bench", "counting", "zoo"},
-    "gate": BASE | {"spec", "api", "predict", "bench", "counting"},
+    "gate": BASE | {"spec", "predict", "bench", "counting"},
     "catalog": BASE | {"zoo", "counting"},
     "report": BASE | {"gate", "scaling", "predict", "bench", "counting"},
     "__init__": BASE | {"spec", "counting"},   # the package face: profile, load_model, the lazy names

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
-from ..spec import dtype_name, load_model, parse_device, parse_dtype, resolve_inputs, spec_label
+from ..shapes import dtype_name, parse_device, parse_dtype
+from ..spec import load_model, resolve_inputs, spec_label
 from . import prepare, stats
 from .env import differences, environment, torch_threads
 from .options import ALPHA, MIN_EFFECT, CompareOptions

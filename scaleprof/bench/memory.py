@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..spec import dtype_name, is_zoo_spec
+from ..shapes import dtype_name
+from ..spec import is_zoo_spec
 from . import recipe
 
 CHILD_TIMEOUT_S = 900
@@ -238,7 +239,7 @@ def _child_run(job: dict) -> int:
         return maxrss_bytes()
 
     def build():
-        from ..spec import parse_dtype, parse_input
+        from ..shapes import parse_dtype, parse_input
         from . import prepare
 
         dev = torch.device("cpu")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..counting import profile
 from ..errors import ScaleprofError
-from ..spec import dtype_name, parse_device
+from ..shapes import dtype_name, parse_device
 from .timer import TimerConfig, block_timer_for, measure
 
 SUITES = ("activations", "convs")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import InputSpec, parse_dtype
+from ..shapes import InputSpec, parse_dtype
 
 
 def with_batch(specs: Sequence[InputSpec], batch_size: int | None) -> list[InputSpec]:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..spec import dtype_name
+from ..shapes import dtype_name
 from .timer import TimerConfig, block_timer_for, measure
 
 

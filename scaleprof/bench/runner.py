@@ -13,7 +13,8 @@ from torch import nn
 
 from ..errors import ScaleprofError, one_line
 from ..runlog import Journal, RunLog
-from ..spec import dtype_name, load_model, parse_dtype, resolve_inputs, spec_label
+from ..shapes import dtype_name, parse_dtype
+from ..spec import load_model, resolve_inputs, spec_label
 from . import prepare
 from .env import environment, torch_threads  # noqa: F401 (torch_threads: its old home, still importable)
 from .memory import MemoryMeter

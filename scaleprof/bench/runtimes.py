@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
-from ..spec import dtype_name
+from ..shapes import dtype_name
 
 ORT_OPT_LEVELS = ("disable", "basic", "extended", "all")
 

@@ -219,7 +219,7 @@ class Crosscheck:
 def crosscheck(model: nn.Module, inputs, ours=None, peers=("fvcore", "thop", "torch")) -> Crosscheck:
     """Run each peer on a deep copy of ``model`` (real tensors, eval mode) and explain the differences.
     ``inputs`` are tensors or shapes; ``ours`` is scaleprof's result for the same model and inputs."""
-    from ..spec import parse_input
+    from ..shapes import parse_input
     from .profile import profile
 
     tensors = [x if isinstance(x, torch.Tensor) else parse_input(x).make("cpu") for x in inputs]

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError
-from ..spec import InputSpec, as_input_list, dtype_name, parse_device, parse_dtype, parse_input
+from ..shapes import InputSpec, as_input_list, dtype_name
+from ..spec import Target, resolve_target
 from .recorder import BACKWARD, FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
 
@@ -55,22 +56,20 @@ def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None
     return params, buffers
 
 
-def _make_inputs(inputs: list, device: torch.device, dtype: torch.dtype | None) -> tuple[list, list[str]]:
-    made, labels = [], []
-    for x in inputs:
-        if isinstance(x, torch.Tensor):
-            t = x.detach()
-            if dtype is not None and t.is_floating_point():
-                t = t.to(dtype)
-            if t.device != device:
-                t = torch.empty_like(t, device="meta") if device.type == "meta" else t.to(device)
-            made.append(t)
-            labels.append(str(InputSpec(tuple(t.shape), t.dtype)))
-        else:
-            spec = parse_input(x, dtype)
-            made.append(spec.make(device))
-            labels.append(str(spec))
-    return made, labels
+def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) -> list:
+    """The forward's arguments on ``device``: InputSpecs made there, the caller's tensors cast and moved."""
+    made = []
+    for x in feeds:
+        if isinstance(x, InputSpec):
+            made.append(x.make(device))
+            continue
+        t = x.detach()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        if t.device != device:
+            t = torch.empty_like(t, device="meta") if device.type == "meta" else t.to(device)
+        made.append(t)
+    return made
 
 
 def _outputs_for_backward(out) -> list[torch.Tensor]:
@@ -108,34 +107,37 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
     return f"the model rejects input {', '.join(labels)}: {type(exc).__name__}: {first}"
 
 
-def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None, device="meta", dtype=None,
-            backward: bool = False, name: str | None = None, quiet: bool = False) -> ProfileResult:
+def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
+            knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
+            quiet: bool = False) -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
-    InputSpecs or tensors).
+    InputSpecs or tensors; default: the model's own input).
 
-    Counts on meta tensors by default: no weights are allocated and no arithmetic is done. A forward that
-    needs real data (it reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice.
-    The model is counted in the mode it is in (train/eval); ``backward=True`` adds the backward pass
-    (gradients of the parameters, as in a training step).
+    ``model``: a module, a spec (a zoo name with ``knobs``, ``file.py:callable`` with its keyword arguments in
+    ``knobs`` ...; see spec.resolve_target) or a resolved Target. Counts on meta tensors by default (a spec
+    is built there): no weights are allocated and no arithmetic is done. A forward that needs real data (it
+    reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice. A module is counted
+    in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
+    ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
     """
-    if not isinstance(model, nn.Module):
-        raise ScaleprofError(f"profile() needs an nn.Module, got {type(model).__name__}")
-    dev = parse_device(device)
-    dt = parse_dtype(dtype) if dtype is not None else None
-    items = as_input_list(inputs)
-    if not items and not kwargs:
-        shape = getattr(model, "default_input", None)
-        if shape is None:
-            raise ScaleprofError("no input given and the model has no default input: pass e.g. 1x3x224x224")
-        items = [tuple(shape)]
+    if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
+        inputs = ()   # keyword inputs only: no default positional input
+    target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
+
+
+def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
+           quiet: bool = False) -> ProfileResult:
+    """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
+    model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
-    labels = [str(x) for x in items if not isinstance(x, torch.Tensor)]
+    labels = [str(s) for s in target.inputs]
     rec: Recorder | None = None
 
     def attempt(device: torch.device) -> Recorder:
-        nonlocal rec, labels
+        nonlocal rec
         params, buffers = _stand_ins(model, device, dt, backward)
-        args, labels = _make_inputs(items, device, dt)
+        args = _make_inputs(target.feeds, device, dt)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
         _run(rec, model, params, buffers, args, kwargs, backward)
@@ -163,7 +165,7 @@ def profile(model: nn.Module, inputs: Any = None, *, kwargs: dict | None = None,
         notices.append(notice)
         if not quiet:
             print(f"scaleprof: notice: {notice}", file=sys.stderr)
-    return _collect(model, rec, name or type(model).__name__, labels, dev, dt, counted_on, notices)
+    return _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
 
 
 def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -> ProfileResult:

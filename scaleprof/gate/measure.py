@@ -13,18 +13,10 @@ DEFAULT_MAX_TIME = 20.0
 
 
 def count(spec, inputs=None, dtype=None, knobs=None):
-    """scaleprof's cost of the model on meta tensors (nothing allocated)."""
-    from torch import nn
+    """scaleprof's cost of the model (a module or a spec) on meta tensors (nothing allocated)."""
+    from ..counting import profile
 
-    if isinstance(spec, nn.Module):
-        from ..counting import profile
-        from ..spec import resolve_inputs
-
-        return profile(spec, resolve_inputs(spec, spec, inputs, knobs=knobs), device="meta", dtype=dtype,
-                       name=type(spec).__name__)
-    from ..api import profile_spec
-
-    return profile_spec(spec, inputs=inputs, dtype=dtype, device="meta", knobs=knobs or {})
+    return profile(spec, inputs, device="meta", dtype=dtype, knobs=knobs or None)
 
 
 def _bench_latency(spec, inputs, *, runtime, device, dtype, max_time, knobs):

@@ -60,7 +60,7 @@ def unit_text(unit: nn.Module) -> bytes:
 def count_units(units: list[tuple[nn.Module, bytes]], input_shape) -> dict | None:
     """Totals (FIELDS) of the chain of units on ``input_shape``, each unit counted once per process and
     input; None if a unit does not count on meta (then the whole model is counted as before)."""
-    from ..spec import parse_input
+    from ..shapes import parse_input
 
     x = parse_input(tuple(input_shape)).make("meta")      # the input profile() makes for the whole model
     inp = (tuple(x.shape), x.stride(), x.dtype)
@@ -82,15 +82,15 @@ def count_units(units: list[tuple[nn.Module, bytes]], input_shape) -> dict | Non
 
 
 def _count_unit(unit: nn.Module, inp) -> tuple[dict, tuple] | None:
-    import scaleprof
+    from ..counting import profile
 
     shape, stride, dtype = inp
     out = []
     # the output's layout feeds the next unit; a hook reads it without running the unit a second time
     hook = unit.register_forward_hook(lambda m, args, y: out.append(y))
     try:
-        res = scaleprof.profile(unit, [torch.empty_strided(shape, stride, dtype=dtype, device="meta")],
-                                device="meta", quiet=True)
+        res = profile(unit, [torch.empty_strided(shape, stride, dtype=dtype, device="meta")],
+                      device="meta", quiet=True)
     except Exception:   # the whole-model count gives the error (or the cpu fallback) as before
         return None
     finally:

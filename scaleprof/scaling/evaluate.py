@@ -36,8 +36,7 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
     """
     import torch
 
-    import scaleprof
-
+    from ..counting import profile
     from . import blockcount
     from .family import arch_digest, module_text
 
@@ -63,7 +62,7 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
             entry[2] = blockcount.units_of(model)
         totals = None if entry[2] is None else blockcount.count_units(entry[2], shape)
         if totals is None:
-            t = scaleprof.profile(model, [shape], device="meta", quiet=True).totals
+            t = profile(model, [shape], device="meta", quiet=True).totals
             totals = {f: getattr(t, f) for f in blockcount.FIELDS}
         if len(_COUNTS) >= _MAX_COUNTS:
             _COUNTS.clear()
