@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from . import no_dynamo
+
 # In-place fills that weight initialisation uses; none changes a tensor's shape.
 _TENSOR_OPS = frozenset(getattr(torch.Tensor, n) for n in (
     "normal_", "uniform_", "zero_", "fill_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "copy_",
@@ -40,7 +42,11 @@ class SkipInitOnMeta(TorchFunctionMode):
 
 
 def skip_init(device) -> contextlib.AbstractContextManager:
-    """SkipInitOnMeta when ``device`` is meta, else a context that does nothing."""
+    """SkipInitOnMeta when ``device`` is meta, else a context that does nothing. A meta build also runs
+    torch's Python kernels (layer-scale fills …) without importing torch._dynamo (no_dynamo.py)."""
     if device is not None and torch.device(device).type == "meta":
-        return SkipInitOnMeta()
+        stack = contextlib.ExitStack()
+        stack.enter_context(no_dynamo.eager())
+        stack.enter_context(SkipInitOnMeta())
+        return stack
     return contextlib.nullcontext()

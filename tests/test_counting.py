@@ -436,3 +436,47 @@ def test_mv_addmv_and_embedding_backward():
     rb = scaleprof.profile(Emb(), ["4x5:int64"], backward=True)
     # the embedding's gradient sums 4*5 rows of 8 into the table: one add per element
     assert rb.by_kind("backward")["elementwise"]["flops"] == 4 * 5 * 8 and rb.uncounted_ops == {}
+
+
+# --- no torch._dynamo (issue 16) ------------------------------------------------------------------------------
+
+NO_DYNAMO_SCRIPT = """
+import sys
+import torch
+from scaleprof.zoo import build
+from scaleprof.counting import profile
+assert "torch._dynamo" not in sys.modules, "imported before counting"
+for name in ("resnet50", "efficientnet_b0", "vit_b_16", "convnext_tiny", "mobilenet_v3_large", "googlenet"):
+    model = build(name, device="meta")
+    assert profile(model, quiet=True).totals.macs > 0
+    assert profile(model.train(), backward=True, quiet=True).totals.macs > 0
+print("dynamo" if "torch._dynamo" in sys.modules else "clean")
+"""
+
+
+def test_counting_never_imports_dynamo():
+    """torch's Python kernels on meta (add, batch norm, rsqrt …) sit behind a wrapper that imports
+    torch._dynamo on first use (~1.3 s); building and counting the zoo in a fresh process must not."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", NO_DYNAMO_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "clean"
+
+
+def test_no_dynamo_leaves_torch_as_found():
+    """The wrappers' cache is only borrowed while counting: afterwards none of torch's guarded functions
+    keeps the eager stand-in, so a later torch.compile builds the real one."""
+    from scaleprof import no_dynamo
+
+    guarded = no_dynamo.guarded()
+    assert guarded  # batch norm's and add's refs at least
+    before = [vars(fn).get("__dynamo_disable") for fn in guarded]
+    scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), ["1x3x8x8"])
+    assert [vars(fn).get("__dynamo_disable") for fn in guarded] == before

@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import kinds as K
+from .. import no_dynamo
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
 from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
 from .meta_shapes import shortcut
@@ -122,7 +123,7 @@ class Recorder:
         pre = nn.modules.module.register_module_forward_pre_hook(self._pre_hook)
         post = nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True)
         try:
-            with _Regions(self), _Counting(self):
+            with no_dynamo.eager(), _Regions(self), _Counting(self):
                 yield self
         finally:
             pre.remove()
@@ -374,6 +375,13 @@ def _decomposable(func) -> bool:
 
 
 class _Counting(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in its dynamo-disabling decorator unless the mode opts out,
+        # and that decorator imports torch._dynamo (~1.3 s) on the first op. Counting never runs under
+        # torch.compile, so there is nothing for the wrapper to guard.
+        return False
+
     def __init__(self, rec: Recorder):
         super().__init__()
         self.rec = rec
