@@ -480,3 +480,44 @@ def test_no_dynamo_leaves_torch_as_found():
     before = [vars(fn).get("__dynamo_disable") for fn in guarded]
     scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), ["1x3x8x8"])
     assert [vars(fn).get("__dynamo_disable") for fn in guarded] == before
+
+
+# --- the registry's names -----------------------------------------------------------------------------------------
+
+def _torch_ops() -> set[str]:
+    return {n.split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names()}
+
+
+def test_every_registered_and_free_name_is_an_op():
+    """Each key names an op of this torch (its in-place form counts), or one of an optional library that is
+    not loaded (torchvision's deformable conv)."""
+    from scaleprof.counting import formulas
+    from scaleprof.counting.elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
+    from scaleprof.counting.meta_shapes import _UNARY
+
+    ops = _torch_ops()
+    loaded = {n.split("::", 1)[0] for n in ops}
+    names = set(formulas.registered_ops()) | VIEW_OPS | MOVEMENT_OPS | CREATION_OPS | _UNARY
+    missing = sorted(n for n in names if n not in ops and f"{n}_" not in ops
+                     and not (n.split("::", 1)[0] in formulas.OPTIONAL_NAMESPACES and n.split("::", 1)[0] not in loaded))
+    assert missing == []
+    assert {"aten::relu_backward", "aten::_to_copy_noop", "aten::tensor"}.isdisjoint(names)
+    # the free lists and the registry never both claim an op
+    assert set(formulas.registered_ops()).isdisjoint(VIEW_OPS | MOVEMENT_OPS | CREATION_OPS)
+
+
+def test_register_refuses_duplicates_and_non_ops():
+    from scaleprof.counting import formulas
+
+    def f(args, kwargs, out):
+        return formulas.Cost()
+
+    with pytest.raises(ValueError, match="twice"):
+        formulas.register("mm")(f)
+    with pytest.raises(ValueError, match="no op"):
+        formulas.register("relu_backward")(f)  # relu's backward is threshold_backward
+    with pytest.raises(ValueError, match="no op"):
+        formulas.register("scaleprof::deform_conv3d")(f)
+    assert formulas.is_op("aten::relu") and formulas.is_op("aten::bernoulli")  # in-place forms count
+    assert "aten::relu_backward" not in formulas.registered_ops()
+    assert formulas.lookup(torch.ops.aten.mm.default) is formulas.mm_cost  # nothing was replaced

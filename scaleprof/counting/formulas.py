@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .. import layers  # noqa: F401  (defines the scaleprof:: ops the deformable-conv formulas are for)
 from . import kinds as K
 from .elementwise import (
     ACTIVATION_COST,
@@ -52,12 +53,51 @@ def op_key(func) -> str:
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
 
 
+# Namespaces of libraries that may be absent: a formula for their ops is kept for when they load.
+OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn"})
+
+
+@functools.cache
+def _op_names() -> frozenset[str]:
+    """Every op the dispatcher knows now, without overload (``aten::add``), in-place ones included."""
+    return frozenset(n.split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names())
+
+
+def _namespace_loaded(namespace: str) -> bool:
+    return any(n.startswith(f"{namespace}::") for n in _op_names())
+
+
+def is_op(key: str) -> bool:
+    """Whether a registry key (``aten::relu``, the in-place ``relu_`` shares it) names an op torch has,
+    or one of an optional library that is not loaded."""
+    ops = _op_names()
+    if key in ops or f"{key}_" in ops:
+        return True
+    namespace = key.split("::", 1)[0]
+    if namespace in OPTIONAL_NAMESPACES and not _namespace_loaded(namespace):
+        return True
+    _op_names.cache_clear()  # a library may have defined ops since the set was read
+    ops = _op_names()
+    return key in ops or f"{key}_" in ops
+
+
+def op_name(name: str) -> str:
+    """The registry key for a name as formulas and the free-op lists write it (``mm``: ``aten::mm``)."""
+    return name if "::" in name else f"aten::{name}"
+
+
 def register(*names: str):
-    """Register one formula for several ops (``aten::mm``); in-place variants share the key."""
+    """Register one formula for several ops (``aten::mm``); in-place variants share the key. A name that is
+    no op, or one already registered, is refused (a misspelt key would silently count nothing)."""
 
     def deco(fn: Formula) -> Formula:
         for n in names:
-            _REGISTRY[n if "::" in n else f"aten::{n}"] = fn
+            key = op_name(n)
+            if key in _REGISTRY:
+                raise ValueError(f"a formula for {key} is registered twice")
+            if not is_op(key):
+                raise ValueError(f"{key} is no op torch knows: no formula can be registered for it")
+            _REGISTRY[key] = fn
         return fn
 
     return deco
@@ -479,10 +519,17 @@ def _per_input(cost: float, kind: str):
     return formula
 
 
+# The backward op of an activation where torch has one of its own: relu's is threshold_backward, relu6's
+# hardtanh_backward, celu's and selu's elu_backward, prelu's _prelu_kernel_backward; sgn has none.
+_SHARED_BACKWARD = frozenset({"relu", "relu6", "celu", "selu", "prelu", "sgn"})
+_BACKWARD_NAME = {"log_sigmoid_forward": "log_sigmoid_backward"}
+
 for _name, _c in ACTIVATION_COST.items():
     register(_name)(_per_output(_c, K.ACTIVATION))
-    # The backward of an activation: its forward's work plus the chain-rule multiply.
-    register(f"{_name}_backward")(_per_output(1 if _name in ("relu", "threshold") else _c + 1, K.ACTIVATION))
+    if _name not in _SHARED_BACKWARD:
+        # The backward of an activation: its forward's work plus the chain-rule multiply.
+        register(_BACKWARD_NAME.get(_name, f"{_name}_backward"))(
+            _per_output(1 if _name == "threshold" else _c + 1, K.ACTIVATION))
 for _name, _c in ELEMENTWISE_COST.items():
     register(_name)(_per_output(_c, K.ELEMENTWISE))
 for _name, _c in REDUCTION_COST.items():

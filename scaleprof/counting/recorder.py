@@ -130,6 +130,26 @@ class Recorder:
             post.remove()
             self.pending.clear()
 
+    @contextlib.contextmanager
+    def backward(self):
+        """The backward pass of what was recorded so far: its ops are recorded as backward ops, each
+        attributed through the autograd node running it to the forward op it differentiates."""
+        self.resolve_pending()
+        self.phase = BACKWARD
+        try:
+            yield self
+        finally:
+            self.phase = FORWARD
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Ops run here (the backward's seed gradients) are not the model's and are not recorded."""
+        active, self.active = self.active, False
+        try:
+            yield self
+        finally:
+            self.active = active
+
     # --- tagging for backward attribution ------------------------------------------------------------
 
     def resolve_pending(self) -> None:
