@@ -521,3 +521,25 @@ def test_register_refuses_duplicates_and_non_ops():
     assert formulas.is_op("aten::relu") and formulas.is_op("aten::bernoulli")  # in-place forms count
     assert "aten::relu_backward" not in formulas.registered_ops()
     assert formulas.lookup(torch.ops.aten.mm.default) is formulas.mm_cost  # nothing was replaced
+
+
+# --- layer kinds of modules and op names (counting/kinds.py) ------------------------------------------------------
+
+def test_module_kinds_and_op_classes():
+    from scaleprof.counting import kinds as K
+
+    assert K.module_kind(nn.Conv2d(8, 8, 3, groups=8)) == "conv.depthwise"
+    assert K.module_kind(nn.Conv2d(8, 16, 1)) == "conv.pointwise"
+    assert K.module_kind(nn.Conv2d(8, 16, 3, dilation=2)) == "conv.dilated"
+    assert K.module_kind(nn.ConvTranspose2d(8, 4, 2)) == "conv.transposed"
+    assert K.module_kind(nn.Linear(4, 4)) == "linear"
+    assert K.module_kind(nn.MultiheadAttention(8, 2)) == "attention"
+    assert K.module_kind(nn.BatchNorm2d(4)) == K.module_kind(nn.LayerNorm(4)) == "norm"
+    assert K.module_kind(nn.AdaptiveAvgPool2d(1)) == "pooling"
+    assert K.module_kind(nn.Sequential()) is None
+    # element-wise ops take a norm/activation/pooling layer's kind, never MultiheadAttention's
+    assert K.module_hint(nn.GELU()) == "activation" and K.module_hint(nn.MultiheadAttention(8, 2)) is None
+    assert K.module_hint(nn.Linear(4, 4)) is None
+    assert [K.op_class(n) for n in ("aten::conv2d", "aten::addmm", "aten::bmm", "aten::native_layer_norm",
+                                    "aten::hardswish_", "aten::mean", "aten::add", "aten::view")] == \
+        ["conv", "linear", "matmul", "norm", "activation", "pooling", "elementwise", "other"]

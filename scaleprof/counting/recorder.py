@@ -25,8 +25,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import kinds as K
 from .. import no_dynamo
+from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
 from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
 from .meta_shapes import shortcut
@@ -175,8 +175,7 @@ class Recorder:
     def module_hint(self) -> str | None:
         """The kind a torch.nn layer stands for, for element-wise ops it runs (AdaptiveAvgPool2d(1) runs
         as a mean; some norms decompose on some devices)."""
-        mod = self.stack[-1][1]
-        return _MODULE_HINTS.get(type(mod).__module__) if not isinstance(mod, nn.MultiheadAttention) else None
+        return K.module_hint(self.stack[-1][1])
 
     def product_kind(self, args) -> str:
         """mm/bmm and friends: linear inside F.linear or when a parameter is an operand (MHA's projections
@@ -350,14 +349,6 @@ def _mha_function_cost(args, kwargs, out) -> list[Cost]:
                     out_bias=a.get("out_proj_bias") is not None, masked=masked,
                     need_weights=bool(a.get("need_weights", True)))
 
-
-_MODULE_HINTS = {
-    "torch.nn.modules.pooling": K.POOLING,
-    "torch.nn.modules.batchnorm": K.NORM,
-    "torch.nn.modules.normalization": K.NORM,
-    "torch.nn.modules.instancenorm": K.NORM,
-    "torch.nn.modules.activation": K.ACTIVATION,
-}
 
 _WHOLE_FUNCTIONS = {
     F.scaled_dot_product_attention: _sdpa_function_cost,
