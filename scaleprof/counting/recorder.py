@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .. import no_dynamo
 from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
-from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
+from .formulas import Args, Cost, arguments, lookup, mha_cost, op_key, sdpa_cost
 from .meta_shapes import shortcut
 from .result import Layer
 
@@ -213,16 +213,16 @@ class Recorder:
                 self.uncounted[key] += 1
                 return
         else:
-            costs = self._apply(key, formula, args, kwargs, out)
+            costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is None:
                 return
         read = 0 if key in CREATION_OPS else None
         self.record(key, costs, args, kwargs, out, read_bytes=read)
 
-    def _apply(self, key, formula, args, kwargs, out) -> list[Cost] | None:
+    def _apply(self, key, formula, func, args, kwargs, out) -> list[Cost] | None:
         """A formula that cannot read an op's arguments lists the op as uncounted, never crashes the run."""
         try:
-            costs = formula(args, kwargs, out)
+            costs = formula(arguments(func, args, kwargs), out)
         except Exception as exc:
             self.uncounted[key] += 1
             self.formula_errors.setdefault(key, f"{type(exc).__name__}: {exc}")
@@ -313,7 +313,7 @@ class Recorder:
             self.regions.pop()
         if not self.suppress and self.active:
             key = _function_key(func)
-            costs = self._apply(key, formula, args, kwargs, out)
+            costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is not None:
                 self.record(key, costs, args, kwargs, out)
         return out
@@ -323,35 +323,23 @@ def _function_key(func) -> str:
     return f"F.{getattr(func, '__name__', str(func))}"
 
 
-def _sdpa_function_cost(args, kwargs, out) -> Cost:
-    q, k, v = args[0], kwargs.get("key", args[1] if len(args) > 1 else None), \
-        kwargs.get("value", args[2] if len(args) > 2 else None)
-    mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
-    causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
-    return attention_cost(q.shape, k.shape, v.shape, masked=mask is not None or bool(causal))
-
-
-def _mha_function_cost(args, kwargs, out) -> list[Cost]:
-    names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
-             "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias")
-    a = dict(zip(names, args, strict=False)) | kwargs
+def _mha_function_cost(a: Args, out) -> list[Cost]:
     q, k = a["query"], a["key"]
     E, H = int(a["embed_dim_to_check"]), int(a["num_heads"])
     batched = q.dim() == 3
     L, B = (int(q.shape[0]), int(q.shape[1])) if batched else (int(q.shape[0]), 1)
-    S = int(k.shape[0]) + (1 if a.get("bias_k") is not None else 0) + (1 if a.get("add_zero_attn") else 0)
-    if a.get("use_separate_proj_weight"):
+    S = int(k.shape[0]) + (1 if a["bias_k"] is not None else 0) + (1 if a["add_zero_attn"] else 0)
+    if a["use_separate_proj_weight"]:
         kdim, vdim = int(a["k_proj_weight"].shape[1]), int(a["v_proj_weight"].shape[1])
     else:
         kdim = vdim = E
-    masked = a.get("attn_mask") is not None or a.get("key_padding_mask") is not None or bool(a.get("is_causal"))
-    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=kdim, vdim=vdim, in_bias=a.get("in_proj_bias") is not None,
-                    out_bias=a.get("out_proj_bias") is not None, masked=masked,
-                    need_weights=bool(a.get("need_weights", True)))
+    masked = a["attn_mask"] is not None or a["key_padding_mask"] is not None or bool(a["is_causal"])
+    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=kdim, vdim=vdim, in_bias=a["in_proj_bias"] is not None,
+                    out_bias=a["out_proj_bias"] is not None, masked=masked, need_weights=bool(a["need_weights"]))
 
 
 _WHOLE_FUNCTIONS = {
-    F.scaled_dot_product_attention: _sdpa_function_cost,
+    F.scaled_dot_product_attention: sdpa_cost,  # named by aten::scaled_dot_product_attention's schema
     F.multi_head_attention_forward: _mha_function_cost,
 }
 _LINEAR_FUNCTIONS = {F.linear}
