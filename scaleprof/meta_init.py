@@ -28,7 +28,21 @@ _INIT_FUNCTIONS = frozenset(getattr(nn.init, n) for n in dir(nn.init)
 
 
 class SkipInitOnMeta(TorchFunctionMode):
-    """While a model is built: in-place initialisation of a meta tensor returns the tensor untouched."""
+    """While a model is built: in-place initialisation of a meta tensor returns the tensor untouched, and
+    torch's Python kernels that a meta build runs (layer-scale fills …) run without importing torch._dynamo
+    (no_dynamo.py)."""
+
+    def __enter__(self):
+        self._eager = getattr(self, "_eager", [])
+        self._eager.append(no_dynamo.eager())
+        self._eager[-1].__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self._eager.pop().__exit__(None, None, None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -42,11 +56,7 @@ class SkipInitOnMeta(TorchFunctionMode):
 
 
 def skip_init(device) -> contextlib.AbstractContextManager:
-    """SkipInitOnMeta when ``device`` is meta, else a context that does nothing. A meta build also runs
-    torch's Python kernels (layer-scale fills …) without importing torch._dynamo (no_dynamo.py)."""
+    """SkipInitOnMeta when ``device`` is meta, else a context that does nothing."""
     if device is not None and torch.device(device).type == "meta":
-        stack = contextlib.ExitStack()
-        stack.enter_context(no_dynamo.eager())
-        stack.enter_context(SkipInitOnMeta())
-        return stack
+        return SkipInitOnMeta()
     return contextlib.nullcontext()

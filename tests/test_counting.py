@@ -543,3 +543,42 @@ def test_module_kinds_and_op_classes():
     assert [K.op_class(n) for n in ("aten::conv2d", "aten::addmm", "aten::bmm", "aten::native_layer_norm",
                                     "aten::hardswish_", "aten::mean", "aten::add", "aten::view")] == \
         ["conv", "linear", "matmul", "norm", "activation", "pooling", "elementwise", "other"]
+
+
+# --- arguments by schema name (formulas.arguments) --------------------------------------------------------------
+
+def test_arguments_are_named_by_the_ops_schema():
+    from scaleprof.counting import arguments
+
+    aten = torch.ops.aten
+    x = torch.empty(2, 4, 3, 3, device="meta")
+    a = arguments(aten.avg_pool2d.default, (x, [2, 2]), {})
+    assert a.first is x and a["kernel_size"] == [2, 2]
+    assert a["stride"] == [] and a["padding"] == [0, 0] and a["divisor_override"] is None  # schema defaults
+    c = arguments(aten.clamp.default, (x,), {"max": 1.0})
+    assert c["min"] is None and c["max"] == 1.0
+    # the same packet, two schemas: training is the 6th argument with running stats, the 4th without
+    w = torch.empty(4, device="meta")
+    assert arguments(aten._native_batch_norm_legit.default, (x, w, w, w, w, False, 0.1, 1e-5), {})["training"] \
+        is False
+    assert arguments(aten._native_batch_norm_legit.no_stats, (x, w, w, True, 0.1, 1e-5), {})["training"] is True
+
+
+def test_formulas_read_names_not_positions():
+    from scaleprof.counting import arguments, formulas
+
+    aten = torch.ops.aten
+    x, w = torch.empty(2, 4, 3, 3, device="meta"), torch.empty(4, device="meta")
+    # batch norm without running stats, in eval: the folded scale and shift, 2 FLOPs * 72 elements
+    cost = formulas.batch_norm_cost(arguments(aten._native_batch_norm_legit.no_stats, (x, w, w, False, 0.1, 1e-5),
+                                              {}), None)
+    assert cost.flops == 2 * 72
+    # cudnn attention: (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal); the 5th
+    # argument is compute_log_sumexp, not the causal flag. B*H = 2, L = S = 4, E = 8: 32 scores,
+    # 32 * 16 = 512 MACs; FLOPs 2 * 512 + Q's scaling 2 * 4 * 8 + softmax 5 * 32 (+ 32 mask adds if causal)
+    q = torch.empty(1, 2, 4, 8, device="meta")
+    op = aten._scaled_dot_product_cudnn_attention.default
+    plain = formulas.sdpa_cost(arguments(op, (q, q, q, None, True), {}), None)
+    assert (plain.macs, plain.flops) == (512, 1024 + 64 + 160)
+    causal = formulas.sdpa_cost(arguments(op, (q, q, q, None, False, 0.0, True), {}), None)
+    assert causal.flops == 1024 + 64 + 160 + 32
