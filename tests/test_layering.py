@@ -10,7 +10,7 @@ from pathlib import Path
 import scaleprof
 
 ROOT = Path(scaleprof.__file__).parent
-BASE = {"errors", "spec", "meta_init", "runlog", "__version__"}   # leaf modules any layer may use
+BASE = {"errors", "spec", "meta_init", "no_dynamo", "runlog", "__version__"}   # leaf modules any layer may use
 ALLOWED = {
     "layers": {"errors"},
     "zoo": BASE | {"layers"},
