@@ -429,7 +429,7 @@ def _cmd_calibrate(args) -> int:
                        batch=args.batch, max_time=args.max_time if args.max_time is not None
                        else (90.0 if args.quick else 300.0), out=args.out, models=models,
                        redraws=() if args.quick else DEFAULT_REDRAWS, restart=args.restart,
-                       progress=not args.quiet)
+                       clock=args.clock, progress=not args.quiet)
     if args.json:
         _emit_json(result.to_dict())
     else:
@@ -456,6 +456,9 @@ def _build_calibrate(sub) -> None:
     p.add_argument("--out", default=None, metavar="FILE",
                    help="predictor file (default: $XDG_CACHE_HOME/scaleprof/predictors/<fingerprint>-<target>.json)")
     p.add_argument("--restart", action="store_true", help="discard an interrupted calibration's journal")
+    p.add_argument("--clock", choices=["auto", "wall", "thread"], default="auto",
+                   help="what times a block: thread CPU time (auto with --threads 1 on cpu: immune to other "
+                        "processes), else the wall clock")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _add_common(p)
     p.set_defaults(func=_cmd_calibrate)

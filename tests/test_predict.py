@@ -193,6 +193,7 @@ def test_default_location_and_the_roofline_alone(tmp_path, monkeypatch):
     (["predict", "resnet18", "--device", "tpu"], "unknown device"),
     (["calibrate", "--runtime", "compile", "--out", "{tmp}/x.json"], "eager only"),
     (["calibrate", "--max-time", "0", "--out", "{tmp}/x.json"], "--max-time"),
+    (["calibrate", "--clock", "thread", "--threads", "2", "--out", "{tmp}/x.json"], "--threads 1"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, calibrated, argv, words):
     (tmp_path / "garbage.json").write_text("{not json")
@@ -231,3 +232,13 @@ def test_harvest_keys_ops_as_the_device_runs_them():
     a = harvest(model, [(1, 3, 224, 224)])
     b = harvest(model, [(1, 3, 224, 224)])
     assert [e.sig for e in a.events] == [e.sig for e in b.events]
+
+
+def test_the_clock_follows_the_target():
+    from scaleprof.predict.calibrate import resolve_clock
+
+    assert resolve_clock("auto", make_target(threads=1)) == "thread"   # one thread: its CPU time
+    assert resolve_clock("auto", make_target(threads=2)) == "wall"
+    assert resolve_clock("wall", make_target(threads=1)) == "wall"
+    with pytest.raises(ScaleprofError, match="unknown clock"):
+        resolve_clock("sundial", make_target(threads=1))

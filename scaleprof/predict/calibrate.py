@@ -92,20 +92,48 @@ def _say(progress: bool, msg: str) -> None:
         print(f"calibrate: {msg}", file=sys.stderr, flush=True)
 
 
-def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S) -> Timer:
-    """The real timer: bench's adaptive measure, under inference mode and the target's threads."""
+CLOCKS = ("auto", "wall", "thread")
+
+
+def resolve_clock(clock: str, target: Target) -> str:
+    """``auto``: the calling thread's CPU time for one thread on CPU, else the wall clock.
+
+    With one intra-op thread every kernel runs on the calling thread, so its CPU time is the latency the
+    op would have on a quiet machine: other processes taking the cores (a shared CI runner, a developer
+    box) slow the wall clock, not this one. With more threads, or on CUDA, only the wall clock (or CUDA
+    events) sees the work."""
+    from ..errors import ScaleprofError
+
+    if clock not in CLOCKS:
+        raise ScaleprofError(f"unknown clock {clock!r}: use {', '.join(CLOCKS)}")
+    if clock == "thread" and (target.device != "cpu" or target.threads != 1):
+        raise ScaleprofError("--clock thread measures one CPU thread: it needs --device cpu --threads 1")
+    if clock == "auto":
+        return "thread" if target.device == "cpu" and target.threads == 1 else "wall"
+    return clock
+
+
+def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
+                    clock: str = "auto") -> Timer:
+    """The real timer: bench's adaptive measure, under inference mode and the target's threads; blocks
+    timed by the clock ``resolve_clock`` picks (the run's time limit is always the wall clock)."""
+    import time as _time
+
     import torch
 
     from ..bench.runner import torch_threads
-    from ..bench.timer import TimerConfig, block_timer_for, measure
+    from ..bench.timer import CpuBlockTimer, TimerConfig, block_timer_for, measure
+
+    use = resolve_clock(clock, target)
 
     def timer(what, make) -> float:
         is_model = isinstance(what, ModelRun)
         cfg = TimerConfig(max_time=model_time if is_model else op_time, min_time=0.05 if not is_model else 0.5,
                           target_ci=0.02, min_samples=8, warmup_window=3)
+        bt = CpuBlockTimer(_time.thread_time) if use == "thread" else block_timer_for(target.device)
         with torch_threads(target.threads), torch.inference_mode():
             fn = make()
-            return float(measure(fn, cfg, block_timer=block_timer_for(target.device)).summary.median)
+            return float(measure(fn, cfg, block_timer=bt, clock=_time.perf_counter).summary.median)
 
     return timer
 
@@ -191,11 +219,11 @@ def _sample(e: OpEvent, ms: float | None) -> dict:
 
 def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = 300.0,
               out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, restart: bool = False,
-              progress: bool = True, timer: Timer | None = None, peaks: tuple[float, float] | None = None,
-              environment: dict | None = None) -> CalibrationResult:
+              progress: bool = True, clock: str = "auto", timer: Timer | None = None,
+              peaks: tuple[float, float] | None = None, environment: dict | None = None) -> CalibrationResult:
     """Measure this machine for one target and write its predictor file (see the module docstring).
 
-    ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
+    ``clock``: auto | wall | thread (``resolve_clock``). ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
     ``environment`` the fingerprint (both for tests)."""
     t0 = time.perf_counter()
     if max_time <= 0:
@@ -207,19 +235,20 @@ def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batc
     journal_path = out_path.with_name(out_path.name + ".journal.jsonl")
     if restart and journal_path.exists():
         journal_path.unlink()
+    used_clock = resolve_clock(clock, target) if timer is None else "fake"
     config = {"target": target.to_dict(), "fingerprint": env.get("fingerprint"), "models": list(models),
-              "redraws": list(redraws)}
+              "redraws": list(redraws), "clock": used_clock}
     log = RunLog(journal_path, config, resume=journal_path.exists(), tool="scaleprof calibrate",
                  run="calibration")
     try:
         return _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress,
-                          timer or measuring_timer(target), peaks, journal_path)
+                          timer or measuring_timer(target, clock=clock), peaks, journal_path, used_clock)
     finally:
         log.close()
 
 
 def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress, timer, peaks,
-               journal_path) -> CalibrationResult:
+               journal_path, clock) -> CalibrationResult:
     records = log.records
     resumed = len(records)
     if resumed:
@@ -273,7 +302,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     rows = _fit_overhead(pred, base, measured_models)
     failed = sum(1 for s in pred.samples if s.get("ms") is None)
     pred.calibration = {"models": [r.label for r in base], "redraws": [r.label for r in extra],
-                        "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped,
+                        "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped, "clock": clock,
                         "samples": len(pred.samples) - failed, "failed": failed}
     pred.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = pred.save(out_path)

@@ -97,17 +97,23 @@ class GroupFit:
         """log(measured/base) at each query, from the k nearest samples (inverse-distance weights)."""
         if not self.points:
             return np.zeros(len(feats))
-        q = (log_features(feats) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
+        # a forward repeats its configurations (a stage's blocks): each distinct one is looked up once
+        uniq, inverse = np.unique(feats, axis=0, return_inverse=True)
+        q = (log_features(uniq) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
         P = np.asarray(self.points)
-        d = np.sqrt(((q[:, None, :] - P[None, :, :]) ** 2).sum(axis=2))
+        d2 = (q * q).sum(axis=1)[:, None] + (P * P).sum(axis=1)[None, :] - 2.0 * q @ P.T
+        d = np.sqrt(np.maximum(d2, 0.0))
         k = min(K_NEIGHBOURS, len(P))
-        idx = np.argsort(d, axis=1)[:, :k]
+        idx = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(P) else np.argsort(d, axis=1)
         dk = np.take_along_axis(d, idx, axis=1)
+        order = np.argsort(dk, axis=1)
+        idx, dk = np.take_along_axis(idx, order, axis=1), np.take_along_axis(dk, order, axis=1)
+        dk[dk < 1e-6] = 0.0         # rounding of the expansion: an exact match is distance 0
         w = 1.0 / (dk + 1e-9)
         r = np.asarray(self.log_ratio)[idx]
         # far from every sample the correction fades to the base: exp(-d) of the nearest, in std units
         fade = np.exp(-dk[:, 0])
-        return (w * r).sum(axis=1) / w.sum(axis=1) * fade
+        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse.reshape(-1)]
 
 
 def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray) -> GroupFit:
