@@ -102,8 +102,6 @@ def resolve_clock(clock: str, target: Target) -> str:
     op would have on a quiet machine: other processes taking the cores (a shared CI runner, a developer
     box) slow the wall clock, not this one. With more threads, or on CUDA, only the wall clock (or CUDA
     events) sees the work."""
-    from ..errors import ScaleprofError
-
     if clock not in CLOCKS:
         raise ScaleprofError(f"unknown clock {clock!r}: use {', '.join(CLOCKS)}")
     if clock == "thread" and (target.device != "cpu" or target.threads != 1):
@@ -168,13 +166,13 @@ def harvest_model(name: str, knobs: dict, target: Target) -> ModelRun:
     return ModelRun(name, dict(knobs), specs, harvest(model, specs, name=name, dtype=parse_dtype(target.dtype)))
 
 
-def _redraw_knobs(name: str, redraw: dict) -> dict | None:
-    from .. import zoo
+def _redraw_knobs(name: str, redraw: dict) -> dict:
+    from ..spec import default_inputs
 
     knobs = {}
     for k, f in redraw.items():
         if k == "resolution":
-            side = zoo.default_input(name)[-1]
+            side = default_inputs(name)[0].shape[-1]
             knobs[k] = max(32, int(round(side * f / 16)) * 16)
         else:
             knobs[k] = f

@@ -82,8 +82,10 @@ class GroupFit:
     log_ratio: list[float] = field(default_factory=list)        # log(measured / base) per sample
 
     def to_dict(self) -> dict:
+        # residual-space coordinates to 5 decimals (1e-5 of a standard deviation): a third of the file
         return {"coef": self.coef, "n": self.n, "feat_mean": self.feat_mean, "feat_scale": self.feat_scale,
-                "points": self.points, "log_ratio": self.log_ratio}
+                "points": np.round(np.asarray(self.points, dtype=float), 5).tolist(),
+                "log_ratio": np.round(np.asarray(self.log_ratio, dtype=float), 6).tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> GroupFit:

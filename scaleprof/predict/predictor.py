@@ -18,6 +18,7 @@ The default location is the one calibrated for this environment and target:
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from ..bench.env import differences, environment
 from ..bench.runner import torch_threads
 from ..errors import ScaleprofError
-from ..report.files import atomic_write_json, read_json
+from ..report.files import atomic_write_text, read_json
 from . import model as M
 
 FORMAT, VERSION = "scaleprof-predictor", 1
@@ -87,6 +88,9 @@ def cache_dir() -> Path:
 def default_path(target: Target, env: dict | None = None) -> Path:
     env = env if env is not None else current_environment(target)
     return cache_dir() / f"{env['fingerprint']}-{target.label()}.json"
+
+
+_LOADED: dict[tuple, Predictor] = {}
 
 
 @dataclass
@@ -175,13 +179,27 @@ class Predictor:
             raise ScaleprofError(f"{where} is corrupt ({type(exc).__name__}: {exc}); recalibrate") from None
 
     def save(self, path) -> Path:
-        p = atomic_write_json(path, self.to_dict())
-        self.path = str(p)
-        return p
+        """Written atomically, compact (the samples and residual points are most of it; one line each would
+        triple the file and its read time)."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path) -> Predictor:
-        return cls.from_dict(read_json(path, "predictor"), path=str(path))
+        """The predictor in ``path``; read once per process while the file is unchanged (a scaling search
+        predicts hundreds of candidates with one predictor)."""
+        p = Path(path)
+        try:
+            st = p.stat()
+            key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key is not None and key in _LOADED:
+            return _LOADED[key]
+        pred = cls.from_dict(read_json(path, "predictor"), path=str(path))
+        if key is not None:
+            _LOADED.clear()
+            _LOADED[key] = pred
+        return pred
 
     # --- where it may be used -------------------------------------------------------------------------
 
