@@ -242,3 +242,13 @@ def test_the_clock_follows_the_target():
     assert resolve_clock("wall", make_target(threads=1)) == "wall"
     with pytest.raises(ScaleprofError, match="unknown clock"):
         resolve_clock("sundial", make_target(threads=1))
+
+
+def test_the_package_api(calibrated):
+    import scaleprof
+
+    out, _, _ = calibrated
+    r = scaleprof.predict("resnet18", threads=1, predictor=out)      # the package is callable as predict()
+    assert r.predicted_ms == predict("resnet18", threads=1, predictor=out).predicted_ms
+    assert scaleprof.calibrate is calibrate
+    assert scaleprof.predict.Predictor is Predictor

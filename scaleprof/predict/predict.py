@@ -41,7 +41,7 @@ class PredictionResult:
     layers: list[PredictedLayer]
     predictor: dict
     macs: int
-    count_ms: float
+    elapsed_ms: float
     notices: list[str] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, dict]:
@@ -69,7 +69,7 @@ class PredictionResult:
     def to_dict(self) -> dict:
         return {"model": self.model, "inputs": self.inputs, "predicted_ms": self.predicted_ms,
                 "macs": self.macs, "by_kind": self.by_kind(), "layers": [r.to_dict() for r in self.layers],
-                "predictor": self.predictor, "count_ms": self.count_ms, "notices": list(self.notices)}
+                "predictor": self.predictor, "elapsed_ms": self.elapsed_ms, "notices": list(self.notices)}
 
 
 def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cpu", runtime="eager",
@@ -90,7 +90,7 @@ def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cp
              for s in resolve_inputs(model_or_spec, model, inputs, knobs)]
     h = harvest(model, specs, name=spec_label(model_or_spec), dtype=dt)
     result = predict_harvest(pred, h, [str(s) for s in specs], notices)
-    result.count_ms = (time.perf_counter() - t0) * 1000.0
+    result.elapsed_ms = (time.perf_counter() - t0) * 1000.0
     return result
 
 
@@ -114,4 +114,4 @@ def predict_harvest(pred: Predictor, h, inputs: list[str], notices: list[str]) -
             "dtype": pred.target.dtype, "threads": pred.target.threads, "path": pred.path,
             "calibrated": pred.calibrated}
     return PredictionResult(model=h.profile.model, inputs=inputs, predicted_ms=total, layers=layers, predictor=info,
-                            macs=h.profile.totals.macs, count_ms=0.0, notices=list(notices))
+                            macs=h.profile.totals.macs, elapsed_ms=0.0, notices=list(notices))
