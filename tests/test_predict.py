@@ -252,3 +252,24 @@ def test_the_package_api(calibrated):
     assert r.predicted_ms == predict("resnet18", threads=1, predictor=out).predicted_ms
     assert scaleprof.calibrate is calibrate
     assert scaleprof.predict.Predictor is Predictor
+
+
+def test_redraws_far_from_the_samples_come_first(calibrated):
+    from scaleprof.predict.calibrate import _work_list
+
+    out, _, _ = calibrated
+    pred = Predictor.load(out)
+    target = make_target(threads=1)
+    seen = harvest_model("resnet18", {}, target)
+    assert np.all(pred.novelty(seen.harvest.events) == 0.0)          # every configuration was measured
+    new = harvest_model("resnet18", {"resolution": 128}, target)
+    nov = pred.novelty(new.harvest.events)
+    assert np.all((nov >= 0) & (nov < 1)) and nov.max() > 0.3
+    todo = _work_list([new], pred, {s["key"] for s in pred.samples})
+    assert todo and all(f"{e.kind}|{e.sig}" not in {s["key"] for s in pred.samples} for e in todo)
+    weight: dict[str, float] = {}      # expected error: time (with the per-op overhead) × novelty, summed over calls
+    per_call = nov * (pred.events_ms(new.harvest.events) + pred.overhead.per_op_ms)
+    for e, w in zip(new.harvest.events, per_call, strict=True):
+        weight[f"{e.kind}|{e.sig}"] = weight.get(f"{e.kind}|{e.sig}", 0.0) + w
+    assert [weight[f"{e.kind}|{e.sig}"] for e in todo[:5]] == sorted(
+        (weight[f"{e.kind}|{e.sig}"] for e in todo[:5]), reverse=True)

@@ -195,13 +195,16 @@ def _key(e: OpEvent) -> str:
     return f"{e.kind}|{e.sig}"
 
 
-def _work_list(runs: list[ModelRun], seeded: Predictor, done: set[str]) -> list[OpEvent]:
-    """Distinct op configurations not yet measured, heaviest first (seeded estimate × calls)."""
+def _work_list(runs: list[ModelRun], estimate: Predictor, done: set[str]) -> list[OpEvent]:
+    """Distinct op configurations not yet measured, most expected error first: estimated time × calls ×
+    how far the configuration is from every sample of its group (1 - exp(-d), d in standard deviations;
+    1 when the group has none). Before any sample, that is the heaviest first."""
     weight: dict[str, float] = {}
     first: dict[str, OpEvent] = {}
     for run in runs:
-        est = seeded.events_ms(run.harvest.events) + seeded.overhead.per_op_ms
-        for e, ms in zip(run.harvest.events, est, strict=True):
+        events = run.harvest.events
+        est = (estimate.events_ms(events) + estimate.overhead.per_op_ms) * estimate.novelty(events)
+        for e, ms in zip(events, est, strict=True):
             k = _key(e)
             if k in done:
                 continue
@@ -277,7 +280,13 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
         now += 1
         _say(progress, f"model {run.label}: {ms:.3f} ms" if ms is not None else f"model {run.label}: failed")
     for runs, what in ((base, "ops"), (extra, "redrawn ops")):
-        todo = _work_list(runs, seeded, set(samples))
+        estimate = seeded
+        if runs is extra and samples:
+            # the redraws are ordered by the first fit: far from what was measured and heavy first
+            estimate = Predictor(target=target, environment=env, gflops=pred.gflops, gbps=pred.gbps,
+                                 samples=[{k: v for k, v in r.items() if k != "type"} for r in samples.values()])
+            estimate.fit()
+        todo = _work_list(runs, estimate, set(samples))
         if todo:
             _say(progress, f"{len(todo)} {what} to measure")
         for i, e in enumerate(todo):

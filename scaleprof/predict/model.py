@@ -95,27 +95,39 @@ class GroupFit:
     def base(self, X: np.ndarray) -> np.ndarray:
         return np.maximum(X @ np.asarray(self.coef), 1e-6)
 
-    def residual(self, feats: np.ndarray) -> np.ndarray:
-        """log(measured/base) at each query, from the k nearest samples (inverse-distance weights)."""
-        if not self.points:
-            return np.zeros(len(feats))
-        # a forward repeats its configurations (a stage's blocks): each distinct one is looked up once
+    def _distances(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances (standard deviations in log feature space) from each distinct query to every sample,
+        and the index of each query's row among the distinct ones."""
         uniq, inverse = np.unique(feats, axis=0, return_inverse=True)
         q = (log_features(uniq) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
         P = np.asarray(self.points)
         d2 = (q * q).sum(axis=1)[:, None] + (P * P).sum(axis=1)[None, :] - 2.0 * q @ P.T
         d = np.sqrt(np.maximum(d2, 0.0))
-        k = min(K_NEIGHBOURS, len(P))
-        idx = np.argpartition(d, k - 1, axis=1)[:, :k] if k < len(P) else np.argsort(d, axis=1)
+        d[d < 1e-4] = 0.0           # rounding (the expansion; points kept to 1e-5): an exact match is 0
+        return d, inverse.reshape(-1)
+
+    def nearest(self, feats: np.ndarray) -> np.ndarray:
+        if not self.points:
+            return np.full(len(feats), np.inf)
+        d, inverse = self._distances(feats)
+        return d.min(axis=1)[inverse]
+
+    def residual(self, feats: np.ndarray) -> np.ndarray:
+        """log(measured/base) at each query, from the k nearest samples (inverse-distance weights)."""
+        if not self.points:
+            return np.zeros(len(feats))
+        # a forward repeats its configurations (a stage's blocks): each distinct one is looked up once
+        d, inverse = self._distances(feats)
+        k = min(K_NEIGHBOURS, d.shape[1])
+        idx = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, axis=1)
         dk = np.take_along_axis(d, idx, axis=1)
         order = np.argsort(dk, axis=1)
         idx, dk = np.take_along_axis(idx, order, axis=1), np.take_along_axis(dk, order, axis=1)
-        dk[dk < 1e-6] = 0.0         # rounding of the expansion: an exact match is distance 0
         w = 1.0 / (dk + 1e-9)
         r = np.asarray(self.log_ratio)[idx]
         # far from every sample the correction fades to the base: exp(-d) of the nearest, in std units
         fade = np.exp(-dk[:, 0])
-        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse.reshape(-1)]
+        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse]
 
 
 def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray) -> GroupFit:

@@ -138,6 +138,23 @@ class Predictor:
         feats = np.array([e.features() for e in events], dtype=float).reshape(len(events), len(FEATURES))
         return self.op_ms([e.group for e in events], [e.macs for e in events], [e.bytes for e in events], feats)
 
+    def novelty(self, events) -> np.ndarray:
+        """Per event, 1 - exp(-d) for d the distance (in the group's standard deviations) to the nearest
+        sample of its group (its kind's when the group has no fit); 1 where there is none."""
+        from .harvest import FEATURES
+
+        out = np.ones(len(events))
+        if not self.groups:
+            return out
+        feats = np.array([e.features() for e in events], dtype=float).reshape(len(events), len(FEATURES))
+        keys = np.asarray([e.group for e in events], dtype=object)
+        for key in set(keys.tolist()):
+            fit = self.groups.get(key) or self.groups.get(key.split("|", 1)[0])
+            if fit is not None:
+                m = keys == key
+                out[m] = 1.0 - np.exp(-fit.nearest(feats[m]))
+        return out
+
     def fit(self) -> None:
         """(Re)fit the groups from ``samples``."""
         ok = [s for s in self.samples if s.get("ms") is not None and s["ms"] > 0]
