@@ -15,7 +15,7 @@ For one op with MACs m and least traffic b (the counter's figures), in its group
   the group in log shape-feature space (harvest.FEATURES). At distance 0 it returns the sample's own
   ratio, so a configuration that was measured is predicted as measured: a lookup table (ProxylessNAS,
   FBNet) where there is data, the fitted roofline where there is none. A group with too few samples
-  falls back to its kind, then to the roofline with the seeded overhead.
+  falls back to its kind, then its kind's family (every conv kind), then the roofline alone.
 - Whole models add what isolated ops do not pay: per op and per module call Python overhead and a
   constant per forward, fitted on whole-model measurements (``fit_overhead``).
 
@@ -159,17 +159,27 @@ def fit_groups(groups: list[str], X: np.ndarray, feats: np.ndarray, t: np.ndarra
     for kind in sorted(set(kinds.tolist())):
         m = kinds == kind
         out[kind] = fit_group(X[m], feats[m], t[m])
+    families = np.asarray([k.split(".", 1)[0] for k in kinds.tolist()])
+    for fam in sorted(set(families.tolist()) - set(kinds.tolist())):
+        m = families == fam     # every conv kind together: the fallback of a conv kind never sampled
+        out[fam] = fit_group(X[m], feats[m], t[m])
     return out
+
+
+def fit_for(fits: dict[str, GroupFit], group: str) -> GroupFit | None:
+    """The fit a group uses: its own, else its kind's, else its kind family's (conv.deformable: conv)."""
+    kind = group.split("|", 1)[0]
+    return fits.get(group) or fits.get(kind) or fits.get(kind.split(".", 1)[0])
 
 
 def predict_ops(fits: dict[str, GroupFit], groups: list[str], X: np.ndarray, feats: np.ndarray,
                 fallback_overhead_ms: float) -> np.ndarray:
-    """Per-op ms, vectorised per group: the group's fit, else its kind's, else c0 + roof."""
+    """Per-op ms, vectorised per group: its fit (``fit_for``), else the roof alone."""
     out = np.empty(len(groups))
     keys = np.asarray(groups, dtype=object)
     for key in set(groups):
         m = keys == key
-        fit = fits.get(key) or fits.get(key.split("|", 1)[0])
+        fit = fit_for(fits, key)
         if fit is None:
             out[m] = fallback_overhead_ms + X[m, 3]
         else:

@@ -149,7 +149,7 @@ class Predictor:
         feats = np.array([e.features() for e in events], dtype=float).reshape(len(events), len(FEATURES))
         keys = np.asarray([e.group for e in events], dtype=object)
         for key in set(keys.tolist()):
-            fit = self.groups.get(key) or self.groups.get(key.split("|", 1)[0])
+            fit = M.fit_for(self.groups, key)
             if fit is not None:
                 m = keys == key
                 out[m] = 1.0 - np.exp(-fit.nearest(feats[m]))
