@@ -457,8 +457,8 @@ def _build_calibrate(sub) -> None:
                    help="predictor file (default: $XDG_CACHE_HOME/scaleprof/predictors/<fingerprint>-<target>.json)")
     p.add_argument("--restart", action="store_true", help="discard an interrupted calibration's journal")
     p.add_argument("--clock", choices=["auto", "wall", "thread"], default="auto",
-                   help="what times a block: thread CPU time (auto with --threads 1 on cpu: immune to other "
-                        "processes), else the wall clock")
+                   help="what times a block: thread CPU time (auto with --threads 1 on cpu: other processes "
+                        "slow it far less than the wall clock), else the wall clock")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _add_common(p)
     p.set_defaults(func=_cmd_calibrate)
