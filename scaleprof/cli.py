@@ -437,8 +437,91 @@ def _build_scale(sub) -> None:
     p.set_defaults(func=_cmd_scale)
 
 
+# --- calibrate -------------------------------------------------------------------------------------------
+
+def _cmd_calibrate(args) -> int:
+    from .predict import calibrate
+    from .predict.calibrate import DEFAULT_MODELS, DEFAULT_REDRAWS
+    from .report.predict_tables import format_calibration
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
+    result = calibrate(device=args.device, runtime=args.runtime, dtype=args.dtype, threads=args.threads,
+                       batch=args.batch, max_time=args.max_time if args.max_time is not None
+                       else (90.0 if args.quick else 300.0), out=args.out, models=models,
+                       redraws=() if args.quick else DEFAULT_REDRAWS, restart=args.restart,
+                       clock=args.clock, progress=not args.quiet)
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(format_calibration(result))
+    return 0
+
+
+def _build_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="measure this machine's op latencies and write a latency predictor",
+                       description="Time every distinct op configuration of the calibration zoo models alone "
+                                   "(replayed on real tensors) and the models whole, fit the per-op latency "
+                                   "model and write the predictor file (JSON) that `scaleprof predict` uses. "
+                                   "A killed calibration resumes from its journal (<out>.journal.jsonl) when "
+                                   "started again with the same target.")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--runtime", default="eager", help="eager (the only one calibrated so far)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), float16, bfloat16, float64")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the calibration models (default 1)")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="seconds for the whole calibration (default 300; 90 with --quick)")
+    p.add_argument("--quick", action="store_true", help="the calibration models only, no redrawn sizes")
+    p.add_argument("--models", default=None, help="calibration zoo models, comma-separated")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="predictor file (default: $XDG_CACHE_HOME/scaleprof/predictors/<fingerprint>-<target>.json)")
+    p.add_argument("--restart", action="store_true", help="discard an interrupted calibration's journal")
+    p.add_argument("--clock", choices=["auto", "wall", "thread"], default="auto",
+                   help="what times a block: thread CPU time (auto with --threads 1 on cpu: other processes "
+                        "slow it far less than the wall clock), else the wall clock")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_common(p)
+    p.set_defaults(func=_cmd_calibrate)
+
+
+# --- predict ---------------------------------------------------------------------------------------------
+
+def _cmd_predict(args) -> int:
+    from .predict import predict
+    from .report.predict_tables import format_prediction
+
+    result = predict(args.spec, inputs=args.input, knobs=_knobs(args), device=args.device, runtime=args.runtime,
+                     dtype=args.dtype, threads=args.threads, predictor=args.predictor, force=args.force)
+    if args.json or args.format == "json":
+        _emit_json(result.to_dict())
+        return 0
+    for n in result.notices:
+        print(f"scaleprof predict: notice: {n}", file=sys.stderr)
+    print(format_prediction(result, by=args.by, level=args.level, fmt=args.format))
+    return 0
+
+
+def _build_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predicted latency from the count, without running the model",
+                       description="Count the model on meta tensors (no weights) and predict each op's latency "
+                                   "with the predictor calibrated for this environment and target (`scaleprof "
+                                   "calibrate`); with none, the roofline alone with seeded peaks.")
+    _add_model_args(p)
+    p.add_argument("--device", default="cpu", help="the target device: cpu (default) or cuda")
+    p.add_argument("--runtime", default="eager", help="the target runtime: eager")
+    p.add_argument("--threads", type=int, default=None, help="the target's torch threads (default: torch's)")
+    p.add_argument("--predictor", default=None, metavar="FILE", help="predictor file (default: this environment's)")
+    p.add_argument("--force", action="store_true", help="use a predictor calibrated in another environment")
+    p.add_argument("--by", choices=["kind", "module", "layer"], default="kind")
+    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
+    p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    _add_common(p)
+    p.set_defaults(func=_cmd_predict)
+
+
 # One builder per verb; each verb's parser and command live together above.
-_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale]
+_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale,
+             _build_calibrate, _build_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:
