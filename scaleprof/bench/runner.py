@@ -264,7 +264,8 @@ def _run_row(rt, placed, specs, dev, dt, batch, cfg, ctx) -> RunResult:
         prepared = rt.prepare(placed, xs, dev)
         config = TimerConfig(label=f"{rt.label()} {dev} b{batch}", **cfg)
         with prepared.context():
-            m = measure(prepared.call, config, block_timer=block_timer_for(dev))
+            m = (prepared.measure(config) if prepared.measure is not None
+                 else measure(prepared.call, config, block_timer=block_timer_for(dev)))
         row.fill(m.summary, m.samples_ms)
         row.cold_ms = prepared.setup_s * 1000.0 + m.cold_ms
         row.details = {**m.details(), "setup_ms": prepared.setup_s * 1000.0, "first_call_ms": m.cold_ms,
@@ -350,6 +351,8 @@ class _MemoryContext:
         return mem.cpu_peak(job, baseline_cache=self._baselines)
 
     def measure(self, rt, prepared, dev, dt, specs, train: bool) -> mem.MemoryResult:
+        if getattr(rt, "memory_reason", None):
+            return mem.MemoryResult(peak_bytes=None, method="none", reason=rt.memory_reason)
         if dev.type == "cuda":
             if rt.name == "onnxruntime":
                 return mem.MemoryResult(peak_bytes=None, method="none",
