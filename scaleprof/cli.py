@@ -432,7 +432,7 @@ def _cmd_export(args) -> int:
     options = ExportOptions(opset=args.opset, dynamic_batch=args.dynamic_batch, exporter=args.exporter,
                             atol=args.atol, rtol=args.rtol, check=not args.no_check)
     result = export(args.spec, args.out, inputs=args.input, dtype=args.dtype, knobs=_knobs(args), options=options,
-                    web=args.web)
+                    web=args.web, progress=True)
     if args.json:
         _emit_json(result.to_dict())
     else:

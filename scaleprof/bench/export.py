@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -121,12 +123,27 @@ def export_model(model: nn.Module, inputs: list[torch.Tensor], path: str | os.Pa
     tmp = tempfile.mkdtemp(prefix="scaleprof-export-", dir=path.parent)
     try:
         t0 = time.perf_counter()
-        _, exporter = runtimes.export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), options.exporter, **kw)
+        with _quiet_exporter():
+            _, exporter = runtimes.export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), options.exporter,
+                                               **kw)
         seconds = time.perf_counter() - t0
         os.replace(os.path.join(tmp, "model.onnx"), path)  # whole or not at all
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return exporter, seconds
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs a warning per torchvision op it cannot register when torchvision is absent:
+    noise on a user's stderr, not news about their model."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def check_against_eager(model: nn.Module, path: str | os.PathLike, inputs: list[torch.Tensor],
@@ -171,10 +188,11 @@ def _opset_of(path) -> int | None:
 
 
 def export(spec_or_model, out: str | os.PathLike | None = None, *, inputs=None, dtype=None, knobs: dict | None = None,
-           options: ExportOptions = ExportOptions(), web: str | os.PathLike | None = None) -> ExportResult:
+           options: ExportOptions = ExportOptions(), web: str | os.PathLike | None = None,
+           progress: bool = False) -> ExportResult:
     """Export a model (spec or nn.Module, never changed) to ONNX at `out` and check it against eager; with
     `web`, also write a page that runs it in a browser with onnxruntime-web (bench/webpage.py) into that
-    folder (the ONNX file goes there too when `out` is None)."""
+    folder (the ONNX file goes there too when `out` is None). `progress`: a line on stderr per step."""
     if out is None and web is None:
         raise ScaleprofError("export needs --out FILE.onnx or --web DIR")
     dt = parse_dtype(dtype)
@@ -189,7 +207,11 @@ def export(spec_or_model, out: str | os.PathLike | None = None, *, inputs=None, 
         require_ort_web()  # before a long export, not after it
     path = Path(out) if out is not None else Path(web) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
+    _say(progress, f"export: exporting {spec_label(spec_or_model)} at {', '.join(map(str, specs))} "
+                   f"(exporter {options.exporter}) ...")
     exporter, seconds = export_model(model, xs, path, options)
+    _say(progress, f"export: exported with {exporter} in {seconds:.1f} s" +
+         ("; checking it against eager in ONNX Runtime ..." if options.check else ""))
     result = ExportResult(model=spec_label(spec_or_model), inputs=[str(s) for s in specs], path=str(path),
                           bytes=path.stat().st_size, exporter=exporter, opset=_opset_of(path),
                           dynamic_batch=options.dynamic_batch, export_s=seconds, options=options)
@@ -205,6 +227,11 @@ def export(spec_or_model, out: str | os.PathLike | None = None, *, inputs=None, 
         files = write_page(web, path, specs, label=result.model)
         result.web = {"dir": str(web), "files": [str(f) for f in files]}
     return result
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
