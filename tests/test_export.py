@@ -117,7 +117,9 @@ def test_cli_export_exit_2_beyond_the_tolerance(tmp_path, capsys):
     assert code == 2 and out["ok"] is False and out["checks"][0]["ok"] is False
     # traced at one count, checked at a later one: |(a - b) x| >= |x|, and make_inputs' x is not small
     assert out["max_abs_diff"] > 0.1
-    assert "beyond atol 0.0001 + rtol 0.001" in captured.err and len(captured.err.splitlines()) == 1
+    last = captured.err.strip().splitlines()[-1]  # after the progress lines, the one-line reason
+    assert last.startswith("scaleprof export: error: the export differs from eager by")
+    assert last.endswith("beyond atol 0.0001 + rtol 0.001 x |eager|")
 
 
 def test_cli_export_of_an_example_file(tmp_path, capsys):
@@ -261,3 +263,56 @@ def test_web_runtime_times_a_tiny_model_in_chromium():
     assert row.cold_ms > row.details["first_call_ms"] > 0  # setup (export, browser, session) + first run
     assert row.details["cross_origin_isolated"] is True and row.details["web_threads"] == 1
     assert row.details["ort_web_version"] == webpage.ORT_WEB_VERSION and "HeadlessChrome" in row.details["browser"]
+
+
+def _fake_browser(tmp_path, body: str) -> str:
+    f = tmp_path / "fake-chromium"
+    f.write_text(f"#!/bin/sh\n{body}\n")
+    f.chmod(0o755)
+    return str(f)
+
+
+def test_the_page_server_isolates_the_page_and_takes_its_samples(tmp_path):
+    import urllib.request
+
+    (tmp_path / "index.html").write_text("<p>page</p>")
+    s = web.BrowserSession(tmp_path, threads=2, chromium=_fake_browser(tmp_path, "sleep 60"))
+    try:
+        port = s._server.server_address[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html") as r:
+            assert r.read() == b"<p>page</p>"
+            assert r.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+        def post(what, body):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/scaleprof/{what}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req) as r:
+                return json.loads(r.read())
+
+        assert post("ready", {"cold_ms": 3.0, "calls_per_block": 1}) == {"stop": False}
+        assert s.wait_ready(timeout=5) == {"cold_ms": 3.0, "calls_per_block": 1}
+        assert post("samples", {"samples": [1.5, 2.5]}) == {"stop": False}
+        assert [s.next_ms(), s.next_ms()] == [1.5, 2.5]
+        s.stop.set()
+        assert post("samples", {"samples": [9.0]}) == {"stop": True}  # the page's cue to end
+        assert "--user-data-dir=" in " ".join(s.proc.args) and s.proc.args[-1].endswith("?bench=1&threads=2")
+    finally:
+        s.close()
+    assert s.proc.poll() is not None  # the browser is gone with the session
+
+
+def test_a_browser_that_dies_or_a_page_that_fails_is_a_reason(tmp_path):
+    s = web.BrowserSession(tmp_path, threads=1, chromium=_fake_browser(tmp_path, "echo no display; exit 3"))
+    try:
+        with pytest.raises(web.RuntimeUnavailable, match="chromium exited with code 3: no display"):
+            s.wait_ready(timeout=30)
+    finally:
+        s.close()
+    s = web.BrowserSession(tmp_path, threads=1, chromium=_fake_browser(tmp_path, "sleep 60"))
+    try:
+        s.receive("error", {"message": "no backend found"})
+        with pytest.raises(web.RuntimeUnavailable, match="the page failed: no backend found"):
+            s.wait_ready(timeout=5)
+    finally:
+        s.close()

@@ -114,9 +114,13 @@ class BrowserSession:
         self._thread.start()
         url = f"http://127.0.0.1:{self._server.server_address[1]}/index.html?bench=1&threads={int(threads)}"
         self._log = open(os.path.join(self._profile, "chromium.log"), "wb")  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", url],
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        try:
+            self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", url],
+                                         stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        except OSError as exc:
+            self._close_server()
+            raise RuntimeUnavailable(f"chromium did not start: {one_line(exc)}") from exc
 
     def receive(self, what: str, body: dict) -> dict:
         """A POST from the page: ready (its info), samples (a list of ms per run), error, done."""
@@ -144,7 +148,7 @@ class BrowserSession:
             lines = Path(self._log.name).read_text(errors="replace").strip().splitlines()
         except OSError:
             return "no log"
-        return one_line(lines[-1]) if lines else "no output"
+        return lines[-1].strip()[:300] if lines else "no output"
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict:
         deadline = time.monotonic() + timeout
@@ -174,6 +178,9 @@ class BrowserSession:
                 os.killpg(self.proc.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
+        self._close_server()
+
+    def _close_server(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._log.close()
