@@ -430,7 +430,7 @@ def _cmd_export(args) -> int:
     from .bench.export import ExportOptions, export
 
     options = ExportOptions(opset=args.opset, dynamic_batch=args.dynamic_batch, exporter=args.exporter,
-                            atol=args.atol, rtol=args.rtol, check=not args.no_check)
+                            tolerance=args.tolerance, check=not args.no_check)
     result = export(args.spec, args.out, inputs=args.input, dtype=args.dtype, knobs=_knobs(args), options=options,
                     web=args.web, progress=True)
     if args.json:
@@ -439,14 +439,16 @@ def _cmd_export(args) -> int:
         print(f"wrote {result.path} ({result.bytes:,} bytes, {result.exporter} exporter, opset {result.opset}, "
               f"inputs {', '.join(result.inputs)}{', dynamic batch' if result.dynamic_batch else ''})")
         for c in result.checks:
-            print(f"onnxruntime against eager at batch {c.batch_size}: max |diff| {c.max_abs_diff:.3g} "
-                  f"(largest |output| {c.max_ref:.3g}) {'ok' if c.ok else 'BEYOND TOLERANCE'}")
+            print(f"onnxruntime against eager at batch {c.batch_size}: max |diff| {c.max_abs_diff:.3g}, "
+                  f"{c.max_rel_diff:.2g} of the largest |output| ({c.max_ref:.3g}): "
+                  f"{'ok' if c.ok else 'BEYOND TOLERANCE'}")
         if result.web:
             print(f"wrote the page in {result.web['dir']}: serve it (python -m http.server -d {result.web['dir']}) "
                   f"and open http://127.0.0.1:8000/; `scaleprof bench SPEC --runtime web` times it in headless Chromium")
     if not result.ok():
-        print(f"scaleprof export: error: the export differs from eager by {result.max_abs_diff:.3g}, beyond "
-              f"atol {options.atol:g} + rtol {options.rtol:g} x |eager|", file=sys.stderr)
+        print(f"scaleprof export: error: the export differs from eager by {result.max_rel_diff:.3g} of the "
+              f"largest output (max |diff| {result.max_abs_diff:.3g}), beyond --tolerance {options.tolerance:g}",
+              file=sys.stderr)
         return 2
     return 0
 
@@ -464,8 +466,8 @@ def _build_export(sub) -> None:
     p.add_argument("--dynamic-batch", action="store_true", help="make the leading (batch) dimension symbolic")
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                    help="torch.onnx exporter (auto: dynamo, then torchscript)")
-    p.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance of the check (default 1e-4)")
-    p.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance of the check (default 1e-3)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest difference from eager, as a fraction of the largest |output| (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check against eager")
     _add_common(p)
     p.set_defaults(func=_cmd_export)

@@ -119,7 +119,31 @@ def test_cli_export_exit_2_beyond_the_tolerance(tmp_path, capsys):
     assert out["max_abs_diff"] > 0.1
     last = captured.err.strip().splitlines()[-1]  # after the progress lines, the one-line reason
     assert last.startswith("scaleprof export: error: the export differs from eager by")
-    assert last.endswith("beyond atol 0.0001 + rtol 0.001 x |eager|")
+    assert last.endswith("beyond --tolerance 0.0001")
+    # the rule is relative to the output's scale: a tolerance over the drift passes the same file
+    assert main(["export", f"{f}:build", "--input", "1x4", "--out", str(tmp_path / "y.onnx"), "--exporter",
+                 "torchscript", "--tolerance", "1"]) == 0
+
+
+class _TinyDrift(nn.Module):
+    """Outputs near 1e-12 that drift by half of themselves between export and check: an absolute
+    tolerance (1e-4) would pass it; the scale-relative one must not."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * (1e-12 * (1.0 + 0.5 * self.calls))
+
+
+def test_tiny_outputs_are_checked_against_their_own_scale(tmp_path):
+    r = export(_TinyDrift(), tmp_path / "t.onnx", inputs=["1x4"], options=TS)
+    c = r.checks[0]
+    assert c.max_abs_diff < 1e-11 and c.max_ref < 1e-11 and not c.ok and not r.ok()
+    assert 0.1 < c.max_rel_diff < 1.0  # |a - b| / b for two call counts a, b: 0.5 k / (1 + 0.5 n)
+    assert export(nn.Identity(), tmp_path / "i.onnx", inputs=["1x4"], options=TS).checks[0].max_rel_diff == 0.0
 
 
 def test_cli_export_of_an_example_file(tmp_path, capsys):
