@@ -17,7 +17,7 @@ def profile(model, inputs=None, **kwargs):
 
 
 _LAZY = {"bench": ("bench", "bench"), "compare": ("bench", "compare"), "scale": ("scaling", "scale"),
-         "check": ("report.check", "check"), "zoo": ("zoo", None)}
+         "check": ("report.check", "check"), "zoo": ("zoo", None), "export": ("bench.export", "export")}
 
 
 def __getattr__(name):
