@@ -184,6 +184,14 @@ def test_page_config_lists_inputs_and_refuses_what_it_cannot_feed():
         webpage.page_config([InputSpec((1, 4), torch.int8)], "m")
 
 
+def test_web_page_needs_a_float32_model(tmp_path):
+    from scaleprof.errors import ScaleprofError
+
+    with pytest.raises(ScaleprofError, match="--web needs a float32 model, got --dtype float16"):
+        export(nn.Linear(4, 2), inputs=["1x4"], dtype="float16", web=tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
 needs_ort_web = pytest.mark.skipif(webpage.find_ort_web() is None, reason=f"onnxruntime-web absent: {webpage.INSTALL_HINT}")
 
 

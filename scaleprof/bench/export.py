@@ -210,6 +210,8 @@ def export(spec_or_model, out: str | os.PathLike | None = None, *, inputs=None, 
     if web is not None:
         from .webpage import require_ort_web
 
+        if dt != torch.float32:  # the page feeds float32 tensors (WebAssembly kernels are float32)
+            raise ScaleprofError(f"--web needs a float32 model, got --dtype {dtype_name(dt)}")
         require_ort_web()  # before a long export, not after it
     path = Path(out) if out is not None else Path(web) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def page_config(specs: Sequence[InputSpec], label: str, model_file: str = "model
     """What bench.js reads from model.json: the file, its inputs (shape, dtype) and the model's name."""
     inputs = []
     for s in specs:
-        name = dtype_name(s.dtype) if not s.dtype.is_floating_point else "float32"
+        name = dtype_name(s.dtype)
         if name not in INPUT_DTYPES:
             raise ScaleprofError(f"the web page cannot feed {name} inputs (it knows {', '.join(INPUT_DTYPES)})")
         inputs.append({"shape": list(s.shape), "dtype": name})
