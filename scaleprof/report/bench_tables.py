@@ -53,8 +53,10 @@ def format_bench(result) -> str:
     notes += d.get("notes", [])
     env = d["env"]
     if env.get("load") is not None and env["load"] + env["threads"] > env["cores"] + 0.5:
+        # the hint only where it would change something: one thread is what it suggests
+        hint = " (try --threads 1)" if env["threads"] > 1 else ""
         notes.append(f"the machine was busy (load {env['load']:.1f} on {env['cores']} cores) and {env['threads']} "
-                     "threads were asked for: expect waits for cores in the timings (try --threads 1)")
+                     f"thread(s) were asked for: expect waits for cores in the timings{hint}")
     if notes:
         out += ["", *("note: " + n for n in notes)]
     return "\n".join(out)
