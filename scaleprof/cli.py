@@ -142,7 +142,7 @@ def _cmd_bench(args) -> int:
     result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
                    batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                    max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                   memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
+                   memory=not args.no_memory, roofline=args.roofline is not None, optimizer=args.optimizer,
                    level=args.level, progress=True, log=args.log, resume=args.resume)
     if args.roofline and result.roofline is not None:
         from .files import atomic_write_bytes
@@ -151,6 +151,10 @@ def _cmd_bench(args) -> int:
         roof = result.roofline
         roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
                                                                         [p.to_dict() for p in roof.points])))
+        print(f"scaleprof bench: roofline plot written to {roof.plot}", file=sys.stderr)
+    elif args.roofline == "" and result.roofline is not None:
+        # never a file the user did not name (a --json run once overwrote ./roofline.png)
+        print("scaleprof bench: roofline plot not written: give it a path, --roofline PNG", file=sys.stderr)
     if args.json:
         _emit_json(result.to_dict())
     else:
@@ -176,8 +180,8 @@ def _build_bench(sub) -> None:
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
     p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
-    p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
-                   help="measure this machine's peaks and place each layer kind (plot to PNG)")
+    p.add_argument("--roofline", nargs="?", const="", default=None, metavar="PNG",
+                   help="measure this machine's peaks and place each layer kind (and plot it to PNG, if given)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
     p.add_argument("--max-time", type=float, default=None, help="seconds per measurement (default 10)")
     p.add_argument("--target-ci", type=float, default=None,

@@ -21,3 +21,34 @@ def test_unknown_model_suggests_the_closest_names_in_one_short_line(capsys):
     assert main(["profile", "qqqqq"]) == 2
     err = capsys.readouterr().err
     assert "did you mean" not in err and "scaleprof zoo" in err
+
+
+def _tiny_spec(write_model):
+    f = write_model("""
+        from torch import nn
+
+        def tiny():
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    """, "tinymodel.py")
+    return f"{f}:tiny"
+
+
+def test_roofline_without_a_path_writes_no_file(write_model, tmp_path, monkeypatch, capsys):
+    import json
+
+    from scaleprof.bench import roofline
+
+    fake = roofline.Peaks(device="cpu", dtype="float32", gflops=100.0, gbps=10.0, matmul_n=1, copy_bytes=1)
+    monkeypatch.setattr(roofline, "measure_peaks", lambda *a, **k: fake)  # the machine's peaks are not the point
+    spec = _tiny_spec(write_model)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    argv = ["bench", spec, "--input", "1x3x8x8", "--max-time", "0.1", "--no-memory", "--json"]
+    assert main([*argv, "--roofline"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["roofline"]["plot"] is None
+    assert list(work.iterdir()) == [] and "give it a path, --roofline PNG" in out.err
+    assert main([*argv, "--roofline", "r.png"]) == 0
+    out = capsys.readouterr()
+    assert (work / "r.png").read_bytes()[:4] == b"\x89PNG" and "roofline plot written to r.png" in out.err
