@@ -208,7 +208,7 @@ def _cmd_compare(args) -> int:
         saved = [read_json(path, "bench result") for path in (args.spec_a, args.spec_b)]
         for obj, path in zip(saved, (args.spec_a, args.spec_b), strict=True):
             require_kind(obj, path, allowed=("bench",))
-        d = compare_saved(*saved)
+        d = compare_saved(*saved, **({"min_effect": args.min_effect} if args.min_effect is not None else {}))
         if args.json:
             _emit_json(d)
         else:

@@ -20,3 +20,99 @@ def test_busy_machine_hint_only_when_more_than_one_thread(threads, hinted):
     text = format_bench(_busy_result(threads))
     assert "the machine was busy (load 5.0 on 2 cores)" in text
     assert ("(try --threads 1)" in text) is hinted
+
+
+# --- compare: three verdicts, how much longer, saved files -------------------------------------------------
+
+def test_three_verdicts():
+    from scaleprof.bench.compare import verdict
+
+    assert verdict((1.232, 1.868), 0.093) == "inconclusive"       # the issue's case: was "no difference"
+    assert verdict((0.995, 1.004), 0.5) == "no difference"        # inside ±1%, whatever p says
+    assert verdict((1.2, 1.3), 1e-6) == "slower" and verdict((0.7, 0.8), 1e-6) == "faster"
+    assert verdict((1.005, 1.03), 1e-6) == "inconclusive"         # straddles 1 + 1%
+    assert verdict((1.2, 1.3), None) == "slower"                  # saved results without samples: the CI alone
+    assert verdict(None, None) == "inconclusive"
+
+
+def test_more_rounds_from_the_ci_shrinking_as_one_over_sqrt_n():
+    from scaleprof.bench.compare import more_rounds
+
+    # would be slower: the lower half-width 0.05 must shrink to 1.05 - 1.01 = 0.04: (0.05/0.04)^2 x 10 = 15.6
+    assert more_rounds(1.05, (1.0, 1.1), 10) == 6
+    # would be no difference: both half-widths 0.02 must shrink to 0.01: 4 x 20 rounds = 80, 60 more
+    assert more_rounds(1.0, (0.98, 1.02), 20) == 60
+    assert more_rounds(1.01, (0.99, 1.03), 20) is None              # on the bound: no run decides
+
+
+def _compare_result(verdict, ci, rounds=20, stop="max_time"):
+    from scaleprof.bench.compare import CompareResult, Side
+
+    a = Side(label="a", median_ms=2.0, ci95_ms=None, samples=rounds, cold_ms=1.0, calls_per_block=1)
+    b = Side(label="b", median_ms=3.0, ci95_ms=None, samples=rounds, cold_ms=1.0, calls_per_block=2)
+    return CompareResult(a=a, b=b, ratio=1.0, ratio_ci95=ci, p_value=0.5, verdict=verdict, rounds=rounds,
+                         stop_reason=stop, runtime="eager", device="cpu", dtype="float32", inputs=["1x3"], env={},
+                         threads=1, max_time=5.0)
+
+
+def test_inconclusive_says_how_much_longer_to_run():
+    r = _compare_result("inconclusive", (0.98, 1.02))
+    d = r.to_dict()
+    # 60 more rounds (above), each one block of A (1 x 2 ms) and one of B (2 x 3 ms): 60 x 8 ms = 0.48 s
+    assert d["more_rounds"] == 60 and d["more_seconds"] == pytest.approx(0.48)
+    assert "run about 0.48 s longer (~60 more rounds: --max-time 6)" in r.sentence()
+    assert "--target-ci 0.01" in _compare_result("inconclusive", (0.98, 1.02), stop="converged").sentence()
+    done = _compare_result("no difference", (0.995, 1.005)).to_dict()
+    assert done["more_rounds"] is None and done["more_seconds"] is None
+
+
+def test_compare_records_the_threads_it_ran_with():
+    import torch
+    from torch import nn
+
+    from scaleprof.bench import compare_models
+
+    n = 2 if torch.get_num_threads() == 1 else 1
+    m = nn.Linear(4, 4)
+    d = compare_models(m, m, ["1x4"], max_time=0.2, threads=n).to_dict()
+    assert d["threads"] == n and d["env"]["threads"] == n
+
+
+def _saved(model, medians, ci, samples=None):
+    env = environment()
+    row = {"runtime": "eager", "device": "cpu", "dtype": "float32", "batch_size": 1, "status": "ok",
+           "median_ms": medians, "ci95_ms": ci}
+    if samples is not None:
+        row["samples_ms"] = samples
+    return {"model": model, "env": env, "results": [row]}
+
+
+def test_compare_saved_gives_verdict_ci_and_names_and_report_takes_it(tmp_path, capsys):
+    import json
+
+    from scaleprof.bench import compare_saved
+    from scaleprof.cli import main
+    from scaleprof.detect import result_kind
+    from scaleprof.report.writer import write_report
+
+    # without samples: the widest ratio the medians' CIs allow, 14/11 .. 16/9
+    d = compare_saved(_saved("old", 10.0, [9.0, 11.0]), _saved("new", 15.0, [14.0, 16.0]))
+    row = d["rows"][0]
+    assert d["a_model"] == "old" and d["b_model"] == "new"
+    assert row["ratio_ci95"] == pytest.approx([14 / 11, 16 / 9]) and row["verdict"] == "slower"
+    # with samples: bootstrap of each side apart, and Mann-Whitney; B exactly 1.5x A
+    xs = [10.0 + 0.1 * i for i in range(20)]
+    d2 = compare_saved(_saved("old", 10.95, None, xs), _saved("new", 16.425, None, [1.5 * x for x in xs]))
+    r2 = d2["rows"][0]
+    assert r2["ratio_ci95"][0] > 1.3 and r2["ratio_ci95"][1] < 1.7 and r2["p_value"] < 0.01
+    assert r2["verdict"] == "slower"
+    assert result_kind(d2) == "compare_saved"
+    paths = write_report([d2], tmp_path / "rep")
+    text = paths.markdown.read_text()
+    assert "new against old" in text and "slower" in text
+    fa, fb = tmp_path / "a.json", tmp_path / "b.json"
+    fa.write_text(json.dumps(_saved("old", 10.0, [9.0, 11.0])))
+    fb.write_text(json.dumps(_saved("new", 10.01, [9.9, 10.1])))
+    assert main(["compare", str(fa), str(fb), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"][0]["verdict"] == "inconclusive" and out["b_model"] == "new"

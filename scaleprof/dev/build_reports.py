@@ -449,7 +449,8 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
                      "write it once, so the difference is arithmetic (an exp and a divide per element).")
     if swish.get("ratio"):
         lo, hi = swish["ratio_ci95"]
-        said = {"faster": "the ReLU version is faster", "slower": "the ReLU version is slower"}.get(
+        said = {"faster": "the ReLU version is faster", "slower": "the ReLU version is slower",
+                "inconclusive": "inconclusive, the run too short to tell"}.get(
             swish["verdict"], "no difference either way")
         notes.append(f"In the whole model, efficientnet_b0 with its {swish.get('swapped_modules')} SiLU modules "
                      f"replaced by ReLU takes {swish['ratio']:.3f}× the swish version's time (95% CI {lo:.3f}–{hi:.3f}, "

@@ -113,10 +113,15 @@ def format_compare(c) -> str:
 
 def format_saved_compare(d: dict) -> str:
     rows = [[r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["a_median_ms"]), sig(r["b_median_ms"]),
-             f"{r['ratio']:.3f}" if r["ratio"] else "-", f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"]
+             f"{r['ratio']:.3f}" if r["ratio"] else "-",
+             "{:.3f}-{:.3f}".format(*r["ratio_ci95"]) if r.get("ratio_ci95") else "-",
+             f"{r['p_value']:.2g}" if r["p_value"] is not None else "-", r.get("verdict", "")]
             for r in d["rows"]]
-    out = tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "p"],
-                   tablefmt="simple", disable_numparse=True)
+    out = (f"B = {d.get('b_model') or 'B'} against A = {d.get('a_model') or 'A'} (saved results)\n"
+           + tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "95% CI", "p",
+                                     "verdict"], tablefmt="simple", disable_numparse=True))
+    if d.get("rule"):
+        out += f"\nrule: {d['rule']}"
     if not d["same_environment"]:
         out += "\nwarning: the two results come from different environments: " + "; ".join(d["env_differences"])
     return out

@@ -197,8 +197,8 @@ def compare_section(d: dict, source: str = "") -> list:
     a, b = d["a"], d["b"]
     lo, hi = (d.get("ratio_ci95") or [None, None])[:2]
     verdict = d.get("verdict", "?")
-    head = (f"{b.get('label', 'B')} vs {a.get('label', 'A')}: **{verdict}**" if verdict == "no difference"
-            else f"**{b.get('label', 'B')} is {verdict}** than {a.get('label', 'A')}")
+    head = (f"**{b.get('label', 'B')} is {verdict}** than {a.get('label', 'A')}" if verdict in ("faster", "slower")
+            else f"{b.get('label', 'B')} vs {a.get('label', 'A')}: **{verdict}**")
     sides = pd.DataFrame([{"model": s.get("label"), "median ms": ms(s.get("median_ms")),
                            "95% CI ms": ci(s.get("ci95_ms")), "samples": s.get("samples"),
                            "cold ms": ms(s.get("cold_ms"))} for s in (a, b)])
@@ -209,6 +209,8 @@ def compare_section(d: dict, source: str = "") -> list:
                   f"({d.get('stop_reason', '?')}); {d.get('runtime', '')} on {d.get('device', '?')}, "
                   f"{d.get('dtype', '')}, input {', '.join(map(str, d.get('inputs', [])))}."),
            Para(f"Rule: {d.get('rule', '')}."),
+           *([Para(f"To decide, run about {d['more_seconds']:.3g} s longer (~{d.get('more_rounds')} more rounds, "
+                   "if the ratio stays where it is).")] if d.get("more_seconds") is not None else []),
            Table(sides),
            Figure(f"compare-{_slug(a.get('label'))}-{_slug(b.get('label'))}", plots.compare_samples(a, b),
                   caption="per-call latency of each side")]
@@ -314,5 +316,24 @@ def zoo_section(rows: list[dict], source: str = "") -> list:
     return [Heading("Zoo"), Table(df)]
 
 
+def compare_saved_section(d: dict, source: str = "") -> list:
+    """`compare before.json after.json --json`: one row per (runtime, device, dtype, batch) both measured."""
+    a, b = d.get("a_model") or "A", d.get("b_model") or "B"
+    rows = [{"runtime": r["runtime"], "device": r["device"], "dtype": r["dtype"], "batch": r["batch_size"],
+             "A median ms": ms(r.get("a_median_ms")), "B median ms": ms(r.get("b_median_ms")),
+             "B/A": f"{r['ratio']:.3f}" if r.get("ratio") else "-",
+             "95% CI": ("{:.3f} – {:.3f}".format(*r["ratio_ci95"]) if r.get("ratio_ci95") else "-"),
+             "p": f"{r['p_value']:.2g}" if r.get("p_value") is not None else "-",
+             "verdict": r.get("verdict", "?")} for r in d.get("rows", [])]
+    out = [Heading(f"Saved results: {b} against {a}"),
+           Para(f"Two saved bench results compared row by row (B = {b}, A = {a}); rule: {d.get('rule', '')}."),
+           Table(pd.DataFrame(rows))]
+    if not d.get("same_environment", True):
+        out.append(Para("Measured in different environments: " + "; ".join(d.get("env_differences", []))
+                        + ". The ratio mixes the change with the machine."))
+    return out
+
+
 BUILDERS = {"profile": profile_section, "bench": bench_section, "compare": compare_section,
+            "compare_saved": compare_saved_section,
             "scale": scale_section, "check": check_section, "zoo": zoo_section}
