@@ -116,3 +116,72 @@ def test_compare_saved_gives_verdict_ci_and_names_and_report_takes_it(tmp_path, 
     assert main(["compare", str(fa), str(fb), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rows"][0]["verdict"] == "inconclusive" and out["b_model"] == "new"
+
+
+# --- micro-benchmarks: warmed, interleaved, honest time, wide CIs flagged -----------------------------------
+
+class _FakeTime:
+    """A clock that moves only when a fake op runs: op i takes (i + 1) ms."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.log = []
+
+    def clock(self):
+        return self.t
+
+    def op(self, i):
+        def call():
+            self.log.append(i)
+            self.t += (i + 1) * 1e-3
+        return call
+
+
+def test_interleaved_rounds_warm_every_call_then_shuffle_the_rounds():
+    from scaleprof.bench.compare import interleaved_rounds
+    from scaleprof.bench.micro import _EveryMedianStop
+    from scaleprof.bench.timer import TimerConfig
+
+    ft = _FakeTime()
+    cfg = TimerConfig(max_time=5.0, min_time=0.1, min_samples=10)
+    samples, colds, ks, reason = interleaved_rounds([ft.op(i) for i in range(3)], "cpu", cfg, clock=ft.clock,
+                                                    stop=lambda t0: _EveryMedianStop(cfg, t0))
+    assert colds == pytest.approx([1.0, 2.0, 3.0]) and ks == [1, 1, 1]
+    assert [xs == pytest.approx([i + 1.0] * len(xs)) for i, xs in enumerate(samples)] == [True] * 3
+    assert reason == "converged" and len({len(xs) for xs in samples}) == 1
+    # cold calls, then the warm-up in lockstep (10 blocks each: two settled windows of 5), then the rounds
+    warm = 3 + 3 * 10
+    assert ft.log[:3] == [0, 1, 2] and ft.log[3:warm] == [0, 1, 2] * 10
+    rounds = [tuple(ft.log[j:j + 3]) for j in range(warm, len(ft.log), 3)]
+    assert all(sorted(r) == [0, 1, 2] for r in rounds) and len(set(rounds)) > 1  # every op each round, shuffled
+
+
+def test_micro_suite_runs_in_interleaved_rounds_and_flags_wide_cis():
+    from scaleprof.bench.micro import _row, run_micro
+    from scaleprof.report.bench_tables import format_micro
+
+    res = run_micro("activations", shape=(1, 8, 16, 16), max_time=0.3)
+    d = res.to_dict()
+    assert d["rounds"] >= 6 and all(r["samples"] == d["rounds"] for r in d["rows"])  # one sample a round each
+    assert d["stop_reason"] in ("converged", "max_time") and all("wide_ci" in r for r in d["rows"])
+    narrow = _row("a", "", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.0], None, 8)
+    wide = _row("b", "", [1.0, 3.0, 0.5, 1.0, 2.0, 0.2, 1.0, 4.0], None, 8)
+    assert not narrow.wide_ci and wide.wide_ci
+    res.rows = [narrow, wide]
+    text = format_micro(res)
+    assert text.count("wide CI") == 2 and "over 10% of the median" in text  # one row flagged, and the note
+
+
+def test_cli_micro_honours_max_time(monkeypatch, capsys):
+    from scaleprof.bench import micro
+    from scaleprof.cli import main
+
+    seen = {}
+
+    def fake(suite, **kw):
+        seen.update(kw)
+        return micro.MicroResult(suite=suite, device="cpu", dtype="float32", rows=[], rounds=0, stop_reason="x")
+
+    monkeypatch.setattr(micro, "run_micro", fake)
+    assert main(["bench", "--micro", "activations", "--max-time", "7", "--json"]) == 0
+    assert seen["max_time"] == 7.0  # no silent 2 s cap

@@ -30,6 +30,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +43,7 @@ from . import prepare, stats
 from .env import differences, environment, torch_threads
 from .options import ALPHA, MIN_EFFECT, CompareOptions
 from .runtimes import environment_fields, get_runtime
-from .timer import MIN_SAMPLES_AT_LIMIT, TimerConfig, block_timer_for, sample_until_stop, warm_up
+from .timer import MIN_SAMPLES_AT_LIMIT, StopRule, TimerConfig, block_timer_for, sample_until_stop, warm_up
 
 VERDICTS = ("faster", "slower", "no difference", "inconclusive")
 
@@ -256,26 +257,39 @@ class _RatioStop:
         return None
 
 
-def _rounds(calls, dev, o: CompareOptions, clock, labels):
+def interleaved_rounds(calls, dev, cfg: TimerConfig, *, clock=time.perf_counter, seed: int = 0,
+                       stop: Callable[[float], StopRule], report=None):
+    """Shuffled interleaved rounds of several zero-argument calls, the machinery compare and the
+    micro-benchmarks share: each call's cold first run, then warm-up in lockstep (each call its own calls per
+    block, `timer.warm_up`), then rounds that time one block of every call in a random order until
+    ``stop(t_start)``'s rule says stop (its samples are the rounds, one tuple of ms per round).
+
+    Returns each call's per-call samples (ms, one per round), cold ms, calls per block, and why it stopped."""
     bt = block_timer_for(dev)
     if hasattr(bt, "clock"):
         bt.clock = clock
     overhead = bt.overhead_s()
     colds = [bt.time_block(c, 1) * 1000.0 for c in calls]
-    cfg = TimerConfig(max_time=o.max_time, target_ci=o.target_ci, progress=o.progress)
     t_start = clock()
-    # both warm up in lockstep, each with its own calls per block
     _, ks = warm_up([lambda k, c=c: bt.time_block(c, k) / k for c in calls], cfg, clock=clock, t_start=t_start,
                     overhead_s=overhead)
-    rng = random.Random(o.seed)
+    rng = random.Random(seed)
 
-    def take() -> tuple[float, float]:
-        out = [0.0, 0.0]
-        order = [0, 1]
+    def take() -> tuple[float, ...]:
+        out = [0.0] * len(calls)
+        order = list(range(len(calls)))
         rng.shuffle(order)
         for i in order:
             out[i] = bt.time_block(calls[i], ks[i]) / ks[i] * 1000.0
-        return out[0], out[1]
+        return tuple(out)
+
+    rounds, reason = sample_until_stop(take, cfg, clock=clock, t_start=t_start, stop=lambda t_meas: stop(t_start),
+                                       report=report)
+    return [list(xs) for xs in zip(*rounds, strict=True)], colds, ks, reason
+
+
+def _rounds(calls, dev, o: CompareOptions, clock, labels):
+    cfg = TimerConfig(max_time=o.max_time, target_ci=o.target_ci, progress=o.progress)
 
     def report(rounds, elapsed, done=None):
         if done is None:  # a line while it runs, none at the end (the result says it)
@@ -283,9 +297,10 @@ def _rounds(calls, dev, o: CompareOptions, clock, labels):
             print(f"  compare: {len(rounds)} rounds, {labels[1]}/{labels[0]} = {r:.3f}, "
                   f"{elapsed:.1f}/{o.max_time:g} s", file=sys.stderr, flush=True)
 
-    rounds, reason = sample_until_stop(take, cfg, clock=clock, t_start=t_start,
-                                       stop=lambda t_meas: _RatioStop(cfg, o, t_start), report=report)
-    return [a for a, _ in rounds], [b for _, b in rounds], colds, ks, reason
+    (a_ms, b_ms), colds, ks, reason = interleaved_rounds(calls, dev, cfg, clock=clock, seed=o.seed,
+                                                         stop=lambda t_start: _RatioStop(cfg, o, t_start),
+                                                         report=report)
+    return a_ms, b_ms, colds, ks, reason
 
 
 def compare(spec_a, spec_b, inputs=None, *, batch_size: int | None = None, knobs: dict | None = None,

@@ -367,9 +367,9 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
             name, opts.max_time * 2, opts.threads, roofline=name == models[0]),
             f"[flops-vs-latency {i}/{len(models)}] {name}: time per layer kind"
             + (", roofline" if name == models[0] else ""))
-    micro_convs = store.cached("micro-convs", lambda: _micro("convs", 2.0, opts.threads),
+    micro_convs = store.cached("micro-convs", lambda: _micro("convs", 8.0, opts.threads),
                                "[flops-vs-latency] equal-MAC convolutions")
-    micro_acts = store.cached("micro-activations", lambda: _micro("activations", 1.5, opts.threads),
+    micro_acts = store.cached("micro-activations", lambda: _micro("activations", 10.0, opts.threads),
                               "[flops-vs-latency] activations")
     swish = store.cached("swish-vs-relu", lambda: _swish_vs_relu(max(10.0, opts.max_time * 5), opts.threads),
                          "[flops-vs-latency] efficientnet_b0 with swish against ReLU")
