@@ -71,13 +71,24 @@ def _cmd_profile(args) -> int:
             d["crosscheck"] = crosscheck.to_dict()
         _emit_json(d)
         return 0
-    print(format_profile(result, by=args.by, level=args.level, fmt=args.format))
+    print(format_profile(result, by=args.by, level=args.level, fmt=args.format, title=_knob_title(args)))
     if crosscheck is not None:
         from .report.tables import format_crosscheck
 
         print()
         print(format_crosscheck(crosscheck, fmt=args.format))
     return 0
+
+
+def _knob_title(args) -> str | None:
+    """The header's name for a zoo model run with knobs: the family and its knobs, not the named model."""
+    from .spec import is_zoo_spec
+
+    if not is_zoo_spec(args.spec):
+        return None
+    from .zoo import knob_label
+
+    return knob_label(args.spec, _knobs(args))
 
 
 def _build_profile(sub) -> None:
@@ -101,7 +112,7 @@ def _cmd_zoo(args) -> int:
     from .catalog import summary
     from .report.tables import format_zoo
 
-    rows = summary(with_cost=not args.no_cost)
+    rows = summary(with_cost=not args.no_cost, progress=not args.no_cost)
     if args.json:
         _emit_json(rows)
     else:

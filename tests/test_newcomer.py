@@ -52,3 +52,79 @@ def test_roofline_without_a_path_writes_no_file(write_model, tmp_path, monkeypat
     assert main([*argv, "--roofline", "r.png"]) == 0
     out = capsys.readouterr()
     assert (work / "r.png").read_bytes()[:4] == b"\x89PNG" and "roofline plot written to r.png" in out.err
+
+
+# --- the tables people expect ------------------------------------------------------------------------------
+
+def _frozen_net():
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1, bias=False)                    # 108 params, frozen
+            self.body = nn.Sequential(nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())  # 16 + 8
+            self.head = nn.Linear(4, 2)                                              # 10
+            self.stem.requires_grad_(False)
+
+        def forward(self, x):
+            x = self.body(self.stem(x))
+            return self.head(x.mean((2, 3)) * 2)   # ops in the model's own forward: the (root) node
+
+    return Net()
+
+
+def test_params_split_into_trainable_and_frozen_and_the_module_tree():
+    from scaleprof.counting import profile
+    from scaleprof.report.tables import format_profile, profile_frame
+
+    r = profile(_frozen_net(), ["1x3x4x4"])
+    assert r.to_dict()["totals"]["params_trainable"] == 16 + 8 + 10 and r.totals.params == 142
+    df = profile_frame(r, "module", 2)
+    assert list(df.index) == ["stem", "body", "body.0", "body.1", "body.2", "(root)", "head", "total"]
+    # MACs by hand: stem 4·16·3·9 = 1728, body.0 4·16·4 = 256, head 4·2 = 8
+    assert df.loc["body", "MACs"] == 256 and df.loc["total", "MACs"] == 1728 + 256 + 8
+    assert df.loc["body", "MACs %"] == pytest.approx(100 * 256 / 1992) and df.loc["total", "MACs %"] == 100
+    assert df.loc["body", "params"] == 24 and df.loc["total", "calls"] == sum(x.calls for x in r.layers)
+    text = format_profile(r, by="module", level=2, title="net width 2")
+    assert text.startswith("net width 2  input 1x3x4x4")
+    assert "params 142 (trainable 34, frozen 108)" in text
+    lines = text.splitlines()
+    assert any(line.startswith("  0 ") for line in lines) and any(line.startswith("total ") for line in lines)
+    layer_csv = format_profile(r, by="layer", fmt="csv")
+    assert layer_csv.startswith("name,module_type,") and "\n(root),Net," in layer_csv  # no index, no blank name
+    assert format_profile(r, by="kind", fmt="csv").startswith("kind,calls,")
+    ops = profile_frame(r, "op")
+    assert "aten::empty" not in ops.index and (ops["calls"] > 0).all()   # batch norm's 0-call helper row
+
+
+def test_markdown_writes_numbers_out_and_the_header_names_the_knobs(capsys):
+    from torch import nn
+
+    from scaleprof.counting import profile
+    from scaleprof.report.tables import format_profile
+    from scaleprof.zoo import knob_label
+
+    r = profile(nn.Conv2d(64, 64, 3, padding=1), ["1x64x64x64"])
+    md = format_profile(r, fmt="markdown")
+    assert "e+" not in md and "150,994,944" in md   # 64·64·9·4096 MACs, not 1.50995e+08
+    assert knob_label("efficientnet_b0") == "efficientnet_b0"
+    assert knob_label("efficientnet_b0", {"width": 1.1, "depth": 1.2, "resolution": 260}) == \
+        "efficientnet width 1.1 depth 1.2 resolution 260"
+    assert knob_label("efficientnet_b2", {"resolution": 288}) == "efficientnet width 1.1 depth 1.2 resolution 288"
+    assert main(["profile", "efficientnet_b0", "--width", "1.1", "--depth", "1.2", "--resolution", "260"]) == 0
+    assert capsys.readouterr().out.startswith("efficientnet width 1.1 depth 1.2 resolution 260  input 1x3x260x260")
+
+
+def test_zoo_table_has_no_nan_and_counts_with_progress(monkeypatch, capsys):
+    from scaleprof import catalog
+    from scaleprof.report.tables import format_zoo
+
+    rows = [{"name": "a", "family": "f", "width": 1.0, "depth": None, "resolution": 224, "params": 5, "macs": 7,
+             "published_params": None, "published_macs": None, "published_source": None}]
+    assert "nan" not in format_zoo(rows).lower() and "None" not in format_zoo(rows)
+    monkeypatch.setattr(catalog.zoo, "list_models", lambda: ["resnet18", "mobilenet_v2"])
+    out = catalog.summary(with_cost=False, progress=True)
+    err = capsys.readouterr().err
+    assert [r["name"] for r in out] == ["resnet18", "mobilenet_v2"]
+    assert "zoo: counting 1/2 resnet18" in err and "zoo: counting 2/2 mobilenet_v2" in err
