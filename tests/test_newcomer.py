@@ -128,3 +128,76 @@ def test_zoo_table_has_no_nan_and_counts_with_progress(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert [r["name"] for r in out] == ["resnet18", "mobilenet_v2"]
     assert "zoo: counting 1/2 resnet18" in err and "zoo: counting 2/2 mobilenet_v2" in err
+
+
+# --- the committed reports' generators ---------------------------------------------------------------------
+
+def test_scatter_labels_never_overlap_and_the_diagonal_is_drawn():
+    from scaleprof.report.plots import label_spots, scatter_log
+
+    names = ["a1", "a2", "a3", "a4", "a5", "close", "far"]
+    xy = [(0.5, 0.5)] * 5 + [(0.52, 0.51), (0.9, 0.1)]
+    spots = label_spots(xy, names)
+    assert spots[4] is None  # five on one point: four corners, the fifth label is left off
+    assert spots[0] is not None and spots[-1] is not None
+    boxes = [(x, y, x + 0.0095 * len(n), y + 0.03) for (x, y), n in
+             ((s, n) for s, n in zip(spots, names, strict=True) if s)]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])  # no two overlap
+    png = scatter_log([(1.0, 10.0, "a"), (2.0, 30.0, "b"), (4.0, 35.0, "c")], xlabel="x", ylabel="y", title="t",
+                      rate_line="median")
+    assert png[:4] == b"\x89PNG"
+
+
+def test_b2_at_260_is_not_credited_to_torchvision_metadata():
+    from scaleprof import zoo
+    from scaleprof.zoo.published import TORCHVISION
+
+    pub = zoo.published("efficientnet_b2")
+    assert pub["input"] == "1x3x260x260" and pub["source"] != TORCHVISION and "1.088 G at 288 px" in pub["source"]
+    assert "not a published figure" in pub["note"]
+    at_288 = [r for r in zoo.published_rows("efficientnet_b2") if r["resolution"] == 288]
+    assert at_288[0]["source"] == TORCHVISION and at_288[0]["macs"] == 1_087_529_456
+
+
+def test_flops_vs_latency_never_opens_with_an_empty_table_and_stale_figures_go(tmp_path):
+    from scaleprof.dev.build_reports import _drop_stale_figures, _share_blocks
+    from scaleprof.report.document import Bullets, Table
+
+    blocks = _share_blocks({"m": {"notes": ["time attribution failed: ImportError: x"]}})
+    assert not any(isinstance(b, Table) for b in blocks)
+    assert any(isinstance(b, Bullets) and "m: time attribution failed: ImportError: x" in b.items[0] for b in blocks)
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    (figs / "kept.png").write_bytes(b"x")
+    (figs / "old.png").write_bytes(b"x")
+    assert [p.name for p in _drop_stale_figures(figs, [figs / "kept.png"])] == ["old.png"]
+    assert [p.name for p in figs.iterdir()] == ["kept.png"]
+
+
+def test_scale_texts_phi_rows_legends_feasible_and_the_proxy():
+    import pandas as pd
+
+    from scaleprof.report.document import Para, Table
+    from scaleprof.report.scale_tables import _ranked
+    from scaleprof.report.sections import phi_blocks, scale_section
+    from scaleprof.scaling.options import ObjectiveOptions
+
+    sweep = [{"phi": 1, "alpha": 1.2, "beta": 1.1, "gamma": 1.15, "width": 1.1, "depth": 1.2, "resolution": 258,
+              "macs": 10, "params": 5, "cost_ratio": 2.0, "formula_ratio": 1.92, "paper_model": "B1"}]
+    blocks = phi_blocks(sweep)
+    df = next(b for b in blocks if isinstance(b, Table)).df
+    assert "model" not in df.columns and df["paper's model"].tolist() == ["B1"]
+    assert "not EfficientNet-B<φ>" in next(b for b in blocks if isinstance(b, Para)).text
+    cand = {"rank": 1, "alpha": 1.2, "beta": 1.1, "gamma": 1.15, "depth": 1.2, "width": 1.1, "resolution": 258,
+            "macs": 10, "params": 5, "cost_ratio": 2.0, "formula_ratio": 1.92, "feasible": True, "score": -1.5,
+            "arch": "x", "status": "ok"}
+    text = "\n".join(_ranked([cand, {**cand, "rank": None, "feasible": False}], 5))
+    assert "feasible" in text.splitlines()[1] and " yes " in text
+    assert "score: what the objective ranks by" in text and "same arch: how many other grid points" in text
+    sec = scale_section({"family": "f", "phi": 1, "candidates": [cand, {**cand, "rank": None, "feasible": False}],
+                         "objective": "proxy", "objective_words": ObjectiveOptions(objective="proxy").words()})
+    table = next(b for b in sec if isinstance(b, Table)).df
+    assert isinstance(table, pd.DataFrame) and table["feasible"].tolist() == ["yes", "no"]
+    assert "objective proxy naswot (EXPERIMENTAL" in sec[1].text

@@ -115,7 +115,9 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
         table.append({"model": cost["name"], "input": cost["input"], "params": f"{t['params']:,}",
                       "published params": f"{pub['params']:,}" if pub.get("params") else "",
                       "params vs published": _vs_published(t["params"], pub.get("params"), pub.get("params_tol")),
-                      "MACs": f"{t['macs']:,}", "published MACs": f"{pub['macs']:,}" if pub.get("macs") else "",
+                      "MACs": f"{t['macs']:,}",
+                      # a starred figure is a reference count, not a published one (its note says which)
+                      "published MACs": (f"{pub['macs']:,}" + ("*" if pub.get("note") else "")) if pub.get("macs") else "",
                       "MACs vs published": _vs_published(t["macs"], pub.get("macs"), pub.get("macs_tol")),
                       "largest MAC shares": _top_kinds(cost["by_kind"], t["macs"]),
                       "CPU ms (median)": f"{lat['median_ms']:.2f}" if ok else lat.get("status", ""),
@@ -125,7 +127,8 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
             points.append((t["macs"] / 1e9, lat["median_ms"], cost["name"]))
     env = next((lat["env"] for _, lat in rows if lat.get("env")), None) or environment()
     max_time = opts.max_time
-    sources = sorted({(c.get("published") or {}).get("source") for c, _ in rows} - {None})
+    sources = sorted({(c.get("published") or {}).get("source") for c, _ in rows
+                      if not (c.get("published") or {}).get("note")} - {None})
     doc = Document("The zoo: cost against the published figures, and CPU latency")
     doc.add(Para("Every model of `scaleprof.zoo` at its default input, batch 1. **MACs** are multiply-accumulates of "
                  "convolution, linear/matmul and attention products (the papers' FLOPS, torchvision's `_ops`); params "
@@ -138,14 +141,21 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
             Table(pd.DataFrame(table)))
     if points:
         doc.add(Figure("zoo-macs-vs-latency", plots.scatter_log(points, xlabel="GMACs", ylabel="CPU latency (ms)",
-                                                                title="MACs against CPU latency, batch 1"),
-                       caption="MACs against CPU latency: models off the diagonal run at a different rate per MAC"))
+                                                                title="MACs against CPU latency, batch 1",
+                                                                rate_line="the median time per MAC"),
+                       caption="MACs against CPU latency. The dashed diagonal is the zoo's median time per MAC: "
+                               "a model above it runs slower per MAC than the median, one below it faster. A "
+                               "label that would cover another is left off; the table above has every model."))
         rates = sorted(((p[0] / (p[1] * 1e-3), p[2]) for p in points), reverse=True)
         lines = [f"Fastest per MAC: {', '.join(f'{n} {r:.1f}' for r, n in rates[:3])} GMAC/s; slowest: "
                  f"{', '.join(f'{n} {r:.1f}' for r, n in rates[-3:])} GMAC/s — "
                  f"{rates[0][0] / rates[-1][0]:.1f}× apart, so MACs alone do not rank latency on this CPU."]
         doc.add(Heading("What it shows"), Bullets(lines))
     doc.add(Para("Published figures from: " + "; ".join(sources) + "."))
+    starred = [f"{c['name']}: {c['published']['note']} ({c['published']['source']})"
+               for c, _ in rows if (c.get("published") or {}).get("note")]
+    if starred:
+        doc.add(Para("\\* " + "; ".join(starred) + "."))
     return doc
 
 
@@ -358,6 +368,44 @@ def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     return d
 
 
+def _share_blocks(benches: dict) -> list:
+    """Share of MACs against share of time per layer kind, every model in one table, then each model's figure;
+    a model without attribution is named with the reason (never an empty table)."""
+    rows, findings = [], []
+    for name, b in benches.items():
+        attr = b.get("attribution") or {}
+        for r in attr.get("rows", []):
+            if not str(r.get("name", "")).startswith("conv.") and r.get("name") not in ("linear", "activation", "norm"):
+                continue
+            macs_share, time_share = r.get("macs_share") or 0.0, r.get("time_share") or 0.0
+            rows.append({"model": name, "kind": r["name"], "MACs %": f"{100 * macs_share:.1f}",
+                         "time %": f"{100 * time_share:.1f}",
+                         "time / MACs": f"{time_share / macs_share:.2f}" if macs_share else "",
+                         "GFLOP/s": "" if r.get("gflops") is None else f"{r['gflops']:.1f}"})
+            if r.get("name") == "conv.depthwise" and macs_share:
+                findings.append(f"{name}: depthwise convolutions are {100 * macs_share:.1f}% of the MACs and "
+                                f"{100 * time_share:.1f}% of the time ({time_share / macs_share:.1f}× their share)")
+    out = [Heading("Share of MACs against share of time, per layer kind"),
+           Para("Batch 1, eager. A ratio time / MACs above 1: the kind is slower per MAC than the model's average.")]
+    if rows:
+        out.append(Table(pd.DataFrame(rows)))
+    missing = [f"{name}: {'; '.join(b.get('notes') or ['no time attribution in the result'])}"
+               for name, b in benches.items() if not (b.get("attribution") or {}).get("rows")]
+    if missing:  # never an empty table: say what is missing and why
+        out += [Para("No time attribution for:"), Bullets(missing)]
+    if findings:
+        out.append(Bullets(findings))
+    for name, b in benches.items():
+        attr = b.get("attribution")
+        if attr:
+            kind_rows = [r for r in attr.get("rows", []) if (r.get("macs_share") or 0) > 0.001
+                         or (r.get("time_share") or 0) > 0.01]
+            out.append(Figure(f"macs-vs-time-{name}", plots.macs_vs_time(kind_rows, title=f"{name}: share of MACs "
+                                                                                        "against share of time"),
+                           caption=f"{name}, batch 1"))
+    return out
+
+
 def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
     models = opts.models or list(ATTRIBUTION_MODELS)
     benches = {}
@@ -380,34 +428,7 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
                  "how long it takes. The two part where a layer does little arithmetic per byte it moves "
                  "(depthwise convolutions, activations, norms): those run far below the machine's peak rate."))
 
-    # share of MACs against share of time, per conv kind, every model in one table
-    rows, findings = [], []
-    for name, b in benches.items():
-        attr = b.get("attribution") or {}
-        for r in attr.get("rows", []):
-            if not str(r.get("name", "")).startswith("conv.") and r.get("name") not in ("linear", "activation", "norm"):
-                continue
-            macs_share, time_share = r.get("macs_share") or 0.0, r.get("time_share") or 0.0
-            rows.append({"model": name, "kind": r["name"], "MACs %": f"{100 * macs_share:.1f}",
-                         "time %": f"{100 * time_share:.1f}",
-                         "time / MACs": f"{time_share / macs_share:.2f}" if macs_share else "",
-                         "GFLOP/s": "" if r.get("gflops") is None else f"{r['gflops']:.1f}"})
-            if r.get("name") == "conv.depthwise" and macs_share:
-                findings.append(f"{name}: depthwise convolutions are {100 * macs_share:.1f}% of the MACs and "
-                                f"{100 * time_share:.1f}% of the time ({time_share / macs_share:.1f}× their share)")
-    doc.add(Heading("Share of MACs against share of time, per layer kind"),
-            Para("Batch 1, eager. A ratio time / MACs above 1: the kind is slower per MAC than the model's average."),
-            Table(pd.DataFrame(rows)))
-    if findings:
-        doc.add(Bullets(findings))
-    for name, b in benches.items():
-        attr = b.get("attribution")
-        if attr:
-            kind_rows = [r for r in attr.get("rows", []) if (r.get("macs_share") or 0) > 0.001
-                         or (r.get("time_share") or 0) > 0.01]
-            doc.add(Figure(f"macs-vs-time-{name}", plots.macs_vs_time(kind_rows, title=f"{name}: share of MACs "
-                                                                                        "against share of time"),
-                           caption=f"{name}, batch 1"))
+    doc.add(*_share_blocks(benches))
     first = next((b for b in benches.values() if b.get("roofline")), None)
     if first:
         doc.add(*sections.roofline_blocks(first["roofline"], first.get("model", "model")))
@@ -485,7 +506,18 @@ def build(name: str, out: Path, opts, costs: Store | None = None) -> Path:
     doc = BUILDERS[name](Store(folder, opts.force), costs, opts)
     doc.add(*sections.made_by())
     paths = write_document(doc, folder, stem="README")
+    _drop_stale_figures(folder / "figures", paths.figures)
     return paths.markdown
+
+
+def _drop_stale_figures(figures: Path, written: list[Path]) -> list[Path]:
+    """Remove the PNGs an earlier build left that this document does not show (a figure in figures/ is
+    one the README shows, never a leftover)."""
+    keep = {p.name for p in written}
+    stale = [f for f in sorted(figures.glob("*.png")) if f.name not in keep] if figures.is_dir() else []
+    for f in stale:
+        f.unlink()
+    return stale
 
 
 def write_index(out: Path) -> Path:

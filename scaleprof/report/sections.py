@@ -13,6 +13,7 @@ from ..bench.env import summary as env_summary
 from ..scaling.grid import SYMBOL
 from . import plots
 from .document import Bullets, Figure, Heading, Para, Table
+from .scale_tables import SCORE_LEGEND
 from .tables import ci, human, ms, num, pct
 from .verdict import ROW_COLUMNS, row_cells
 
@@ -238,7 +239,7 @@ def scale_section(d: dict, source: str = "") -> list:
     if words:
         desc += f", budget {words}"
     if d.get("objective"):
-        desc += f", objective {d['objective']}"
+        desc += f", objective {d.get('objective_words') or d['objective']}"
     if best:
         desc += (f"; chosen {coef(best)} (width {best.get('width')}, depth {best.get('depth')}, resolution "
                  f"{best.get('resolution')}): MACs {num(best.get('macs'))}, {num(best.get('cost_ratio'))}× the "
@@ -256,9 +257,11 @@ def scale_section(d: dict, source: str = "") -> list:
                             "width": c.get("width"), "depth": c.get("depth"), "resolution": c.get("resolution"),
                             "MACs": num(c.get("macs")), "params": num(c.get("params")),
                             "cost ×": num(c.get("cost_ratio")), "α·β²·γ²": num(c.get("formula_ratio")),
-                            "feasible": c.get("feasible"), "latency ms": ms(c.get("latency_ms")),
+                            "feasible": _yes_no(c.get("feasible")), "latency ms": ms(c.get("latency_ms")),
                             "score": num(c.get("score")), "status": c.get("status", "")} for c in top])
         out.append(Table(df, caption=f"Candidates, best first ({len(top)} of {len(cands)})."))
+        out.append(Bullets([SCORE_LEGEND + ".", "feasible: whether the candidate meets the constraint "
+                            f"({d.get('constraint', 'cost')}) within the budget."]))
         out.append(Figure(f"pareto-{_slug(d.get('family', 'scale'))}-{_slug(d.get('phi'))}",
                           plots.pareto_front(cands, best, target, d.get("objective")),
                           caption="the search's candidates and their Pareto front"))
@@ -273,22 +276,30 @@ def scale_section(d: dict, source: str = "") -> list:
     return out
 
 
+def _yes_no(v) -> str:
+    return "" if v is None else ("yes" if v else "no")
+
+
 def phi_blocks(sweep: list[dict], family: str = "efficientnet") -> list:
+    """The scale-up table: each row is the chosen coefficients' own model at φ, beside the paper's B<φ>."""
     def ratio(v):
         return "" if v is None else f"{v:.2f}"
 
-    df = pd.DataFrame([{"φ": r.get("phi"), "model": r.get("name") or r.get("paper_model") or "",
-                        "width": r.get("width"), "depth": r.get("depth"), "resolution": r.get("resolution"),
+    df = pd.DataFrame([{"φ": r.get("phi"), "width": r.get("width"), "depth": r.get("depth"),
+                        "resolution": r.get("resolution"),
                         "MACs": num(r.get("macs")), "params": num(r.get("params")),
                         "MACs / base": ratio(r.get("cost_ratio")),
                         "2^φ": ratio(2.0 ** float(r["phi"])) if r.get("phi") is not None else "",
-                        "(α·β²·γ²)^φ": ratio(r.get("formula_ratio")), "paper / B0": ratio(r.get("paper_ratio")),
+                        "(α·β²·γ²)^φ": ratio(r.get("formula_ratio")), "paper's model": r.get("paper_model") or "",
+                        "paper / B0": ratio(r.get("paper_ratio")),
                         "paper MACs": num(r.get("paper_macs")), "released MACs": num(r.get("released_macs"))}
                        for r in sweep])
+    coefs = coef(sweep[0]) if sweep else "the chosen α, β, γ"
     return [Heading("The φ sweep", 3),
-            Para("The chosen α, β, γ raised to φ: cost relative to the base model beside 2^φ (what α·β²·γ² = 2 "
-                 "promises), (α·β²·γ²)^φ, the paper's Table 2 (FLOPS = multiply-adds) relative to its B0, and the "
-                 "released models' exact MACs."),
+            Para(f"{coefs} raised to φ = 0, 1, …: each row is these coefficients' own model, not EfficientNet-B<φ>. "
+                 "Its cost relative to the base model beside 2^φ (what α·β²·γ² = 2 promises), (α·β²·γ²)^φ, and "
+                 "for comparison the paper's B<φ>: its Table 2 figure (FLOPS = multiply-adds) relative to its B0, "
+                 "and the released model's exact MACs."),
             Table(df),
             Figure(f"phi-{_slug(family)}", plots.phi_curve(sweep), caption="MACs against φ")]
 
