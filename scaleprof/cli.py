@@ -154,7 +154,8 @@ def _cmd_bench(args) -> int:
                    batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                    max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
                    memory=not args.no_memory, roofline=args.roofline is not None, optimizer=args.optimizer,
-                   level=args.level, progress=True, log=args.log, resume=args.resume)
+                   level=args.level, progress=True, log=args.log, resume=args.resume, total_time=args.total_time,
+                   compile_memory=args.compile_memory or None)
     if args.roofline and result.roofline is not None:
         from .files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
@@ -199,6 +200,10 @@ def _build_bench(sub) -> None:
     p.add_argument("--target-ci", type=float, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
+    p.add_argument("--total-time", type=float, default=None, metavar="SECONDS",
+                   help="bound the whole command: rows that no longer fit are skipped, with the reason")
+    p.add_argument("--compile-memory", action="store_true",
+                   help="measure torch.compile rows' CPU memory too (the memory subprocess compiles again)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",

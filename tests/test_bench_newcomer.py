@@ -185,3 +185,83 @@ def test_cli_micro_honours_max_time(monkeypatch, capsys):
     monkeypatch.setattr(micro, "run_micro", fake)
     assert main(["bench", "--micro", "activations", "--max-time", "7", "--json"]) == 0
     assert seen["max_time"] == 7.0  # no silent 2 s cap
+
+
+# --- bench: the cost said up front, --total-time, tickers, compile's memory ---------------------------------
+
+def test_run_plan_says_the_cost_and_skips_what_no_longer_fits():
+    from scaleprof.bench.progress import MEMORY_CHILD_GUESS_S, RunPlan
+    from scaleprof.bench.runtimes import Compile, Eager
+
+    t = [0.0]
+    plan = RunPlan(max_time=10.0, memory=True, total_time=100.0, clock=lambda: t[0])
+    rts = [Eager(), Compile()]
+    assert plan.row_cost(rts[1]) == 10.0 + 60.0 + MEMORY_CHILD_GUESS_S   # compile's guess, before a row ran
+    plan.saw_setup(rts[1], 20.0)
+    assert plan.row_cost(rts[1]) == 10.0 + 20.0 + MEMORY_CHILD_GUESS_S   # then what a row really took
+    line = plan.describe(rts, 4, 0)
+    assert line.startswith("bench: 4 row(s) x up to 10 s") and "--total-time 100 s" in line
+    assert plan.skip_reason(50.0) is None
+    t[0] = 60.0
+    assert plan.skip_reason(50.0) == "skipped: --total-time 100 s: 60 s used, this row needs about 50 s more"
+    assert RunPlan(max_time=1.0, memory=False).skip_reason(1e9) is None     # no bound, nothing skipped
+
+
+def test_bench_total_time_skips_rows_with_the_reason(monkeypatch, capsys):
+    import torch
+    from torch import nn
+
+    from scaleprof.bench import bench, runner
+    from scaleprof.bench.progress import RunPlan
+
+    ticks = iter(range(1000))  # a clock that moves one second at each reading
+    monkeypatch.setattr(runner, "RunPlan", lambda **kw: RunPlan(clock=lambda: float(next(ticks)), **kw))
+    torch.manual_seed(0)
+    r = bench(nn.Linear(4, 4), inputs=["1x4"], batch_sizes=[1, 2, 3], max_time=0.2, memory=False, total_time=2.5,
+              progress=True)
+    # readings: start 0; row 1 at 1 s (+0.2 fits), row 2 at 2 s (fits), row 3 at 3 s: over 2.5 s
+    assert [x.status for x in r.results] == ["ok", "ok", "skipped"]
+    assert r.results[2].reason.startswith("skipped: --total-time 2.5 s") and r.ok()
+    err = capsys.readouterr().err
+    assert "bench: 3 row(s) x up to 0.2 s" in err and "--total-time 2.5 s skips" in err
+    assert "skipped" in format_bench(r)
+
+
+def test_ticker_and_compile_memory_plan(capsys):
+    import time
+
+    import torch
+
+    from scaleprof.bench.progress import ticker
+    from scaleprof.bench.runtimes import Compile
+
+    with ticker("compiling", every=0.01):
+        time.sleep(0.05)
+    assert "compiling: done in" in capsys.readouterr().err
+    with ticker("quiet", enabled=False):
+        time.sleep(0.02)
+    assert capsys.readouterr().err == ""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    plan = Compile(memory_child=False).memory_plan(cpu)   # as bench makes it unless --compile-memory
+    assert plan.method == "none" and "compile the model a second time" in plan.reason
+    assert Compile(memory_child=True).memory_plan(cpu).method == "subprocess-rss"
+    assert Compile(memory_child=False).memory_plan(cuda).method == "cuda-allocator"  # in process: no recompile
+
+
+def test_bench_makes_compile_rows_skip_the_second_compilation(monkeypatch):
+    from scaleprof.bench import runner
+    from scaleprof.bench.options import BenchOptions
+
+    seen = []
+    real = runner.parse_runtimes
+
+    def spy(*a, **k):
+        rts = real(*a, **k)
+        seen.extend(rts)
+        return rts
+
+    monkeypatch.setattr(runner, "parse_runtimes", spy)
+    monkeypatch.setattr(runner, "_inference", lambda *a: ([], None, None))  # nothing runs: the set-up is the point
+    runner.bench("resnet18", runtimes="compile", memory=False, progress=False)
+    assert seen[0].memory_child is False and seen[0].progress is False
+    assert BenchOptions().compile_memory is False

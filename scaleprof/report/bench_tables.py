@@ -13,8 +13,9 @@ def format_bench(result) -> str:
     rows = []
     notes = []
     for r, det in zip(d["results"], d["details"], strict=True):
-        if r["status"] != "ok":
-            rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], "failed", "", "", "", "", "", ""])
+        if r["status"] != "ok":  # failed, or skipped (--total-time)
+            rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], r["status"], "", "", "", "", "",
+                         ""])
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): {r['reason']}")
             continue
         rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["median_ms"]),
@@ -36,7 +37,7 @@ def format_bench(result) -> str:
         trows = []
         for t in result.train:
             if t.status != "ok":
-                trows.append([t.device, t.batch_size, "failed", "", "", "", "", "", ""])
+                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", ""])
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
