@@ -201,3 +201,10 @@ def test_scale_texts_phi_rows_legends_feasible_and_the_proxy():
     table = next(b for b in sec if isinstance(b, Table)).df
     assert isinstance(table, pd.DataFrame) and table["feasible"].tolist() == ["yes", "no"]
     assert "objective proxy naswot (EXPERIMENTAL" in sec[1].text
+
+
+def test_report_micro_tables_flag_wide_cis():
+    from scaleprof.dev.build_reports import _micro_ci
+
+    assert _micro_ci({"median_ms": 1.0, "ci95_ms": [0.8, 1.3], "wide_ci": True}) == "±30.0% (wide CI)"
+    assert _micro_ci({"median_ms": 2.0, "ci95_ms": [1.99, 2.02], "wide_ci": False}) == "±1.0%"

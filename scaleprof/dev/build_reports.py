@@ -347,6 +347,15 @@ def _micro(suite: str, max_time: float, threads: int | None = 1) -> dict:
         return run_micro(suite, max_time=max_time).to_dict()
 
 
+def _micro_ci(r: dict) -> str:
+    """A micro-benchmark row's CI as ± its half-width, flagged when wide (bench.micro.WIDE_CI)."""
+    lo_hi, med = r.get("ci95_ms"), r.get("median_ms")
+    if not lo_hi or not med:
+        return "wide CI" if r.get("wide_ci") else ""
+    half = max(med - lo_hi[0], lo_hi[1] - med) / med
+    return f"±{100 * half:.1f}%" + (" (wide CI)" if r.get("wide_ci") else "")
+
+
 def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     from torch import nn
 
@@ -448,8 +457,8 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
             Para("Standard 3×3, pointwise 1×1, grouped 3×3 and depthwise 3×3, each sized to do the same "
                  "multiply-accumulates; what differs is the arithmetic per byte moved."),
             Table(pd.DataFrame([{"conv": r["name"], "config": r["config"], "MACs": f"{r['macs']:,}" if r.get("macs") else "",
-                                 "median ms": f"{r['median_ms']:.3f}", "GMAC/s": num(r.get("gmacs_per_s")),
-                                 "GB/s": f"{r['gbps']:.1f}"} for r in mrows])))
+                                 "median ms": f"{r['median_ms']:.3f}", "95% CI": _micro_ci(r),
+                                 "GMAC/s": num(r.get("gmacs_per_s")), "GB/s": f"{r['gbps']:.1f}"} for r in mrows])))
     if mrows:
         t = {r["name"]: r["median_ms"] for r in mrows}
         std = t.get("standard 3x3")
@@ -461,8 +470,10 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
     # activations
     arows = micro_acts.get("rows", [])
     doc.add(Heading("Swish against ReLU"),
+            Para("All seven measured together in shuffled interleaved rounds, each warmed up first (a wide CI "
+                 "is flagged: read no ratio from it)."),
             Table(pd.DataFrame([{"activation": r["name"], "tensor": r["config"], "median ms": f"{r['median_ms']:.3f}",
-                                 "GB/s": f"{r['gbps']:.1f}"} for r in arows])))
+                                 "95% CI": _micro_ci(r), "GB/s": f"{r['gbps']:.1f}"} for r in arows])))
     act = {r["name"]: r["median_ms"] for r in arows}
     notes = []
     if act.get("relu") and act.get("silu"):
