@@ -5,10 +5,11 @@ import pytest
 
 from scaleprof.cli import main
 from scaleprof.errors import ScaleprofError
-from scaleprof.zoo.registry import closest_names, resolve
 
 
 def test_unknown_model_suggests_the_closest_names_in_one_short_line(capsys):
+    from scaleprof.zoo.registry import closest_names, resolve
+
     assert closest_names("efficientnet_bo")[0] == "efficientnet_b0"  # ties keep the registry's order
     assert closest_names("ResNet18")[0] == "resnet18"
     assert closest_names("qqqqq") == []
