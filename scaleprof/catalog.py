@@ -6,6 +6,9 @@ counter their cost; this module joins the two.
 
 from __future__ import annotations
 
+import sys
+import time
+
 from . import zoo
 from .counting import profile
 
@@ -28,7 +31,15 @@ def cost_row(name: str, by_kind: bool = False, *, with_cost: bool = True) -> dic
     return row
 
 
-def summary(with_cost: bool = True) -> list[dict]:
+def summary(with_cost: bool = True, progress: bool = False) -> list[dict]:
     """One row per named model (``cost_row``): name, family, input, width/depth/resolution, params and MACs
-    (counted on meta tensors when ``with_cost``, else None), and the published params/MACs where known."""
-    return [cost_row(name, with_cost=with_cost) for name in zoo.list_models()]
+    (counted on meta tensors when ``with_cost``, else None), and the published params/MACs where known.
+    ``progress``: a line on stderr per model counted, with the elapsed time."""
+    names = zoo.list_models()
+    rows, t0 = [], time.perf_counter()
+    for i, name in enumerate(names, 1):
+        if progress:
+            print(f"  zoo: counting {i}/{len(names)} {name} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                  flush=True)
+        rows.append(cost_row(name, with_cost=with_cost))
+    return rows

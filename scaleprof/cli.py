@@ -71,13 +71,24 @@ def _cmd_profile(args) -> int:
             d["crosscheck"] = crosscheck.to_dict()
         _emit_json(d)
         return 0
-    print(format_profile(result, by=args.by, level=args.level, fmt=args.format))
+    print(format_profile(result, by=args.by, level=args.level, fmt=args.format, title=_knob_title(args)))
     if crosscheck is not None:
         from .report.tables import format_crosscheck
 
         print()
         print(format_crosscheck(crosscheck, fmt=args.format))
     return 0
+
+
+def _knob_title(args) -> str | None:
+    """The header's name for a zoo model run with knobs: the family and its knobs, not the named model."""
+    from .spec import is_zoo_spec
+
+    if not is_zoo_spec(args.spec):
+        return None
+    from .zoo import knob_label
+
+    return knob_label(args.spec, _knobs(args))
 
 
 def _build_profile(sub) -> None:
@@ -101,7 +112,7 @@ def _cmd_zoo(args) -> int:
     from .catalog import summary
     from .report.tables import format_zoo
 
-    rows = summary(with_cost=not args.no_cost)
+    rows = summary(with_cost=not args.no_cost, progress=not args.no_cost)
     if args.json:
         _emit_json(rows)
     else:
@@ -130,7 +141,7 @@ def _cmd_bench(args) -> int:
 
         with torch_threads(args.threads):
             m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_dtype(args.dtype),
-                          max_time=min(args.max_time or BenchOptions.max_time, 2.0), progress=True)
+                          max_time=args.max_time or BenchOptions.max_time, progress=True)
         if args.json:
             _emit_json(m.to_dict())
         else:
@@ -145,8 +156,9 @@ def _cmd_bench(args) -> int:
         result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
                        batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                        max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                       memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
-                       level=args.level, progress=True, log=args.log, resume=args.resume)
+                       memory=not args.no_memory, roofline=args.roofline is not None, optimizer=args.optimizer,
+                       level=args.level, progress=True, log=args.log, resume=args.resume,
+                       total_time=args.total_time, compile_memory=args.compile_memory or None)
     for path in kept:
         print(f"bench: kept {path}", file=sys.stderr)
     if args.roofline and result.roofline is not None:
@@ -156,6 +168,10 @@ def _cmd_bench(args) -> int:
         roof = result.roofline
         roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
                                                                         [p.to_dict() for p in roof.points])))
+        print(f"scaleprof bench: roofline plot written to {roof.plot}", file=sys.stderr)
+    elif args.roofline == "" and result.roofline is not None:
+        # never a file the user did not name (a --json run once overwrote ./roofline.png)
+        print("scaleprof bench: roofline plot not written: give it a path, --roofline PNG", file=sys.stderr)
     if args.json:
         _emit_json(result.to_dict())
     else:
@@ -181,13 +197,18 @@ def _build_bench(sub) -> None:
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
     p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
-    p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
-                   help="measure this machine's peaks and place each layer kind (plot to PNG)")
+    p.add_argument("--roofline", nargs="?", const="", default=None, metavar="PNG",
+                   help="measure this machine's peaks and place each layer kind (and plot it to PNG, if given)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
-    p.add_argument("--max-time", type=float, default=None, help="seconds per measurement (default 10)")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="seconds per measurement (default 10; with --micro, for the whole suite)")
     p.add_argument("--target-ci", type=float, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
+    p.add_argument("--total-time", type=float, default=None, metavar="SECONDS",
+                   help="bound the whole command: rows that no longer fit are skipped, with the reason")
+    p.add_argument("--compile-memory", action="store_true",
+                   help="measure torch.compile rows' CPU memory too (the memory subprocess compiles again)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",
@@ -211,7 +232,7 @@ def _cmd_compare(args) -> int:
         saved = [read_json(path, "bench result") for path in (args.spec_a, args.spec_b)]
         for obj, path in zip(saved, (args.spec_a, args.spec_b), strict=True):
             require_kind(obj, path, allowed=("bench",))
-        d = compare_saved(*saved)
+        d = compare_saved(*saved, **({"min_effect": args.min_effect} if args.min_effect is not None else {}))
         if args.json:
             _emit_json(d)
         else:

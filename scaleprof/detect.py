@@ -6,7 +6,8 @@ from .errors import ScaleprofError
 
 
 def result_kind(obj) -> str | None:
-    """'profile' | 'bench' | 'compare' | 'scale' | 'check' | 'baseline' | 'zoo', or None if none fits."""
+    """'profile' | 'bench' | 'compare' | 'compare_saved' | 'scale' | 'check' | 'baseline' | 'zoo', or None if
+    none fits."""
     if isinstance(obj, list):
         if obj and all(isinstance(r, dict) and "name" in r and "family" in r for r in obj):
             return "zoo"
@@ -20,6 +21,8 @@ def result_kind(obj) -> str | None:
         return "profile"
     if {"a", "b", "ratio", "p_value"} <= keys:
         return "compare"
+    if {"rows", "same_environment"} <= keys:  # compare on two saved bench results
+        return "compare_saved"
     if {"candidates"} <= keys and ("family" in keys or "phi" in keys):
         return "scale"
     if {"verdict", "checks"} <= keys:
@@ -29,7 +32,8 @@ def result_kind(obj) -> str | None:
     return None
 
 
-def require_kind(obj, source: str, allowed=("profile", "bench", "compare", "scale", "check", "zoo")) -> str:
+def require_kind(obj, source: str,
+                 allowed=("profile", "bench", "compare", "compare_saved", "scale", "check", "zoo")) -> str:
     kind = result_kind(obj)
     if kind is None:
         what = f"keys {', '.join(sorted(obj)[:8])}" if isinstance(obj, dict) else type(obj).__name__

@@ -181,8 +181,8 @@ def test_verdict_rule():
 
     assert verdict((1.9, 2.1), 1e-9) == "slower"
     assert verdict((0.4, 0.6), 1e-9) == "faster"
-    assert verdict((0.98, 1.03), 1e-9) == "no difference"   # CI includes 1
-    assert verdict((1.01, 1.03), 0.02) == "no difference"   # p >= 0.01
+    assert verdict((0.98, 1.03), 1e-9) == "inconclusive"    # CI includes 1 but not inside ±1% (issue 15)
+    assert verdict((1.01, 1.03), 0.02) == "inconclusive"    # p >= 0.01 (issue 15: was "no difference")
     assert verdict((1.01, 1.03), 1e-9, min_effect=0.05) == "no difference"
 
 
@@ -315,7 +315,7 @@ def test_cli_compare_json(write_model, capsys):
     out = capsys.readouterr()
     assert rc == 0, out.err
     d = json.loads(out.out)
-    assert d["verdict"] in ("faster", "slower", "no difference")
+    assert d["verdict"] in ("faster", "slower", "no difference", "inconclusive")
     assert d["ratio_ci95"][0] <= d["ratio"] <= d["ratio_ci95"][1]
 
 

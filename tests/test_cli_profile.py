@@ -34,7 +34,7 @@ def test_profile_json_contract(capsys, model_file):
     assert code == 0
     d = json.loads(out)
     assert {"model", "inputs", "device", "totals", "by_kind", "layers", "uncounted_ops"} <= set(d)
-    assert set(d["totals"]) == {"macs", "flops", "params", "activations", "bytes"}
+    assert set(d["totals"]) == {"macs", "flops", "params", "params_trainable", "activations", "bytes"}  # design.md
     # conv 2·4·64·3·9 + linear 2·4·10
     assert d["totals"]["macs"] == 2 * 4 * 64 * 3 * 9 + 2 * 4 * 10
     assert d["inputs"] == ["2x3x8x8"]

@@ -5,7 +5,7 @@
     r = bench("resnet18", options=BenchOptions(max_time=1, memory=False))   # the same options, typed
     r.to_dict()   # the `bench --json` contract: {"env": {...}, "results": [{runtime, ..., median_ms, ...}]}
     c = compare("resnet50", "efficientnet_b0")
-    c.verdict     # faster | slower | no difference  (B against A)
+    c.verdict     # faster | slower | no difference | inconclusive  (B against A)
 
 Modules: options (BenchOptions, CompareOptions: every default once), stats (order-statistic CIs, bootstrap,
 Mann-Whitney), timer (the measurement loop and its stop rules), runtimes (eager, torch.compile, ONNX Runtime;

@@ -13,7 +13,10 @@ it built before. Both raw figures are reported beside the difference.
 Which of these a row gets is the runtime's to say (`Runtime.memory_plan`), and so is how the child rebuilds
 it (`Runtime.child_job` / `from_child_job` / `run_in_child`): for ONNX Runtime the child loads the
 already-exported .onnx file and runs a session, without the exporter, so the figure is ONNX Runtime's, not the
-export's; for torch.compile the child compiles again, so its peak includes compilation.
+export's; for torch.compile the child would compile again (minutes for a large model), so bench measures a
+compiled row's CPU memory only when asked (`--compile-memory`; its peak then includes compilation) and
+otherwise says why the row has no figure; on CUDA the allocator's peak is read in process, no recompilation.
+In-process RSS was not chosen: this process's high-water mark already holds every model it built before.
 
 The child gets the model as its spec and knobs when it has them, else as a recipe and a weights-only tensor
 file (bench.recipe); nothing is unpickled. A module that cannot be described so gets no figure, with the reason.

@@ -47,6 +47,8 @@ class BenchOptions:
     min_samples: int = 10
     log: Any = None
     resume: bool = False
+    total_time: float | None = None     # seconds for the whole bench: rows that no longer fit are skipped
+    compile_memory: bool = False        # CPU memory of torch.compile rows (the memory child compiles again)
 
     @classmethod
     def of(cls, options: BenchOptions | None = None, **overrides) -> BenchOptions:
@@ -60,6 +62,8 @@ class BenchOptions:
             raise ScaleprofError(f"target CI must be a fraction in (0, 1), got {self.target_ci}")
         if self.by not in (None, "kind", "module"):
             raise ScaleprofError(f"--by must be kind or module, got {self.by!r}")
+        if self.total_time is not None and self.total_time <= 0:
+            raise ScaleprofError(f"--total-time must be positive, got {self.total_time}")
         if self.resume and self.log is None:
             raise ScaleprofError("--resume needs --log FILE (the log of the bench to continue)")
         return self

@@ -19,8 +19,9 @@ from . import prepare
 from .env import environment, torch_threads  # noqa: F401 (torch_threads: its old home, still importable)
 from .memory import MemoryMeter
 from .options import DEFAULT_MAX_TIME, BenchOptions  # noqa: F401 (DEFAULT_MAX_TIME: its old home)
+from .progress import RunPlan
 from .result import BenchResult, RunResult, TrainResult
-from .runtimes import RuntimeUnavailable, environment_fields, get_runtime
+from .runtimes import Compile, RuntimeUnavailable, environment_fields, get_runtime
 from .timer import TimerConfig, block_timer_for, measure
 
 
@@ -90,8 +91,12 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
     `log`: a JSON-lines file each finished row is appended to at once; with `resume`, rows measured ok by
     an earlier run of the same bench (same model, settings and environment fingerprint) are taken from it
     and not measured again (failed rows are tried again; attribution and the roofline are redone).
+    `total_time`: seconds for the whole call; before each row its cost is estimated (bench.progress.RunPlan)
+    and a row that no longer fits gets status "skipped" with the reason. With `progress`, the estimated cost
+    is said first, and the long silent steps (compilation, export, session creation) tick on stderr.
     """
     o = BenchOptions.of(options, **overrides)
+    plan = RunPlan(max_time=o.max_time, memory=o.memory, total_time=o.total_time)
     devices = parse_devices(o.device)
     batches = parse_batches(o.batch_sizes)
     dt = parse_dtype(o.dtype)
@@ -99,21 +104,28 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
         raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {o.dtype!r}")
     with torch_threads(o.threads):
         rts = parse_runtimes(o.runtimes, threads=o.threads)
+        for rt in rts:
+            rt.progress = o.progress
+            if isinstance(rt, Compile):
+                rt.memory_child = o.compile_memory
         # A user's module comes back as it is: never changed here, every consumer works on its own copy.
         base = load_model(spec_or_model, device="cpu", **(o.knobs or {}))
         specs = resolve_inputs(spec_or_model, base, inputs, knobs=o.knobs)
         batches = batches or [specs[0].shape[0]]
+        n_rows = len(devices) * len(batches)
+        _log(o.progress, plan.describe(rts, n_rows * len(rts), n_rows if o.train else 0))
         env = environment(dtype=dtype_name(dt), devices=devices, **environment_fields(rts))
         settings = {"max_time": o.max_time, "target_ci": o.target_ci, "batch_sizes": batches,
                     "threads": o.threads, "memory": o.memory, "min_samples": o.min_samples}
         rlog = None if o.log is None else RunLog(
             o.log, _log_config(spec_or_model, base, specs, rts, devices, dt, batches, settings, o, env),
             resume=o.resume, tool="scaleprof bench", run="bench")
-        run = _Run(o, base, specs, dt, _Rows(rlog, dt, o.progress), MemoryMeter(spec_or_model, base, o.knobs, o.memory))
+        run = _Run(o, base, specs, dt, _Rows(rlog, dt, o.progress), MemoryMeter(spec_or_model, base, o.knobs, o.memory),
+                   plan)
         try:
             results, attribution, roof = _inference(run, rts, devices, batches)
-            train_rows = ([run.row(TrainResult, "eager", "training step", dev, b, _train_row, run, dev, b)
-                           for dev in devices for b in batches] if o.train else None)
+            train_rows = ([run.row(TrainResult, "eager", "training step", dev, b, _train_row, run, dev, b,
+                                   cost_s=plan.row_cost()) for dev in devices for b in batches] if o.train else None)
         finally:
             run.close()
         if run.rows.reused:
@@ -133,10 +145,20 @@ class _Run:
     dt: torch.dtype
     rows: _Rows
     meter: MemoryMeter
+    plan: RunPlan
     notes: list = dataclasses.field(default_factory=list)
 
-    def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args):
-        return self.rows.get(cls, runtime, what, dev, batch, measure_row, *args)
+    def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args, cost_s: float):
+        """The row from the log, or measured; skipped (with the reason) when `cost_s` no longer fits in
+        --total-time."""
+        def measured(*a):
+            reason = self.plan.skip_reason(cost_s)
+            if reason is not None:
+                _log(self.o.progress, f"bench: {what} on {dev}, batch {batch}: {reason}")
+                return _skipped(cls, runtime, dev, batch, self.dt, self.o.optimizer, reason)
+            return measure_row(*a)
+
+        return self.rows.get(cls, runtime, what, dev, batch, measured, *args)
 
     def timer(self, label: str) -> TimerConfig:
         return TimerConfig(label=label, **self.o.timer_fields())
@@ -160,10 +182,13 @@ def _inference(run: _Run, rts, devices, batches):
             bspecs = prepare.with_batch(run.specs, b)
             for rt in rts:
                 results.append(run.row(RunResult, rt.label(), rt.label(), dev, b, _run_row, rt, placed, bspecs,
-                                       dev, b, run))
+                                       dev, b, run, cost_s=run.plan.row_cost(rt)))
         if dev == attr_dev:
             attr_dev = None
+            skip = run.plan.skip_reason(o.max_time)
             try:
+                if skip is not None:
+                    raise ScaleprofError(skip)
                 if isinstance(placed, Exception):
                     raise placed
                 attribution, roof = _attribution(placed, run.specs, dev, run.dt, batches[0], o.by or "kind",
@@ -254,6 +279,7 @@ def _run_row(rt, placed, specs, dev, batch, run: _Run) -> RunResult:
     try:
         xs = prepare.make_inputs(specs, dev, dt)
         prepared = rt.prepare(placed, xs, dev)
+        run.plan.saw_setup(rt, prepared.setup_s)
         with prepared.context():
             config = run.timer(f"{rt.label()} {dev} b{batch}")
             m = (prepared.measure(config) if prepared.measure is not None
@@ -274,6 +300,13 @@ def _run_row(rt, placed, specs, dev, batch, run: _Run) -> RunResult:
     if row.status == "failed":
         row.samples_ms = None
     return row
+
+
+def _skipped(cls, runtime: str, dev, batch: int, dt: torch.dtype, optimizer: str, reason: str):
+    """A row not measured because --total-time ran out: status "skipped" and why."""
+    extra = {"optimizer": optimizer} if cls is TrainResult else {}
+    return cls(runtime=runtime, device=str(dev), dtype=dtype_name(dt), batch_size=batch, status="skipped",
+               reason=reason, **extra)
 
 
 def _train_row(run: _Run, dev, batch) -> TrainResult:

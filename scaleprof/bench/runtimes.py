@@ -73,6 +73,10 @@ class Runtime:
     name = "runtime"
     # modules the memory child imports for the import-only baseline (what a run of this runtime loads)
     baseline_imports: tuple[str, ...] = ()
+    # seconds `prepare` may take, before a row of it has run (bench.progress.RunPlan: the cost said up front)
+    setup_guess_s: float = 0.0
+    # a ticker on stderr during the long steps of `prepare` (the runner sets it from its progress option)
+    progress: bool = False
 
     def prepare(self, model: nn.Module, inputs: list[torch.Tensor], device: torch.device) -> Prepared:
         raise NotImplementedError
@@ -132,11 +136,19 @@ class Eager(Runtime):
 
 
 class Compile(Runtime):
+    """torch.compile. `prepare` compiles: it runs the first call (where compilation happens) under a ticker,
+    so setup_s is the compilation. Memory on CPU is measured in a fresh subprocess only with `memory_child`:
+    the child compiles the model again, which can take longer than the whole bench, so bench sets it from its
+    `compile_memory` option (default off: the row says why it has no figure). On CUDA the allocator's peak is
+    read in this process: nothing compiles twice."""
+
     name = "compile"
     baseline_imports = ("torch._dynamo", "torch._inductor.compile_fx")
+    setup_guess_s = 60.0
 
-    def __init__(self, mode: str = "default"):
+    def __init__(self, mode: str = "default", memory_child: bool = True):
         self.mode = mode
+        self.memory_child = memory_child
 
     def label(self) -> str:
         return "compile" if self.mode == "default" else f"compile:{self.mode}"
@@ -144,10 +156,20 @@ class Compile(Runtime):
     def env_fields(self) -> dict:
         return {"compile_mode": self.mode}
 
+    def memory_plan(self, device: torch.device) -> MemoryPlan:
+        if device.type == "cuda" or self.memory_child:
+            return super().memory_plan(device)
+        return MemoryPlan("none", "not measured for torch.compile on CPU: the memory subprocess would compile the "
+                                  "model a second time (--compile-memory measures it so)")
+
     def prepare(self, model, inputs, device):
+        from .progress import ticker
+
         t0 = time.perf_counter()
         try:
             compiled = torch.compile(model, mode=None if self.mode == "default" else self.mode)
+            with ticker(f"{self.label()}: compiling (the first call)", enabled=self.progress), torch.no_grad():
+                compiled(*inputs)
         except Exception as exc:
             raise RuntimeUnavailable(f"torch.compile failed: {one_line(exc)}") from exc
         setup = time.perf_counter() - t0
@@ -160,6 +182,7 @@ class Compile(Runtime):
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     baseline_imports = ("numpy", "onnxruntime")
+    setup_guess_s = 10.0
 
     def __init__(self, intra_op_threads: int | None = None, inter_op_threads: int = 1,
                  opt_level: str = "all", exporter: str = "auto"):
@@ -228,13 +251,17 @@ class OnnxRuntime(Runtime):
 
             for t in inputs:  # an input the binding cannot take fails here, before the export
                 _np_dtype(t.dtype, np)
+        from .progress import ticker
+
         tmp = tempfile.mkdtemp(prefix="scaleprof-onnx-")
         try:
             t0 = time.perf_counter()
-            path, exporter = export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), self.exporter)
+            with ticker(f"{self.label()}: exporting to ONNX", enabled=self.progress):
+                path, exporter = export_onnx(model, inputs, os.path.join(tmp, "model.onnx"), self.exporter)
             export_s = time.perf_counter() - t0
             t1 = time.perf_counter()
-            sess = self.session(path, providers)
+            with ticker(f"{self.label()}: creating the session", enabled=self.progress):
+                sess = self.session(path, providers)
             session_s = time.perf_counter() - t1
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

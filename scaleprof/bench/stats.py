@@ -138,6 +138,22 @@ def bootstrap_ratio_ci(a: Sequence[float], b: Sequence[float], *, confidence: fl
     return point, (float(lo), float(hi))
 
 
+def bootstrap_median_ratio_ci(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
+                              n_boot: int = 4000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """median(b) / median(a) and its percentile-bootstrap CI, a and b resampled apart: for samples measured
+    at different times, which cannot be paired (saved results)."""
+    aa, bb = _arr(a), _arr(b)
+    point = float(np.median(bb) / np.median(aa))
+    if aa.size < 2 or bb.size < 2:
+        return point, (point, point)
+    rng = np.random.default_rng(seed)
+    ma = np.median(aa[rng.integers(0, aa.size, size=(n_boot, aa.size))], axis=1)
+    mb = np.median(bb[rng.integers(0, bb.size, size=(n_boot, bb.size))], axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(mb / ma, [alpha, 1.0 - alpha])
+    return point, (float(lo), float(hi))
+
+
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided Mann-Whitney U p-value; 1.0 when every value is tied (nothing to tell apart)."""
     from scipy.stats import mannwhitneyu

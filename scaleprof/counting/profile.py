@@ -183,7 +183,9 @@ def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -
         phases.setdefault(layer.phase, Totals()).add(layer)
         totals.add(layer)
     dtype = dt or next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    # each Parameter once (parameters() skips repeats), as totals.params counts them
+    trainable = min(totals.params, sum(p.numel() for p in model.parameters() if p.requires_grad))
     return ProfileResult(model=name, inputs=labels, device=str(dev), dtype=dtype_name(dtype), layers=layers,
                          operators=operators, totals=totals, uncounted_ops=dict(rec.uncounted),
                          free_ops=dict(rec.free_ops), phases=phases, notices=notices,
-                         counted_on=str(counted_on))
+                         counted_on=str(counted_on), params_trainable=trainable)

@@ -87,6 +87,7 @@ class ProfileResult:
     phases: dict[str, Totals]
     notices: list[str] = field(default_factory=list)
     counted_on: str = "meta"
+    params_trainable: int | None = None  # of totals.params, those with requires_grad (the rest are frozen)
 
     # --- views ------------------------------------------------------------------------------------------
 
@@ -127,7 +128,8 @@ class ProfileResult:
             "device": self.device,
             "dtype": self.dtype,
             "counted_on": self.counted_on,
-            "totals": self.totals.to_dict(),
+            # params_trainable beside the totals' metrics (design.md), not in Totals: baselines keep their keys
+            "totals": {**self.totals.to_dict(), "params_trainable": self.params_trainable},
             "by_kind": self.by_kind(),
             "layers": [r.to_dict() for r in self.layers],
             "uncounted_ops": dict(self.uncounted_ops),

@@ -115,7 +115,9 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
         table.append({"model": cost["name"], "input": cost["input"], "params": f"{t['params']:,}",
                       "published params": f"{pub['params']:,}" if pub.get("params") else "",
                       "params vs published": _vs_published(t["params"], pub.get("params"), pub.get("params_tol")),
-                      "MACs": f"{t['macs']:,}", "published MACs": f"{pub['macs']:,}" if pub.get("macs") else "",
+                      "MACs": f"{t['macs']:,}",
+                      # a starred figure is a reference count, not a published one (its note says which)
+                      "published MACs": (f"{pub['macs']:,}" + ("*" if pub.get("note") else "")) if pub.get("macs") else "",
                       "MACs vs published": _vs_published(t["macs"], pub.get("macs"), pub.get("macs_tol")),
                       "largest MAC shares": _top_kinds(cost["by_kind"], t["macs"]),
                       "CPU ms (median)": f"{lat['median_ms']:.2f}" if ok else lat.get("status", ""),
@@ -125,7 +127,8 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
             points.append((t["macs"] / 1e9, lat["median_ms"], cost["name"]))
     env = next((lat["env"] for _, lat in rows if lat.get("env")), None) or environment()
     max_time = opts.max_time
-    sources = sorted({(c.get("published") or {}).get("source") for c, _ in rows} - {None})
+    sources = sorted({(c.get("published") or {}).get("source") for c, _ in rows
+                      if not (c.get("published") or {}).get("note")} - {None})
     doc = Document("The zoo: cost against the published figures, and CPU latency")
     doc.add(Para("Every model of `scaleprof.zoo` at its default input, batch 1. **MACs** are multiply-accumulates of "
                  "convolution, linear/matmul and attention products (the papers' FLOPS, torchvision's `_ops`); params "
@@ -138,14 +141,21 @@ def build_zoo(store: Store, costs: Store, opts) -> Document:
             Table(pd.DataFrame(table)))
     if points:
         doc.add(Figure("zoo-macs-vs-latency", plots.scatter_log(points, xlabel="GMACs", ylabel="CPU latency (ms)",
-                                                                title="MACs against CPU latency, batch 1"),
-                       caption="MACs against CPU latency: models off the diagonal run at a different rate per MAC"))
+                                                                title="MACs against CPU latency, batch 1",
+                                                                rate_line="the median time per MAC"),
+                       caption="MACs against CPU latency. The dashed diagonal is the zoo's median time per MAC: "
+                               "a model above it runs slower per MAC than the median, one below it faster. A "
+                               "label that would cover another is left off; the table above has every model."))
         rates = sorted(((p[0] / (p[1] * 1e-3), p[2]) for p in points), reverse=True)
         lines = [f"Fastest per MAC: {', '.join(f'{n} {r:.1f}' for r, n in rates[:3])} GMAC/s; slowest: "
                  f"{', '.join(f'{n} {r:.1f}' for r, n in rates[-3:])} GMAC/s — "
                  f"{rates[0][0] / rates[-1][0]:.1f}× apart, so MACs alone do not rank latency on this CPU."]
         doc.add(Heading("What it shows"), Bullets(lines))
     doc.add(Para("Published figures from: " + "; ".join(sources) + "."))
+    starred = [f"{c['name']}: {c['published']['note']} ({c['published']['source']})"
+               for c, _ in rows if (c.get("published") or {}).get("note")]
+    if starred:
+        doc.add(Para("\\* " + "; ".join(starred) + "."))
     return doc
 
 
@@ -337,6 +347,15 @@ def _micro(suite: str, max_time: float, threads: int | None = 1) -> dict:
         return run_micro(suite, max_time=max_time).to_dict()
 
 
+def _micro_ci(r: dict) -> str:
+    """A micro-benchmark row's CI as ± its half-width, flagged when wide (bench.micro.WIDE_CI)."""
+    lo_hi, med = r.get("ci95_ms"), r.get("median_ms")
+    if not lo_hi or not med:
+        return "wide CI" if r.get("wide_ci") else ""
+    half = max(med - lo_hi[0], lo_hi[1] - med) / med
+    return f"±{100 * half:.1f}%" + (" (wide CI)" if r.get("wide_ci") else "")
+
+
 def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     from torch import nn
 
@@ -358,29 +377,9 @@ def _swish_vs_relu(max_time: float, threads: int | None = 1) -> dict:
     return d
 
 
-def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
-    models = opts.models or list(ATTRIBUTION_MODELS)
-    benches = {}
-    for i, name in enumerate(models, 1):
-        # the roofline (the machine's peaks) is measured once, with the first model
-        benches[name] = store.cached(f"bench-{name}", lambda name=name: _attribution_bench(
-            name, opts.max_time * 2, opts.threads, roofline=name == models[0]),
-            f"[flops-vs-latency {i}/{len(models)}] {name}: time per layer kind"
-            + (", roofline" if name == models[0] else ""))
-    micro_convs = store.cached("micro-convs", lambda: _micro("convs", 2.0, opts.threads),
-                               "[flops-vs-latency] equal-MAC convolutions")
-    micro_acts = store.cached("micro-activations", lambda: _micro("activations", 1.5, opts.threads),
-                              "[flops-vs-latency] activations")
-    swish = store.cached("swish-vs-relu", lambda: _swish_vs_relu(max(10.0, opts.max_time * 5), opts.threads),
-                         "[flops-vs-latency] efficientnet_b0 with swish against ReLU")
-
-    env = next((b.get("env") for b in benches.values() if b.get("env")), None) or environment()
-    doc = Document("FLOPs against latency on this CPU")
-    doc.add(Para(f"Measured on {env_summary(env, code=True)}, with {opts.threads or 'all'} torch thread(s). MACs say how much arithmetic a layer does; time says "
-                 "how long it takes. The two part where a layer does little arithmetic per byte it moves "
-                 "(depthwise convolutions, activations, norms): those run far below the machine's peak rate."))
-
-    # share of MACs against share of time, per conv kind, every model in one table
+def _share_blocks(benches: dict) -> list:
+    """Share of MACs against share of time per layer kind, every model in one table, then each model's figure;
+    a model without attribution is named with the reason (never an empty table)."""
     rows, findings = [], []
     for name, b in benches.items():
         attr = b.get("attribution") or {}
@@ -395,19 +394,50 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
             if r.get("name") == "conv.depthwise" and macs_share:
                 findings.append(f"{name}: depthwise convolutions are {100 * macs_share:.1f}% of the MACs and "
                                 f"{100 * time_share:.1f}% of the time ({time_share / macs_share:.1f}× their share)")
-    doc.add(Heading("Share of MACs against share of time, per layer kind"),
-            Para("Batch 1, eager. A ratio time / MACs above 1: the kind is slower per MAC than the model's average."),
-            Table(pd.DataFrame(rows)))
+    out = [Heading("Share of MACs against share of time, per layer kind"),
+           Para("Batch 1, eager. A ratio time / MACs above 1: the kind is slower per MAC than the model's average.")]
+    if rows:
+        out.append(Table(pd.DataFrame(rows)))
+    missing = [f"{name}: {'; '.join(b.get('notes') or ['no time attribution in the result'])}"
+               for name, b in benches.items() if not (b.get("attribution") or {}).get("rows")]
+    if missing:  # never an empty table: say what is missing and why
+        out += [Para("No time attribution for:"), Bullets(missing)]
     if findings:
-        doc.add(Bullets(findings))
+        out.append(Bullets(findings))
     for name, b in benches.items():
         attr = b.get("attribution")
         if attr:
             kind_rows = [r for r in attr.get("rows", []) if (r.get("macs_share") or 0) > 0.001
                          or (r.get("time_share") or 0) > 0.01]
-            doc.add(Figure(f"macs-vs-time-{name}", plots.macs_vs_time(kind_rows, title=f"{name}: share of MACs "
+            out.append(Figure(f"macs-vs-time-{name}", plots.macs_vs_time(kind_rows, title=f"{name}: share of MACs "
                                                                                         "against share of time"),
                            caption=f"{name}, batch 1"))
+    return out
+
+
+def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
+    models = opts.models or list(ATTRIBUTION_MODELS)
+    benches = {}
+    for i, name in enumerate(models, 1):
+        # the roofline (the machine's peaks) is measured once, with the first model
+        benches[name] = store.cached(f"bench-{name}", lambda name=name: _attribution_bench(
+            name, opts.max_time * 2, opts.threads, roofline=name == models[0]),
+            f"[flops-vs-latency {i}/{len(models)}] {name}: time per layer kind"
+            + (", roofline" if name == models[0] else ""))
+    micro_convs = store.cached("micro-convs", lambda: _micro("convs", 8.0, opts.threads),
+                               "[flops-vs-latency] equal-MAC convolutions")
+    micro_acts = store.cached("micro-activations", lambda: _micro("activations", 10.0, opts.threads),
+                              "[flops-vs-latency] activations")
+    swish = store.cached("swish-vs-relu", lambda: _swish_vs_relu(max(10.0, opts.max_time * 5), opts.threads),
+                         "[flops-vs-latency] efficientnet_b0 with swish against ReLU")
+
+    env = next((b.get("env") for b in benches.values() if b.get("env")), None) or environment()
+    doc = Document("FLOPs against latency on this CPU")
+    doc.add(Para(f"Measured on {env_summary(env, code=True)}, with {opts.threads or 'all'} torch thread(s). MACs say how much arithmetic a layer does; time says "
+                 "how long it takes. The two part where a layer does little arithmetic per byte it moves "
+                 "(depthwise convolutions, activations, norms): those run far below the machine's peak rate."))
+
+    doc.add(*_share_blocks(benches))
     first = next((b for b in benches.values() if b.get("roofline")), None)
     if first:
         doc.add(*sections.roofline_blocks(first["roofline"], first.get("model", "model")))
@@ -427,8 +457,8 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
             Para("Standard 3×3, pointwise 1×1, grouped 3×3 and depthwise 3×3, each sized to do the same "
                  "multiply-accumulates; what differs is the arithmetic per byte moved."),
             Table(pd.DataFrame([{"conv": r["name"], "config": r["config"], "MACs": f"{r['macs']:,}" if r.get("macs") else "",
-                                 "median ms": f"{r['median_ms']:.3f}", "GMAC/s": num(r.get("gmacs_per_s")),
-                                 "GB/s": f"{r['gbps']:.1f}"} for r in mrows])))
+                                 "median ms": f"{r['median_ms']:.3f}", "95% CI": _micro_ci(r),
+                                 "GMAC/s": num(r.get("gmacs_per_s")), "GB/s": f"{r['gbps']:.1f}"} for r in mrows])))
     if mrows:
         t = {r["name"]: r["median_ms"] for r in mrows}
         std = t.get("standard 3x3")
@@ -440,8 +470,10 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
     # activations
     arows = micro_acts.get("rows", [])
     doc.add(Heading("Swish against ReLU"),
+            Para("All seven measured together in shuffled interleaved rounds, each warmed up first (a wide CI "
+                 "is flagged: read no ratio from it)."),
             Table(pd.DataFrame([{"activation": r["name"], "tensor": r["config"], "median ms": f"{r['median_ms']:.3f}",
-                                 "GB/s": f"{r['gbps']:.1f}"} for r in arows])))
+                                 "95% CI": _micro_ci(r), "GB/s": f"{r['gbps']:.1f}"} for r in arows])))
     act = {r["name"]: r["median_ms"] for r in arows}
     notes = []
     if act.get("relu") and act.get("silu"):
@@ -449,7 +481,8 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
                      "write it once, so the difference is arithmetic (an exp and a divide per element).")
     if swish.get("ratio"):
         lo, hi = swish["ratio_ci95"]
-        said = {"faster": "the ReLU version is faster", "slower": "the ReLU version is slower"}.get(
+        said = {"faster": "the ReLU version is faster", "slower": "the ReLU version is slower",
+                "inconclusive": "inconclusive, the run too short to tell"}.get(
             swish["verdict"], "no difference either way")
         notes.append(f"In the whole model, efficientnet_b0 with its {swish.get('swapped_modules')} SiLU modules "
                      f"replaced by ReLU takes {swish['ratio']:.3f}× the swish version's time (95% CI {lo:.3f}–{hi:.3f}, "
@@ -484,7 +517,18 @@ def build(name: str, out: Path, opts, costs: Store | None = None) -> Path:
     doc = BUILDERS[name](Store(folder, opts.force), costs, opts)
     doc.add(*sections.made_by())
     paths = write_document(doc, folder, stem="README")
+    _drop_stale_figures(folder / "figures", paths.figures)
     return paths.markdown
+
+
+def _drop_stale_figures(figures: Path, written: list[Path]) -> list[Path]:
+    """Remove the PNGs an earlier build left that this document does not show (a figure in figures/ is
+    one the README shows, never a leftover)."""
+    keep = {p.name for p in written}
+    stale = [f for f in sorted(figures.glob("*.png")) if f.name not in keep] if figures.is_dir() else []
+    for f in stale:
+        f.unlink()
+    return stale
 
 
 def write_index(out: Path) -> Path:

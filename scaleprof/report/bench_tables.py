@@ -13,8 +13,9 @@ def format_bench(result) -> str:
     rows = []
     notes = []
     for r, det in zip(d["results"], d["details"], strict=True):
-        if r["status"] != "ok":
-            rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], "failed", "", "", "", "", "", ""])
+        if r["status"] != "ok":  # failed, or skipped (--total-time)
+            rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], r["status"], "", "", "", "", "",
+                         ""])
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): {r['reason']}")
             continue
         rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["median_ms"]),
@@ -36,7 +37,7 @@ def format_bench(result) -> str:
         trows = []
         for t in result.train:
             if t.status != "ok":
-                trows.append([t.device, t.batch_size, "failed", "", "", "", "", "", ""])
+                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", ""])
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
@@ -53,8 +54,10 @@ def format_bench(result) -> str:
     notes += d.get("notes", [])
     env = d["env"]
     if env.get("load") is not None and env["load"] + env["threads"] > env["cores"] + 0.5:
+        # the hint only where it would change something: one thread is what it suggests
+        hint = " (try --threads 1)" if env["threads"] > 1 else ""
         notes.append(f"the machine was busy (load {env['load']:.1f} on {env['cores']} cores) and {env['threads']} "
-                     "threads were asked for: expect waits for cores in the timings (try --threads 1)")
+                     f"thread(s) were asked for: expect waits for cores in the timings{hint}")
     if notes:
         out += ["", *("note: " + n for n in notes)]
     return "\n".join(out)
@@ -93,11 +96,17 @@ def format_roofline(roof) -> str:
 
 
 def format_micro(m) -> str:
-    rows = [[r.name, r.config, sig(r.median_ms), ci_rel(r.median_ms, r.ci95_ms),
+    wide = m.to_dict()["wide_ci_threshold"]  # from the result: report imports no bench timer (layering)
+    rows = [[r.name, r.config, sig(r.median_ms), ci_rel(r.median_ms, r.ci95_ms) + (" wide CI" if r.wide_ci else ""),
              f"{r.gmacs_per_s:.3g}" if r.gmacs_per_s else "-", f"{r.gbps:.3g}"] for r in m.rows]
-    return (f"micro-benchmark {m.suite} on {m.device} ({m.dtype})\n"
-            + tabulate(rows, headers=["op", "config", "median ms", "95% CI", "GMAC/s", "GB/s"], tablefmt="simple",
-                       disable_numparse=True))
+    out = (f"micro-benchmark {m.suite} on {m.device} ({m.dtype}): {m.rounds} shuffled interleaved rounds "
+           f"({m.stop_reason})\n"
+           + tabulate(rows, headers=["op", "config", "median ms", "95% CI", "GMAC/s", "GB/s"], tablefmt="simple",
+                      disable_numparse=True))
+    if any(r.wide_ci for r in m.rows):
+        out += (f"\nnote: wide CI: the 95% CI's half-width is over {100 * wide:g}% of the median; read no ratio "
+                "from those rows (a longer --max-time, or a quieter machine)")
+    return out
 
 
 def format_compare(c) -> str:
@@ -111,10 +120,15 @@ def format_compare(c) -> str:
 
 def format_saved_compare(d: dict) -> str:
     rows = [[r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["a_median_ms"]), sig(r["b_median_ms"]),
-             f"{r['ratio']:.3f}" if r["ratio"] else "-", f"{r['p_value']:.2g}" if r["p_value"] is not None else "-"]
+             f"{r['ratio']:.3f}" if r["ratio"] else "-",
+             "{:.3f}-{:.3f}".format(*r["ratio_ci95"]) if r.get("ratio_ci95") else "-",
+             f"{r['p_value']:.2g}" if r["p_value"] is not None else "-", r.get("verdict", "")]
             for r in d["rows"]]
-    out = tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "p"],
-                   tablefmt="simple", disable_numparse=True)
+    out = (f"B = {d.get('b_model') or 'B'} against A = {d.get('a_model') or 'A'} (saved results)\n"
+           + tabulate(rows, headers=["runtime", "device", "dtype", "batch", "A ms", "B ms", "B/A", "95% CI", "p",
+                                     "verdict"], tablefmt="simple", disable_numparse=True))
+    if d.get("rule"):
+        out += f"\nrule: {d['rule']}"
     if not d["same_environment"]:
         out += "\nwarning: the two results come from different environments: " + "; ".join(d["env_differences"])
     return out

@@ -311,16 +311,66 @@ def scale_plots(result: dict) -> dict[str, bytes]:
     }
 
 
-def scatter_log(points: list[tuple[float, float, str]], *, xlabel: str, ylabel: str, title: str) -> bytes:
-    """Labelled log-log scatter (e.g. MACs against latency for the zoo)."""
+def label_spots(xy: list[tuple[float, float]], labels: list[str], *, char_w: float = 0.0095, line_h: float = 0.03,
+                gap: float = 0.008) -> list[tuple[float, float] | None]:
+    """Where each label goes beside its point (lower-left corner, in axes fractions) so that no two labels
+    overlap and none covers a point: right-above, right-below, left-above, left-below, the first that is free;
+    a label with no free spot is left off (None). Points come first-placed first (the caller's order)."""
+    dots = [(x - gap / 2, y - gap / 2, x + gap / 2, y + gap / 2) for x, y in xy]
+    placed: list[tuple[float, float, float, float]] = []
+
+    def free(b, own: int) -> bool:
+        if b[0] < 0 or b[1] < 0 or b[2] > 1 or b[3] > 1:
+            return False
+        others = placed + [d for j, d in enumerate(dots) if j != own]
+        return not any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in others)
+
+    out: list[tuple[float, float] | None] = []
+    for i, ((x, y), label) in enumerate(zip(xy, labels, strict=True)):
+        w, h = char_w * len(label), line_h
+        spot = None
+        for dx, dy in ((gap, gap), (gap, -gap - h), (-gap - w, gap), (-gap - w, -gap - h)):
+            b = (x + dx, y + dy, x + dx + w, y + dy + h)
+            if free(b, i):
+                placed.append(b)
+                spot = (b[0], b[1])
+                break
+        out.append(spot)
+    return out
+
+
+def scatter_log(points: list[tuple[float, float, str]], *, xlabel: str, ylabel: str, title: str,
+                rate_line: str | None = None) -> bytes:
+    """Labelled log-log scatter (e.g. MACs against latency for the zoo). Labels that would overlap another
+    label or a point are left off (`label_spots`). ``rate_line``: a legend label for the diagonal drawn at the
+    points' median y / x (a constant rate: points above it take longer per unit of x than the median)."""
+    import math
+
     fig, ax = _fig(7.5, 5.5)
     pts = [p for p in points if p[0] and p[1]]
-    for i, (x, y, label) in enumerate(pts):
-        ax.scatter([x], [y], color=PALETTE[i % len(PALETTE)], s=24)
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if pts:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+    if not pts:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        return _finish(fig, ax, title)
+    lx = [math.log10(p[0]) for p in pts]
+    ly = [math.log10(p[1]) for p in pts]
+    pad_x, pad_y = 0.08 * (max(lx) - min(lx) or 1), 0.08 * (max(ly) - min(ly) or 1)
+    x0, x1, y0, y1 = min(lx) - pad_x, max(lx) + pad_x, min(ly) - pad_y, max(ly) + pad_y
+    for i, (x, y, _) in enumerate(pts):
+        ax.scatter([x], [y], color=PALETTE[i % len(PALETTE)], s=24, zorder=3)
+    if rate_line:
+        rates = sorted(p[1] / p[0] for p in pts)
+        r = rates[len(rates) // 2] if len(rates) % 2 else 0.5 * (rates[len(rates) // 2 - 1] + rates[len(rates) // 2])
+        xs = [10 ** x0, 10 ** x1]
+        ax.plot(xs, [x * r for x in xs], linestyle="--", color="0.5", linewidth=1, label=rate_line, zorder=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(10 ** x0, 10 ** x1)
+    ax.set_ylim(10 ** y0, 10 ** y1)
+    frac = [((a - x0) / (x1 - x0), (b - y0) / (y1 - y0)) for a, b in zip(lx, ly, strict=True)]
+    for (x, y, label), spot in zip(pts, label_spots(frac, [p[2] for p in pts]), strict=True):
+        if spot is not None:
+            ax.annotate(label, (x, y), xytext=spot, textcoords="axes fraction", fontsize=7, va="bottom")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    return _finish(fig, ax, title)
+    return _finish(fig, ax, title, legend=bool(rate_line) and "upper left")

@@ -10,6 +10,13 @@ from tabulate import tabulate
 
 from ..scaling.grid import PAPER_POINT
 
+# what the ranked table's last columns mean, printed under it (report/sections.py shows the same words)
+SCORE_LEGEND = ("score: what the objective ranks by, higher is better (cost: minus the activations relative to "
+                "the base's, or the budget's share used under a ceiling; latency: minus the latency ratio to the "
+                "base; train: accuracy; proxy: the proxy's value; with accuracy and latency, MnasNet's reward)")
+SAME_ARCH_LEGEND = ("same arch: how many other grid points build exactly this architecture (rounding makes "
+                    "them one model; they are collapsed into this row)")
+
 
 def _g(v, unit=1e9, digits=3):
     return "-" if v is None else f"{v / unit:.{digits}f}"
@@ -40,7 +47,7 @@ def _head(res: dict) -> list[str]:
     n_ok = sum(c["status"] != "failed" for c in cands)
     n_feas = sum(bool(c["feasible"]) for c in cands)
     resumed = res.get("resumed")
-    return [f"scale {res['family']} at φ = {res['phi']:g}: objective {res['objective']}, budget "
+    return [f"scale {res['family']} at φ = {res['phi']:g}: objective {res.get('objective_words') or res['objective']}, budget "
             f"{res['budget']['describe']}, feasible = {_constraint_words(res)}",
             f"base: width {b['width']} depth {b['depth']} resolution {b['resolution']}: "
             f"{b['macs'] / 1e9:.4f} GMACs, {b['params'] / 1e6:.3f} M params",
@@ -53,7 +60,7 @@ def _ranked(cands: list[dict], top: int) -> list[str]:
     """One row per feasible architecture, in rank order, the first ``top``."""
     has_lat = any(c.get("latency_ms") is not None for c in cands)
     has_acc = any(c.get("accuracy") is not None for c in cands)
-    headers = ["rank", "α", "β", "γ", "depth", "width", "res", "GMACs", "Mparams", "cost×", "αβ²γ²", "ok"]
+    headers = ["rank", "α", "β", "γ", "depth", "width", "res", "GMACs", "Mparams", "cost×", "αβ²γ²", "feasible"]
     headers += ["lat ms", "lat×"] if has_lat else []
     headers += ["acc", "±"] if has_acc else []
     headers += ["score", "same arch"]
@@ -73,6 +80,7 @@ def _ranked(cands: list[dict], top: int) -> list[str]:
         out += ["", _table(headers, rows)]
         if len(shown) > top:
             out.append(f"... {len(shown) - top} more feasible architectures (--json for all)")
+        out += [SCORE_LEGEND, SAME_ARCH_LEGEND]
     if has_lat:
         out.append("lat× = candidate/base latency (paired, interleaved); '=' ties with the best (95% CIs overlap)")
     return out
@@ -114,10 +122,10 @@ def _sweep(sweep: list[dict]) -> list[str]:
               f"{s['target_ratio']:g}", _f(s.get("formula_ratio"), "{:.2f}"), s.get("paper_model") or "-",
               _g(s.get("paper_macs"), 1e9, 2), _f(s.get("vs_paper"), "{:.2f}"), _g(s.get("released_macs"))]
              for s in sweep]
-    return ["", f"scale-up with α={s0['alpha']:g} β={s0['beta']:g} γ={s0['gamma']:g} "
-                "(MACs against 2^φ and the paper's B0-B7):",
+    return ["", f"scale-up with α={s0['alpha']:g} β={s0['beta']:g} γ={s0['gamma']:g}: these coefficients' own "
+                "models at each φ, their MACs against 2^φ and beside the paper's B<φ> (not those models):",
             _table(["φ", "depth", "width", "res", "GMACs", "Mparams", "cost×", "2^φ", "(αβ²γ²)^φ",
-                    "paper", "paper G", "vs paper", "released G"], srows)]
+                    "paper's", "paper G", "vs paper", "released G"], srows)]
 
 
 def _constraint_words(res: dict) -> str:

@@ -13,6 +13,7 @@ from ..bench.env import summary as env_summary
 from ..scaling.grid import SYMBOL
 from . import plots
 from .document import Bullets, Figure, Heading, Para, Table
+from .scale_tables import SCORE_LEGEND
 from .tables import ci, human, ms, num, pct
 from .verdict import ROW_COLUMNS, row_cells
 
@@ -197,8 +198,8 @@ def compare_section(d: dict, source: str = "") -> list:
     a, b = d["a"], d["b"]
     lo, hi = (d.get("ratio_ci95") or [None, None])[:2]
     verdict = d.get("verdict", "?")
-    head = (f"{b.get('label', 'B')} vs {a.get('label', 'A')}: **{verdict}**" if verdict == "no difference"
-            else f"**{b.get('label', 'B')} is {verdict}** than {a.get('label', 'A')}")
+    head = (f"**{b.get('label', 'B')} is {verdict}** than {a.get('label', 'A')}" if verdict in ("faster", "slower")
+            else f"{b.get('label', 'B')} vs {a.get('label', 'A')}: **{verdict}**")
     sides = pd.DataFrame([{"model": s.get("label"), "median ms": ms(s.get("median_ms")),
                            "95% CI ms": ci(s.get("ci95_ms")), "samples": s.get("samples"),
                            "cold ms": ms(s.get("cold_ms"))} for s in (a, b)])
@@ -209,6 +210,8 @@ def compare_section(d: dict, source: str = "") -> list:
                   f"({d.get('stop_reason', '?')}); {d.get('runtime', '')} on {d.get('device', '?')}, "
                   f"{d.get('dtype', '')}, input {', '.join(map(str, d.get('inputs', [])))}."),
            Para(f"Rule: {d.get('rule', '')}."),
+           *([Para(f"To decide, run about {d['more_seconds']:.3g} s longer (~{d.get('more_rounds')} more rounds, "
+                   "if the ratio stays where it is).")] if d.get("more_seconds") is not None else []),
            Table(sides),
            Figure(f"compare-{_slug(a.get('label'))}-{_slug(b.get('label'))}", plots.compare_samples(a, b),
                   caption="per-call latency of each side")]
@@ -236,7 +239,7 @@ def scale_section(d: dict, source: str = "") -> list:
     if words:
         desc += f", budget {words}"
     if d.get("objective"):
-        desc += f", objective {d['objective']}"
+        desc += f", objective {d.get('objective_words') or d['objective']}"
     if best:
         desc += (f"; chosen {coef(best)} (width {best.get('width')}, depth {best.get('depth')}, resolution "
                  f"{best.get('resolution')}): MACs {num(best.get('macs'))}, {num(best.get('cost_ratio'))}× the "
@@ -254,9 +257,11 @@ def scale_section(d: dict, source: str = "") -> list:
                             "width": c.get("width"), "depth": c.get("depth"), "resolution": c.get("resolution"),
                             "MACs": num(c.get("macs")), "params": num(c.get("params")),
                             "cost ×": num(c.get("cost_ratio")), "α·β²·γ²": num(c.get("formula_ratio")),
-                            "feasible": c.get("feasible"), "latency ms": ms(c.get("latency_ms")),
+                            "feasible": _yes_no(c.get("feasible")), "latency ms": ms(c.get("latency_ms")),
                             "score": num(c.get("score")), "status": c.get("status", "")} for c in top])
         out.append(Table(df, caption=f"Candidates, best first ({len(top)} of {len(cands)})."))
+        out.append(Bullets([SCORE_LEGEND + ".", "feasible: whether the candidate meets the constraint "
+                            f"({d.get('constraint', 'cost')}) within the budget."]))
         out.append(Figure(f"pareto-{_slug(d.get('family', 'scale'))}-{_slug(d.get('phi'))}",
                           plots.pareto_front(cands, best, target, d.get("objective")),
                           caption="the search's candidates and their Pareto front"))
@@ -271,22 +276,30 @@ def scale_section(d: dict, source: str = "") -> list:
     return out
 
 
+def _yes_no(v) -> str:
+    return "" if v is None else ("yes" if v else "no")
+
+
 def phi_blocks(sweep: list[dict], family: str = "efficientnet") -> list:
+    """The scale-up table: each row is the chosen coefficients' own model at φ, beside the paper's B<φ>."""
     def ratio(v):
         return "" if v is None else f"{v:.2f}"
 
-    df = pd.DataFrame([{"φ": r.get("phi"), "model": r.get("name") or r.get("paper_model") or "",
-                        "width": r.get("width"), "depth": r.get("depth"), "resolution": r.get("resolution"),
+    df = pd.DataFrame([{"φ": r.get("phi"), "width": r.get("width"), "depth": r.get("depth"),
+                        "resolution": r.get("resolution"),
                         "MACs": num(r.get("macs")), "params": num(r.get("params")),
                         "MACs / base": ratio(r.get("cost_ratio")),
                         "2^φ": ratio(2.0 ** float(r["phi"])) if r.get("phi") is not None else "",
-                        "(α·β²·γ²)^φ": ratio(r.get("formula_ratio")), "paper / B0": ratio(r.get("paper_ratio")),
+                        "(α·β²·γ²)^φ": ratio(r.get("formula_ratio")), "paper's model": r.get("paper_model") or "",
+                        "paper / B0": ratio(r.get("paper_ratio")),
                         "paper MACs": num(r.get("paper_macs")), "released MACs": num(r.get("released_macs"))}
                        for r in sweep])
+    coefs = coef(sweep[0]) if sweep else "the chosen α, β, γ"
     return [Heading("The φ sweep", 3),
-            Para("The chosen α, β, γ raised to φ: cost relative to the base model beside 2^φ (what α·β²·γ² = 2 "
-                 "promises), (α·β²·γ²)^φ, the paper's Table 2 (FLOPS = multiply-adds) relative to its B0, and the "
-                 "released models' exact MACs."),
+            Para(f"{coefs} raised to φ = 0, 1, …: each row is these coefficients' own model, not EfficientNet-B<φ>. "
+                 "Its cost relative to the base model beside 2^φ (what α·β²·γ² = 2 promises), (α·β²·γ²)^φ, and "
+                 "for comparison the paper's B<φ>: its Table 2 figure (FLOPS = multiply-adds) relative to its B0, "
+                 "and the released model's exact MACs."),
             Table(df),
             Figure(f"phi-{_slug(family)}", plots.phi_curve(sweep), caption="MACs against φ")]
 
@@ -314,5 +327,24 @@ def zoo_section(rows: list[dict], source: str = "") -> list:
     return [Heading("Zoo"), Table(df)]
 
 
+def compare_saved_section(d: dict, source: str = "") -> list:
+    """`compare before.json after.json --json`: one row per (runtime, device, dtype, batch) both measured."""
+    a, b = d.get("a_model") or "A", d.get("b_model") or "B"
+    rows = [{"runtime": r["runtime"], "device": r["device"], "dtype": r["dtype"], "batch": r["batch_size"],
+             "A median ms": ms(r.get("a_median_ms")), "B median ms": ms(r.get("b_median_ms")),
+             "B/A": f"{r['ratio']:.3f}" if r.get("ratio") else "-",
+             "95% CI": ("{:.3f} – {:.3f}".format(*r["ratio_ci95"]) if r.get("ratio_ci95") else "-"),
+             "p": f"{r['p_value']:.2g}" if r.get("p_value") is not None else "-",
+             "verdict": r.get("verdict", "?")} for r in d.get("rows", [])]
+    out = [Heading(f"Saved results: {b} against {a}"),
+           Para(f"Two saved bench results compared row by row (B = {b}, A = {a}); rule: {d.get('rule', '')}."),
+           Table(pd.DataFrame(rows))]
+    if not d.get("same_environment", True):
+        out.append(Para("Measured in different environments: " + "; ".join(d.get("env_differences", []))
+                        + ". The ratio mixes the change with the machine."))
+    return out
+
+
 BUILDERS = {"profile": profile_section, "bench": bench_section, "compare": compare_section,
+            "compare_saved": compare_saved_section,
             "scale": scale_section, "check": check_section, "zoo": zoo_section}

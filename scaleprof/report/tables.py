@@ -95,11 +95,46 @@ def ci_rel(median, interval) -> str:
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:
-    if fmt == "csv":
-        return df.to_csv()
-    if fmt == "markdown":
-        return df.to_markdown()
+    """A frame as CSV (a named index becomes a column: no anonymous index column), Markdown (numbers written
+    out in full: counts with separators, shares to one decimal; never 1.8e+09) or a terminal table."""
+    if fmt in ("csv", "markdown"):
+        flat = df.reset_index() if df.index.name is not None else df.reset_index(drop=True)
+        if fmt == "csv":
+            return _integers(flat).to_csv(index=False)
+        align = ["right" if pd.api.types.is_numeric_dtype(flat[c]) else "left" for c in flat.columns]
+        return _written_out(flat).to_markdown(index=False, disable_numparse=True, colalign=align)
     return df.to_string()
+
+
+def _integers(df: pd.DataFrame) -> pd.DataFrame:
+    """Float columns holding only whole numbers (pandas makes counts floats when a row is added) as ints."""
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if pd.api.types.is_float_dtype(col) and col.notna().all() and (col % 1 == 0).all():
+            out[c] = col.astype("int64")
+    return out
+
+
+def _written_out(df: pd.DataFrame) -> pd.DataFrame:
+    """Every numeric cell as text for a Markdown table: a share (column named with %) to one decimal,
+    a whole number with thousands separators, another number to 4 significant digits in positional form."""
+    out = df.astype(object)
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            continue
+        share = "%" in str(c)
+
+        def cell(v, share=share):
+            if pd.isna(v):
+                return ""
+            if share:
+                return f"{v:.1f}"
+            if float(v).is_integer():
+                return f"{int(v):,}"
+            return f"{float(f'{v:.4g}'):,.10f}".rstrip("0").rstrip(".")
+        out[c] = df[c].map(cell)
+    return out
 
 
 def _kind_frame(result) -> pd.DataFrame:
@@ -116,34 +151,91 @@ def _kind_frame(result) -> pd.DataFrame:
     return df
 
 
+ROOT = "(root)"  # the model's own forward: ops that run in no submodule
+
+
+def module_tree(result, level: int = 2) -> list[tuple[str, int, dict]]:
+    """The module tree down to ``level``, in pre-order: (dotted name, depth, subtree costs) per node, each
+    node's costs the sum of everything under it (torchinfo's summary). Ops outside every submodule are the
+    node ``(root)``; "(unused parameters)" is a node of its own."""
+    nodes: dict[str, tuple[int, dict]] = {}
+    for d in range(1, max(1, level) + 1):
+        for name, v in result.by_module(d).items():
+            name = name or ROOT
+            nodes.setdefault(name, (1 if name.startswith("(") else name.count(".") + 1, v))
+    children: dict[str, list[str]] = {}
+    for name, (depth, _) in nodes.items():
+        parent = "" if depth == 1 else name.rsplit(".", 1)[0]
+        children.setdefault(parent, []).append(name)
+    out: list[tuple[str, int, dict]] = []
+
+    def visit(parent: str) -> None:
+        for name in children.get(parent, []):
+            depth, v = nodes[name]
+            out.append((name, depth, v))
+            visit(name)
+
+    visit("")
+    return out
+
+
+def _module_frame(result, level: int) -> pd.DataFrame:
+    t = result.totals
+    rows = []
+    for name, depth, v in [*module_tree(result, level), ("total", 0, {**t.to_dict(), "calls": None})]:
+        rows.append({"module": name, "depth": depth, "MACs": v["macs"], "MACs %": 100 * v["macs"] / (t.macs or 1),
+                     "FLOPs": v["flops"], "FLOPs %": 100 * v["flops"] / (t.flops or 1), "params": v["params"],
+                     "activations": v["activations"], "bytes": v["bytes"], "calls": v["calls"]})
+    df = pd.DataFrame(rows).set_index("module")
+    df.loc["total", "calls"] = sum(r.calls for r in result.layers)
+    df["calls"] = df["calls"].astype("int64")
+    return df
+
+
 def profile_frame(result, by: str = "kind", level: int = 2) -> pd.DataFrame:
     if by == "kind":
         return _kind_frame(result)
+    if by == "module":
+        return _module_frame(result, level)
     if by == "layer":
         df = result.to_dataframe("layer")
         cols = ["name", "module_type", "kind", "phase", *METRICS, "calls"]
-        return df[[c for c in cols if c in df]]
-    table = result.by_module(level) if by == "module" else result.by_operator()
+        df = df[[c for c in cols if c in df]]
+        if "name" in df:
+            df = df.assign(name=df["name"].replace("", ROOT))
+        return df
+    # by op: an op that never ran (a 0-call row the recorder opened) says nothing
+    table = {op: v for op, v in result.by_operator().items() if v.get("calls")}
     df = pd.DataFrame.from_dict(table, orient="index")
     df.index.name = by
     return df
 
 
-def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table") -> str:
+def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table", title: str | None = None) -> str:
+    """The profile as a table (a header with the totals, the table, the units), CSV or Markdown. ``title``
+    names the model in the header (default its spec: the CLI passes the knobs it ran with)."""
     df = profile_frame(result, by, level)
     if fmt in ("csv", "markdown"):
         return render(df, fmt)
     t = result.totals
     shown = df.copy()
+    if by == "module":  # the tree, indented by depth
+        depth = shown.pop("depth")
+        shown.index = [("  " * (d - 1)) + (n.rsplit(".", 1)[-1] if d > 1 else n)
+                       for n, d in zip(shown.index, depth, strict=True)]
+        shown.index.name = "module"
     for col in ("MACs", "FLOPs", "macs", "flops", "bytes", "activations", "params"):
         if col in shown:
             shown[col] = shown[col].map(human)
     for col in ("MACs %", "FLOPs %"):
         if col in shown:
             shown[col] = shown[col].map(lambda v: f"{v:.1f}")
-    head = [f"{result.model}  input {', '.join(result.inputs)}  dtype {result.dtype}  counted on "
+    params = f"params {t.params:,}"
+    if result.params_trainable is not None:
+        params += f" (trainable {result.params_trainable:,}, frozen {t.params - result.params_trainable:,})"
+    head = [f"{title or result.model}  input {', '.join(result.inputs)}  dtype {result.dtype}  counted on "
             f"{result.counted_on}",
-            f"MACs {t.macs:,} ({human(t.macs)})   FLOPs {t.flops:,} ({human(t.flops)})   params {t.params:,}   "
+            f"MACs {t.macs:,} ({human(t.macs)})   FLOPs {t.flops:,} ({human(t.flops)})   {params}   "
             f"activations {t.activations:,}   bytes {human(t.bytes, 'B')}"]
     if len(result.phases) > 1:
         for phase, pt in result.phases.items():
@@ -163,7 +255,10 @@ def format_zoo(rows: list[dict]) -> str:
     for col in ("macs", "published_macs", "params", "published_params"):
         if col in df:
             df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
-    return df.to_string(index=False)
+    for col in ("width", "depth", "resolution"):  # a knob the family lacks is "-", never NaN
+        if col in df:
+            df[col] = df[col].map(lambda v: "-" if pd.isna(v) else f"{v:g}")
+    return df.astype(object).where(df.notna(), "").to_string(index=False)
 
 
 def format_crosscheck(cc, fmt: str = "table") -> str:

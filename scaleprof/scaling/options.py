@@ -213,6 +213,11 @@ class ObjectiveOptions:
 
         return parse_objectives(self.objective)
 
+    def words(self) -> str:
+        """The objective as a reader of a table needs it: a proxy named, and marked experimental."""
+        return " + ".join(f"proxy {self.proxy.proxy} (EXPERIMENTAL: a zero-cost proxy at initialisation, not "
+                          "trained accuracy)" if n == "proxy" else n for n in self.names)
+
     def objectives(self) -> list:
         from .objectives import make_objective
 

@@ -30,6 +30,7 @@ class ScaleResult:
     notes: list[str] = field(default_factory=list)
     resumed: int = 0
     log: str | None = None
+    objective_words: str | None = None  # the objective for readers: a proxy named and marked experimental
 
     def to_dict(self) -> dict:
         return {"family": self.family, "phi": self.phi, "budget": self.budget, "candidates": self.candidates,
@@ -37,7 +38,7 @@ class ScaleResult:
                 "architectures": self.architectures, "objective": self.objective, "constraint": self.constraint,
                 "formula_target": self.formula_target, "base": self.base, "grid": self.grid,
                 "timing": self.timing, "executor": self.executor, "resumed": self.resumed, "log": self.log,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "objective_words": self.objective_words}
 
     def to_dataframe(self, which: str = "candidates"):
         """The candidates (ranked, one row each) or, with ``which="phi_sweep"``, the scale-up table."""

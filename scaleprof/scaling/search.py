@@ -254,7 +254,8 @@ def _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, resume
         family=fam.label, phi=options.grid.phi, budget=bound.to_dict(), candidates=dicts, best=best_d,
         phi_sweep=sweep_rows, duplicates=sum(1 for r in rows if r.duplicate_of),
         architectures=len({r.arch for r in rows if r.arch}),
-        objective="+".join(options.objectives.names), constraint=bound.constraint,
+        objective="+".join(options.objectives.names), objective_words=options.objectives.words(),
+        constraint=bound.constraint,
         formula_target=bound.formula_target, base=bound.base, grid={k: list(v) for k, v in ranges.items()},
         timing=timing, executor=options.executor.executor, notes=notes, resumed=resumed,
         log=str(log) if log else None)

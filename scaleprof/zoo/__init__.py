@@ -23,7 +23,7 @@ from .registry import build as _build
 from .registry import default_input as _default_input
 from .registry import layout as _layout
 
-__all__ = ["list_models", "families", "build", "layout", "default_input", "family_of", "knobs_of",
+__all__ = ["list_models", "families", "build", "layout", "default_input", "family_of", "knobs_of", "knob_label",
            "knob_names", "published", "published_rows", "describe", "FIGURES", "Figure"]
 
 
@@ -73,6 +73,17 @@ def knobs_of(name: str) -> dict:
     entry = resolve(name)
     have = FAMILIES[entry.family].knobs
     return {k: v if k in have else None for k, v in entry.coefficients().items()}
+
+
+def knob_label(name: str, knobs: dict | None = None) -> str:
+    """A zoo model as people name it in a table's header: the name itself, or with knobs given, the family
+    and every knob it runs with (``efficientnet width 1.1 depth 1.2 resolution 260``; the named model's own
+    coefficients fill the knobs not given)."""
+    given = {k: v for k, v in (knobs or {}).items() if k in ("width", "depth", "resolution") and v is not None}
+    if not given:
+        return name
+    merged = {**knobs_of(name), **given}
+    return " ".join([family_of(name), *(f"{k} {v:g}" for k, v in merged.items() if v is not None)])
 
 
 def knob_names(name: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ arguments. Knobs given to ``build`` replace the named model's coefficients.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,9 +101,24 @@ def _named() -> dict[str, Named]:
 MODELS: dict[str, Named] = _named()
 
 
+def closest_names(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """Up to `n` zoo names most like `name` (difflib's ratio); ties keep the registry's order, so a typo of
+    efficientnet_b0 suggests b0 before b8."""
+    key = name.strip().lower()
+    names = list(dict.fromkeys([*MODELS, *FAMILIES]))
+    scored = [(difflib.SequenceMatcher(None, key, c).ratio(), -i, c) for i, c in enumerate(names)]
+    return [c for r, _, c in sorted(scored, reverse=True)[:n] if r >= cutoff]
+
+
 def _unknown(name) -> ScaleprofError:
-    return ScaleprofError(f"unknown zoo model {name!r}; models: {', '.join(MODELS)}; "
-                          f"families: {', '.join(FAMILIES)}")
+    """One short line a person can read: the closest names, if any, and where the full list is."""
+    close = closest_names(str(name))
+    if close:
+        hint = f"did you mean {', '.join(close[:-1]) + ' or ' if len(close) > 1 else ''}{close[-1]}?"
+    else:
+        hint = f"a zoo name such as {next(iter(MODELS))}, or module:callable;"
+    return ScaleprofError(f"unknown zoo model {name!r}; {hint} `scaleprof zoo` lists all {len(MODELS)} models "
+                          f"and {len(FAMILIES)} families")
 
 
 def resolve(name: str) -> Named:
