@@ -1,0 +1,121 @@
+"""Issue 11: the counter against the outside world (models it was not tuned to, silent incompleteness)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import scaleprof
+from scaleprof import cli
+from scaleprof.gate import check
+
+
+class Bessel(nn.Module):
+    """A linear layer, then an op no formula covers (special_bessel_j0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.special.bessel_j0(self.fc(x))
+
+
+# --- item 11: incompleteness is loud ------------------------------------------------------------------------
+
+def test_profile_says_complete_or_not_in_every_format(capsys):
+    r = scaleprof.profile(Bessel(), [(2, 4)])
+    assert r.uncounted_ops == {"aten::special_bessel_j0": 1} and r.complete is False
+    d = r.to_dict()
+    assert d["complete"] is False and d["uncounted_ops"] == {"aten::special_bessel_j0": 1}
+    assert scaleprof.profile(nn.Linear(4, 3), [(2, 4)]).to_dict()["complete"] is True
+
+    from scaleprof.report.tables import format_profile
+
+    text = format_profile(r)
+    # said in the header, above the numbers, not only in a footnote
+    head = text.split("\n\n")[0]
+    assert "INCOMPLETE" in head and "aten::special_bessel_j0 x1" in head
+    assert "INCOMPLETE" in format_profile(r, fmt="markdown")
+    assert "INCOMPLETE" not in format_profile(scaleprof.profile(nn.Linear(4, 3), [(2, 4)]))
+
+
+def test_cli_profile_warns_on_stderr_and_json_carries_complete(write_model, capsys):
+    path = write_model("""
+        import torch
+        from torch import nn
+
+        class Bessel(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                return torch.special.bessel_j0(self.fc(x))
+    """, "bessel.py")
+    assert cli.main(["profile", f"{path}:Bessel", "--input", "2x4", "--json"]) == 0
+    out = capsys.readouterr()
+    d = json.loads(out.out)
+    assert d["complete"] is False and d["totals"]["macs"] == 2 * 4 * 3
+    assert "INCOMPLETE" in out.err and "aten::special_bessel_j0" in out.err
+    assert cli.main(["profile", f"{path}:Bessel", "--input", "2x4", "--format", "csv"]) == 0
+    assert "INCOMPLETE" in capsys.readouterr().err
+
+
+def test_crosscheck_says_when_every_peer_misses_the_same_op():
+    pytest.importorskip("fvcore")
+    from scaleprof.counting.peers import crosscheck
+    from scaleprof.report.tables import format_crosscheck
+
+    m = Bessel()
+    cc = crosscheck(m, [torch.randn(2, 4)], peers=("fvcore", "torch"))
+    # both peers agree with scaleprof's 24 MACs, and all three leave bessel_j0 out
+    assert cc.ours_macs == 24 and all(p.macs_equivalent == 24 for p in cc.peers)
+    assert cc.missed_by_all() == ["aten::special_bessel_j0"]
+    assert cc.to_dict()["missed_by_all"] == ["aten::special_bessel_j0"]
+    text = format_crosscheck(cc)
+    assert "every counter misses aten::special_bessel_j0" in text
+    # an op only scaleprof misses is still named, but not as missed by all
+    full = crosscheck(nn.Linear(4, 3), [torch.randn(2, 4)], peers=("torch",))
+    assert full.missed_by_all() == [] and full.missing_lines() == []
+
+
+CHECK_MODEL = """
+    import torch
+    from torch import nn
+
+    def make(bessel=0):
+        layers = [nn.Linear(4, 3)]
+        if int(bessel):
+            layers.append(Bessel())
+        m = nn.Sequential(*layers)
+        m.default_input = (2, 4)
+        return m
+
+    class Bessel(nn.Module):
+        def forward(self, x):
+            return torch.special.bessel_j0(x)
+"""
+
+
+def test_check_fails_when_an_op_becomes_uncounted(write_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    spec = f"{write_model(CHECK_MODEL, 'net.py')}:make"
+    base = tmp_path / "base.json"
+    assert check(spec, save=base).verdict == "pass"
+    assert "uncounted_ops" not in json.loads(base.read_text())["cost"]   # a complete model's baseline as before
+    # the new op adds no MAC, FLOP or param it can count: only the uncounted row catches it
+    code = cli.main(["check", spec, "--arg", "bessel=1", "--baseline", str(base), "--json"])
+    assert code == 1
+    rows = {r["metric"]: r for r in json.loads(capsys.readouterr().out)["checks"]}
+    row = rows["uncounted[aten::special_bessel_j0]"]
+    assert row["verdict"] == "regression" and (row["baseline"], row["current"]) == (0, 1)
+    assert all(r["verdict"] == "pass" for m, r in rows.items() if not m.startswith("uncounted"))
+    # a baseline that already lists it: passes (the model did not change)
+    base2 = tmp_path / "base2.json"
+    check(spec, save=base2, knobs={"bessel": 1})
+    assert json.loads(base2.read_text())["cost"]["uncounted_ops"] == {"aten::special_bessel_j0": 1}
+    assert check(spec, baseline=base2, knobs={"bessel": 1}).verdict == "pass"
