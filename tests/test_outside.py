@@ -119,3 +119,47 @@ def test_check_fails_when_an_op_becomes_uncounted(write_model, tmp_path, capsys,
     check(spec, save=base2, knobs={"bessel": 1})
     assert json.loads(base2.read_text())["cost"]["uncounted_ops"] == {"aten::special_bessel_j0": 1}
     assert check(spec, baseline=base2, knobs={"bessel": 1}).verdict == "pass"
+
+
+# --- item 1: the meta attempt leaves the model as found, and the CPU retry counts ----------------------------
+
+class CachesAnchors(nn.Module):
+    """Like torchvision's AnchorGenerator: a plain list of tensors moved to the input's device and cached,
+    then a data-dependent op (meta tensors hold no values: the forward must be retried on CPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.cell_anchors = [torch.ones(4), torch.full((4,), 2.0)]
+
+    def forward(self, x):
+        self.cell_anchors = [a.to(x.device) for a in self.cell_anchors]
+        self.seen = x.device.type   # a new attribute: gone afterwards too
+        y = self.fc(x) * self.cell_anchors[1]
+        keep = int((y > -1e9).sum())   # data-dependent: needs values
+        return y.flatten()[:keep]
+
+
+def test_meta_attempt_does_not_survive_and_cpu_retry_counts(capsys):
+    m = CachesAnchors()
+    anchors, first = m.cell_anchors, m.cell_anchors[0]
+    r = scaleprof.profile(m, [(2, 4)])
+    assert r.counted_on == "cpu" and "counted on cpu" in r.notices[0]
+    assert r.totals.macs == 2 * 4 * 4 and r.totals.params == 20
+    # the model as found: the same list object holding the same CPU tensors, no new attribute
+    assert m.cell_anchors is anchors and m.cell_anchors[0] is first
+    assert all(a.device.type == "cpu" for a in m.cell_anchors) and not hasattr(m, "seen")
+    assert m(torch.ones(2, 4)).shape == (8,)   # the user's model still runs
+
+
+def test_in_place_changes_to_a_cached_list_are_undone():
+    class InPlace(CachesAnchors):
+        def forward(self, x):
+            self.cell_anchors[0] = self.cell_anchors[0].to(x.device)
+            self.register_buffer("scratch", torch.zeros(1, device=x.device))
+            return self.fc(x)
+
+    m = InPlace()
+    first = m.cell_anchors[0]
+    scaleprof.profile(m, [(2, 4)])
+    assert m.cell_anchors[0] is first and "scratch" not in dict(m.named_buffers())

@@ -19,6 +19,7 @@ from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
 from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
+from .snapshot import preserved
 
 
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
@@ -139,7 +140,8 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         args = _make_inputs(target.feeds, device, dt)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
-        _run(rec, model, params, buffers, args, kwargs, backward)
+        with preserved(model):   # attributes a forward assigns (on meta, meta tensors) do not outlive it
+            _run(rec, model, params, buffers, args, kwargs, backward)
         return rec
 
     counted_on = dev
