@@ -163,3 +163,68 @@ def test_in_place_changes_to_a_cached_list_are_undone():
     first = m.cell_anchors[0]
     scaleprof.profile(m, [(2, 4)])
     assert m.cell_anchors[0] is first and "scratch" not in dict(m.named_buffers())
+
+
+# --- item 4: the CPU fallback refuses what it cannot allocate ----------------------------------------------
+
+META_BUILT = """
+    import torch
+    from torch import nn
+
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(1000, 1000)
+            self.register_buffer("scale", torch.ones(1000))
+
+        def forward(self, x):
+            y = self.fc(x) * self.scale
+            return y[: int((y > 0).sum())]   # needs values: no meta run
+
+    def make():
+        with torch.device("meta"):
+            m = DataDependent()
+        m.default_input = (2, 1000)
+        return m
+"""
+
+
+def test_memory_estimate_by_hand():
+    from scaleprof.counting.host_memory import available_bytes, stand_in_bytes
+    from scaleprof.shapes import InputSpec
+
+    with torch.device("meta"):
+        m = nn.Sequential(nn.Linear(1000, 1000), nn.BatchNorm1d(1000))
+    cpu = torch.device("cpu")
+    parts = stand_in_bytes(m, cpu, None, [InputSpec((2, 1000))])
+    # weights 1000·1000 + 1000 bias + 2·1000 affine, float32; buffers: running mean and var 2·1000 float32 and
+    # num_batches_tracked one int64; input 2·1000 float32
+    assert parts == {"parameters": 4 * 1_003_000, "buffers": 4 * 2000 + 8, "inputs": 4 * 2000}
+    half = stand_in_bytes(m, cpu, torch.float16, [InputSpec((2, 1000), torch.float16)])
+    assert half == {"parameters": 2 * 1_003_000, "buffers": 2 * 2000 + 8, "inputs": 2 * 2000}
+    # a model already on cpu at its dtype: its parameters are used, not copied
+    assert stand_in_bytes(nn.Linear(10, 10), cpu, None, [])["parameters"] == 0
+    assert available_bytes("MemTotal: 100 kB\nMemAvailable:    2048 kB\n") == 2048 * 1024
+    assert available_bytes("nothing here") is None
+
+
+def test_cpu_fallback_refuses_beyond_available_memory(write_model, monkeypatch, capsys, tmp_path):
+    from scaleprof.counting import host_memory
+    from scaleprof.errors import ScaleprofError
+
+    spec = f"{write_model(META_BUILT, 'dd.py')}:make"
+    r = scaleprof.profile(spec, quiet=True)   # enough memory: counted on cpu
+    assert r.counted_on == "cpu" and r.totals.macs == 2 * 1000 * 1000
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(ScaleprofError, match=r"needs about 5\.7 MiB .* but 1\.0 MiB is available"):
+        scaleprof.profile(spec, quiet=True)
+    # the CLI: exit 2 with one line; and check, with the baseline's inputs driving the count, the same guard
+    assert cli.main(["profile", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1.0 MiB is available" in err[0]
+    base = tmp_path / "b.json"
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: None)   # unreadable: no guard
+    assert check(spec, save=base, inputs=["3x1000"]).verdict == "pass"
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 1 << 20)
+    assert cli.main(["check", spec, "--baseline", str(base)]) == 2
+    assert "1.0 MiB is available" in capsys.readouterr().err

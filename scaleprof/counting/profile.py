@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
+from .host_memory import guard as memory_guard
 from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
@@ -116,7 +117,9 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     ``model``: a module, a spec (a zoo name with ``knobs``, ``file.py:callable`` with its keyword arguments in
     ``knobs`` ...; see spec.resolve_target) or a resolved Target. Counts on meta tensors by default (a spec
     is built there): no weights are allocated and no arithmetic is done. A forward that needs real data (it
-    reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice. A module is counted
+    reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice, unless the
+    stand-ins that needs (parameters, buffers, inputs, with a margin) exceed the memory available: then a
+    one-line ScaleprofError names both, before anything is allocated. A module is counted
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
     """
@@ -157,6 +160,8 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
                  "counted on cpu with real tensors"
         counted_on = torch.device("cpu")
         rec = None
+        memory_guard(model, counted_on, dt, target.feeds,
+                     why=f"the forward does not run on meta tensors ({type(exc).__name__}: {first[:80]})")
         try:
             attempt(counted_on)
         except ScaleprofError:
