@@ -228,3 +228,54 @@ def test_cpu_fallback_refuses_beyond_available_memory(write_model, monkeypatch, 
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 1 << 20)
     assert cli.main(["check", spec, "--baseline", str(base)]) == 2
     assert "1.0 MiB is available" in capsys.readouterr().err
+
+
+# --- item 5: --dtype float16 / bfloat16 in profile and check --------------------------------------------------
+
+HALF_TOY = """
+    import torch
+    from torch import nn
+
+    def make(data_dependent=0):
+        layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10)]
+        if int(data_dependent):
+            layers.append(Nonzero())
+        m = nn.Sequential(*layers).eval()
+        m.default_input = (1, 3, 8, 8)
+        return m
+
+    class Nonzero(nn.Module):
+        def forward(self, x):
+            return x[: int((x > -1e9).sum())]
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cli_dtype_halves_bytes_in_profile_and_check(write_model, tmp_path, capsys, monkeypatch, dtype):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    spec = f"{write_model(HALF_TOY, 'half.py')}:make"
+    got = {}
+    for dt in ("float32", dtype):
+        assert cli.main(["profile", spec, "--dtype", dt, "--json"]) == 0
+        got[dt] = json.loads(capsys.readouterr().out)
+    half, full = got[dtype], got["float32"]
+    assert half["dtype"] == dtype and half["inputs"] == [f"1x3x8x8:{dtype}"]
+    # every tensor this model reads or writes is floating point: bytes exactly half, every count the same
+    assert half["totals"]["bytes"] * 2 == full["totals"]["bytes"] == 34_640
+    assert {k: v for k, v in half["totals"].items() if k != "bytes"} == \
+           {k: v for k, v in full["totals"].items() if k != "bytes"}
+    # the CPU fallback counts at the dtype too (the inputs are made at it)
+    assert cli.main(["profile", spec, "--arg", "data_dependent=1", "--dtype", dtype, "--json"]) == 0
+    fb = json.loads(capsys.readouterr().out)
+    assert fb["counted_on"] == "cpu" and fb["totals"]["macs"] == full["totals"]["macs"]
+    assert fb["by_kind"]["linear"]["bytes"] * 2 == full["by_kind"]["linear"]["bytes"]
+    # check: a baseline saved at the dtype keeps it, is checked at it, and a float32 count differs from it
+    base = tmp_path / "b.json"
+    assert cli.main(["check", spec, "--dtype", dtype, "--save", str(base)]) == 0
+    stored = json.loads(base.read_text())
+    assert stored["dtype"] == dtype and stored["cost"]["totals"]["bytes"] == 17_320
+    assert cli.main(["check", spec, "--baseline", str(base)]) == 0
+    capsys.readouterr()
+    assert cli.main(["check", spec, "--dtype", "float32", "--baseline", str(base), "--json"]) == 1
+    rows = {r["metric"]: r for r in json.loads(capsys.readouterr().out)["checks"]}
+    assert (rows["bytes"]["baseline"], rows["bytes"]["current"]) == (17_320, 34_640)
