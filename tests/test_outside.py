@@ -279,3 +279,111 @@ def test_cli_dtype_halves_bytes_in_profile_and_check(write_model, tmp_path, caps
     assert cli.main(["check", spec, "--dtype", "float32", "--baseline", str(base), "--json"]) == 1
     rows = {r["metric"]: r for r in json.loads(capsys.readouterr().out)["checks"]}
     assert (rows["bytes"]["baseline"], rows["bytes"]["current"]) == (17_320, 34_640)
+
+
+# --- item 6: nested (jagged) tensors, and nothing left behind on any path -------------------------------------
+
+def _jagged(lengths, heads=2, dim=4):
+    offsets = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    values = torch.randn(int(offsets[-1]), heads * dim)
+    nt = torch.nested.nested_tensor_from_jagged(values, offsets)
+    return nt.view(len(lengths), -1, heads, dim).transpose(1, 2)
+
+
+class JaggedAttention(nn.Module):
+    def forward(self, q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def _left_behind() -> dict:
+    """Everything a count could leave behind: torch's mode stacks, global module hooks, patched functions."""
+    from torch.nn.modules import module as M
+
+    from scaleprof import no_dynamo
+
+    return {"dispatch modes": torch._C._len_torch_dispatch_stack(),
+            "function modes": len(torch.overrides._get_current_function_mode_stack()),
+            "hooks": (len(M._global_forward_pre_hooks), len(M._global_forward_hooks)),
+            "patched": sum(vars(f).get("__dynamo_disable") is f for f in no_dynamo.guarded()),
+            "sdpa": torch.nn.functional.scaled_dot_product_attention}
+
+
+def test_jagged_sdpa_is_the_sum_over_its_sequences():
+    before = _left_behind()
+    lq, lk = [3, 5, 2], [4, 6, 1]
+    r = scaleprof.profile(JaggedAttention(), [_jagged(lq), _jagged(lk), _jagged(lk)])
+    # per sequence B·H·L·S·(E + Ev) = 2·Lq·Lk·8
+    assert r.totals.macs == sum(2 * a * b * 8 for a, b in zip(lq, lk, strict=True)) == 2 * 8 * (12 + 30 + 2)
+    assert r.uncounted_ops == {}
+    assert _left_behind() == before
+    # plain jagged attention still runs after the count, with nothing of scaleprof's in the way
+    out = torch.nn.functional.scaled_dot_product_attention(_jagged(lq), _jagged(lk), _jagged(lk))
+    assert out.is_nested
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _raise(*a, **k):
+    raise Boom("forced")
+
+
+@pytest.mark.parametrize("stage", ["pre_hook", "post_hook", "on_op", "run_function", "backward", "forward_meta",
+                                   "forward_both", "formula"])
+def test_nothing_is_left_behind_when_a_stage_fails(stage, monkeypatch):
+    from scaleprof.counting import formulas, recorder
+    from scaleprof.errors import ScaleprofError
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            if stage.startswith("forward") and (x.device.type == "meta" or stage == "forward_both"):
+                raise Boom("the model's own failure")
+            y = self.fc(x).view(1, 1, 2, 8)
+            return torch.nn.functional.scaled_dot_product_attention(y, y, y)
+
+    before = _left_behind()
+    target = {"pre_hook": (recorder.Recorder, "_pre_hook"), "post_hook": (recorder.Recorder, "_post_hook"),
+              "on_op": (recorder.Recorder, "on_op"), "run_function": (recorder.Recorder, "run_function"),
+              "backward": (recorder.Recorder, "backward")}.get(stage)
+    if target is not None:
+        monkeypatch.setattr(*target, _raise)
+    if stage == "formula":   # a formula's failure lists the op and the count goes on
+        monkeypatch.setitem(formulas._REGISTRY, "aten::addmm", _raise)
+        r = scaleprof.profile(Net(), [(2, 8)], quiet=True)
+        assert r.uncounted_ops == {"aten::addmm": 1} and not r.complete
+    elif stage == "forward_meta":   # fails on meta, counted on the CPU retry
+        assert scaleprof.profile(Net(), [(2, 8)], quiet=True).counted_on == "cpu"
+    else:
+        with pytest.raises((Boom, ScaleprofError)):
+            scaleprof.profile(Net(), [(2, 8)], backward=stage == "backward", quiet=True)
+    assert _left_behind() == before
+
+
+def test_varlen_attention_sums_sequences_when_offsets_are_readable():
+    from scaleprof.counting.formulas import varlen_attention_cost
+
+    q = torch.empty(123, 4, 16, device="meta")
+    real = torch.tensor([0, 30, 60, 90, 123], dtype=torch.int32)
+    meta = torch.empty(5, dtype=torch.int32, device="meta")
+    # 4 heads · (30² + 30² + 30² + 33²) scores · (16 + 16)
+    assert varlen_attention_cost(q, q, q, real, real, 40, 40, masked=False).macs == 4 * (3 * 900 + 1089) * 32
+    # unreadable offsets: each of the 4 sequences bounded by max_seqlen 40 (torch's figure)
+    assert varlen_attention_cost(q, q, q, meta, meta, 40, 40, masked=False).macs == 4 * 4 * 1600 * 32
+
+
+def test_torch_attn_varlen_attn_is_counted():
+    varlen = pytest.importorskip("torch.nn.attention.varlen")
+    assert varlen is not None and hasattr(torch.ops.torch_attn, "_varlen_attn")
+
+    class Varlen(nn.Module):
+        def forward(self, x, offsets):
+            return torch.ops.torch_attn._varlen_attn(x, x, x, offsets, offsets, 40, 40)[0]
+
+    x = torch.empty(123, 4, 16, dtype=torch.bfloat16, device="meta")
+    r = scaleprof.profile(Varlen(), [x, torch.empty(5, dtype=torch.int32, device="meta")])
+    assert r.uncounted_ops == {} and r.totals.macs == 4 * 4 * 1600 * 32

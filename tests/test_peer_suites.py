@@ -387,8 +387,6 @@ def _run_nested(device, lq, lks):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 6: jagged SDPA fails (RecursionError in is_contiguous) and "
-                   "leaves scaleprof's dispatch mode on torch's stack")
 @pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA not available"))])
 def test_torch_sdpa_nested_tensor(device):
@@ -411,8 +409,6 @@ def test_torch_flash_attention_dense():
     assert r.totals.macs == 4 * 4 * 40 * 40 * (16 + 16)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for _flash_attention_forward with cumulative "
-                   "sequence offsets (3-D varlen layout); listed as uncounted")
 def test_torch_flash_attention_varlen():
     # torch's fake-tensor half: 123 tokens in 4 sequences (offsets 0, 30, 60, 90, 123), max_seqlen 40, 4 heads of
     # 16. Without the offsets' values torch bounds each sequence by max_seqlen: the dense 4×40 figure, 819200 MACs.

@@ -95,7 +95,8 @@ def op_key(func) -> str:
 
 
 # Namespaces of libraries that may be absent: a formula for their ops is kept for when they load.
-OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn"})
+OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn",
+                                 "torch_attn"})
 
 
 @functools.cache
@@ -331,10 +332,69 @@ def sdpa_cost(a: Args, out):
     return attention_cost(q.shape, k.shape, v.shape, masked=sdpa_masked(a))
 
 
-@register("_flash_attention_forward", "_efficient_attention_forward")
+@register("_flash_attention_forward")
 def attention_kernel_cost(a: Args, out):
     q, k, v = a["query"], a["key"], a["value"]
+    if a["cum_seq_q"] is not None:   # variable length: (total, H, E) with cumulative sequence offsets
+        return varlen_attention_cost(q, k, v, a["cum_seq_q"], a["cum_seq_k"], a["max_q"], a["max_k"],
+                                     masked=bool(a["is_causal"]))
     return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+@register("_efficient_attention_forward")
+def efficient_attention_kernel_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
+    if a["cu_seqlens_q"] is not None:   # variable length: (1, total, H, E) with cumulative sequence offsets
+        return varlen_attention_cost(q[0], k[0], v[0], a["cu_seqlens_q"], a["cu_seqlens_k"], a["max_seqlen_q"],
+                                     a["max_seqlen_k"], masked=a["bias"] is not None or a["custom_mask_type"] != 0)
+    return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+def sequence_lengths(offsets, max_len) -> list[int]:
+    """Each sequence's length from cumulative offsets; where their values cannot be read (meta tensors), each
+    is bounded by ``max_len``, as torch's counter bounds them."""
+    if offsets.device.type == "meta":
+        return [int(max_len)] * (int(offsets.numel()) - 1)
+    o = [int(x) for x in offsets.tolist()]
+    return [b - a for a, b in zip(o, o[1:], strict=False)]
+
+
+def varlen_attention_cost(q, k, v, cum_q, cum_k, max_q, max_k, *, masked: bool) -> Cost:
+    """Variable-length attention on packed (total, H, E) tensors: the sum over the sequences of the dense
+    cost of each (sequence i: Lq_i queries against Lk_i keys)."""
+    lq = sequence_lengths(cum_q, max_q)
+    lk = sequence_lengths(cum_k if cum_k is not None else cum_q, max_k if cum_k is not None else max_q)
+    H, E, Hk, Ev = int(q.shape[-2]), int(q.shape[-1]), int(k.shape[-2]), int(v.shape[-1])
+    return sum_costs([attention_cost((1, H, a, E), (1, Hk, b, E), (1, Hk, b, Ev), masked=masked)
+                      for a, b in zip(lq, lk, strict=True)])
+
+
+def sum_costs(costs: list[Cost]) -> Cost:
+    """One Cost of several of the same kind (the info of the first, with ``sequences``)."""
+    first = costs[0] if costs else Cost(0, 0, K.ATTENTION, activations=0)
+    return Cost(sum(c.macs for c in costs), sum(c.flops for c in costs), first.kind, activations=0,
+                info={**first.info, "sequences": len(costs)} if costs else {})
+
+
+@register("torch_attn::_varlen_attn")
+def torch_varlen_attn_cost(a: Args, out):
+    return varlen_attention_cost(a["query"], a["key"], a["value"], a["cu_seq_q"], a["cu_seq_k"], a["max_q"],
+                                 a["max_k"], masked=bool(a["is_causal"]))
+
+
+def jagged_sdpa_cost(a: Args) -> Cost:
+    """F.scaled_dot_product_attention on nested (jagged) tensors, (B, H, j, E) with the ragged dimension 2:
+    the sum over the batch's sequences, each costed as a dense call."""
+    q, k, v = a["query"], a["key"], a["value"]
+
+    def lengths(t):
+        if not t.is_nested:
+            return [int(t.shape[-2])] * int(t.shape[0])
+        return sequence_lengths(t._offsets, getattr(t, "_max_seqlen", None) or 0)   # offsets() would dispatch
+
+    H, E, Hk, Ev = int(q.shape[1]), int(q.shape[-1]), int(k.shape[1]), int(v.shape[-1])
+    return sum_costs([attention_cost((1, H, lq, E), (1, Hk, lk, E), (1, Hk, lk, Ev), masked=sdpa_masked(a))
+                      for lq, lk in zip(lengths(q), lengths(k), strict=True)])
 
 
 @register("_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",

@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .. import no_dynamo
 from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
-from .formulas import Args, Cost, arguments, lookup, mha_cost, op_key, sdpa_cost
+from .formulas import Args, Cost, arguments, jagged_sdpa_cost, lookup, mha_cost, op_key, sdpa_cost
 from .meta_shapes import shortcut
 from .result import Layer
 
@@ -55,7 +55,9 @@ def _tensors(tree) -> list[torch.Tensor]:
 
 
 def _distinct_elements(t: torch.Tensor) -> int:
-    """Elements actually stored: an expanded (stride-0) dimension is read once."""
+    """Elements actually stored: an expanded (stride-0) dimension is read once; a nested tensor's values."""
+    if t.is_nested:
+        return _distinct_elements(t._values)   # the attribute: values() would dispatch an op
     try:
         return int(torch.Size(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0).numel())
     except (RuntimeError, NotImplementedError):
@@ -307,7 +309,7 @@ class Recorder:
         self.suppress += 1
         self.regions.append(K.ATTENTION)
         try:
-            out = func(*args, **kwargs)
+            out = _call_or_stand_in(func, args, kwargs)
         finally:
             self.suppress -= 1
             self.regions.pop()
@@ -317,6 +319,21 @@ class Recorder:
             if costs is not None:
                 self.record(key, costs, args, kwargs, out)
         return out
+
+
+def _call_or_stand_in(func, args, kwargs):
+    """Run a function costed as a whole. Jagged attention has kernels on CUDA only (and none for is_causal on
+    CPU): where none runs, the cost is still its shapes', so the forward goes on with an output of the right
+    shape, as on meta tensors."""
+    try:
+        return func(*args, **kwargs)
+    except RuntimeError:
+        q = args[0] if args else kwargs.get("query")
+        v = args[2] if len(args) > 2 else kwargs.get("value")
+        if func is not F.scaled_dot_product_attention or not getattr(q, "is_nested", False) \
+                or v.shape[-1] != q.shape[-1]:
+            raise
+        return torch.empty_like(q)
 
 
 def _function_key(func) -> str:
@@ -338,8 +355,12 @@ def _mha_function_cost(a: Args, out) -> list[Cost]:
                     out_bias=a["out_proj_bias"] is not None, masked=masked, need_weights=bool(a["need_weights"]))
 
 
+def _sdpa_function_cost(a: Args, out) -> Cost:
+    return jagged_sdpa_cost(a) if a["query"].is_nested else sdpa_cost(a, out)
+
+
 _WHOLE_FUNCTIONS = {
-    F.scaled_dot_product_attention: sdpa_cost,  # named by aten::scaled_dot_product_attention's schema
+    F.scaled_dot_product_attention: _sdpa_function_cost,  # named by aten::scaled_dot_product_attention's schema
     F.multi_head_attention_forward: _mha_function_cost,
 }
 _LINEAR_FUNCTIONS = {F.linear}
@@ -373,6 +394,9 @@ def _decomposable(func) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
 
 
+_PLAIN_TYPES = frozenset({torch.Tensor, nn.Parameter, nn.Buffer})
+
+
 class _Counting(TorchDispatchMode):
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -390,6 +414,13 @@ class _Counting(TorchDispatchMode):
         rec = self.rec
         if rec.pending:
             rec.resolve_pending()
+        if not _PLAIN_TYPES.issuperset(types):
+            # a tensor subclass (a nested/jagged tensor) implements the op itself, and may call it again on
+            # the same subclass (is_contiguous on a jagged tensor decomposes back into itself): never
+            # decompose or shortcut it; its formula reads its shapes, or it is listed as uncounted
+            out = func(*args, **kwargs)
+            rec.on_op(func, args, kwargs, out)
+            return out
         if _decomposable(func):
             # A composite op (conv2d, linear …) reaches here undecomposed under inference_mode: run its
             # decomposition with this mode re-entered so its aten ops are counted one by one.
