@@ -387,3 +387,19 @@ def test_torch_attn_varlen_attn_is_counted():
     x = torch.empty(123, 4, 16, dtype=torch.bfloat16, device="meta")
     r = scaleprof.profile(Varlen(), [x, torch.empty(5, dtype=torch.int32, device="meta")])
     assert r.uncounted_ops == {} and r.totals.macs == 4 * 4 * 1600 * 32
+
+
+# --- item 7: nn.DataParallel with real weights -----------------------------------------------------------------
+
+def test_data_parallel_counts_its_module_under_its_names():
+    inner = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+    dp = nn.DataParallel(inner)
+    before = {k: v.clone() for k, v in inner.state_dict().items()}
+    r = scaleprof.profile(dp, [(3, 10)], backward=True)
+    fwd = 3 * (10 * 20 + 20 * 5)
+    # backward: both weight gradients (fwd) and the input gradient of the second linear, 3·5·20, to reach the first
+    assert r.phases["forward"].macs == fwd and r.phases["backward"].macs == fwd + 3 * 5 * 20
+    assert r.totals.params == 220 + 105
+    mods = r.by_module()
+    assert mods["module.0"]["macs"] == 2 * 3 * 200 and mods["module.2"]["params"] == 105
+    assert all(torch.equal(before[k], v) for k, v in inner.state_dict().items())

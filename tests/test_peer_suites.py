@@ -921,8 +921,6 @@ def test_fvcore_recursive_scope():
     assert r.by_module()["fc"]["macs"] == 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7: nn.DataParallel with real weights is rejected "
-                   "(torch.func.functional_call refuses it)")
 def test_fvcore_data_parallel():
     # NestedNet in DataParallel: the same counts under "module."; fvcore total 560
     r = count(nn.DataParallel(_NestedNet()).cpu(), (1, 4, 5))
@@ -931,7 +929,6 @@ def test_fvcore_data_parallel():
     assert {k: leaves["module." + k]["macs"] for k in NESTED_FLOPS} == NESTED_FLOPS
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7: nn.DataParallel with real weights is rejected")
 def test_fvcore_data_parallel_root_scope():
     # DataParallel(Linear(10, 10)) on 10 rows: fvcore 1000, in "caller" and "owner" modes alike
     r = count(nn.DataParallel(nn.Linear(10, 10)).cpu(), (10, 10))

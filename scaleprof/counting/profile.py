@@ -23,6 +23,9 @@ from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
 
 
+_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
     """A stand-in for a parameter or buffer on ``device``."""
     target_dtype = dtype if dtype is not None and t.is_floating_point() else t.dtype
@@ -140,14 +143,18 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     labels = [str(s) for s in target.inputs]
     rec: Recorder | None = None
 
+    # a data-parallel wrapper is counted as the module it replicates (functional_call refuses the wrapper),
+    # named as the wrapper names it ("module.…")
+    runner, prefix = (model.module, "module.") if isinstance(model, _WRAPPERS) else (model, "")
+
     def attempt(device: torch.device) -> Recorder:
         nonlocal rec
-        params, buffers = _stand_ins(model, device, dt, backward)
+        params, buffers = _stand_ins(runner, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
-        rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
-                       tag_backward=backward)
+        named = params if params is not None else dict(runner.named_parameters())
+        rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward)
         with preserved(model):   # attributes a forward assigns (on meta, meta tensors) do not outlive it
-            _run(rec, model, params, buffers, args, kwargs, backward)
+            _run(rec, runner, params, buffers, args, kwargs, backward)
         return rec
 
     counted_on = dev
