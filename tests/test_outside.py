@@ -403,3 +403,37 @@ def test_data_parallel_counts_its_module_under_its_names():
     mods = r.by_module()
     assert mods["module.0"]["macs"] == 2 * 3 * 200 and mods["module.2"]["params"] == 105
     assert all(torch.equal(before[k], v) for k, v in inner.state_dict().items())
+
+
+# --- item 8: a module shared by two parents -------------------------------------------------------------------
+
+def test_shared_module_is_charged_to_the_path_of_each_call():
+    shared = nn.Linear(6, 4)
+
+    class Branch(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.shared = shared
+            self.own = nn.Linear(4, width)
+
+        def forward(self, x):
+            return self.own(self.shared(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Branch(3), Branch(5)
+            self.helpers = [shared]   # a plain list: no parent names it; called from the root
+
+        def forward(self, x):
+            return self.a(x).sum() + self.b(x).sum() + self.helpers[0](x).sum()
+
+    r = scaleprof.profile(Net(), [(2, 6)])
+    mods = r.by_module()
+    # each call of the shared 6→4 linear on 2 rows: 48 MACs, filed under the parent that called it; the root's
+    # call through the plain list (the root does not hold it as a child) under its first registered name, a.shared
+    assert mods["b.shared"]["macs"] == 48 and mods["a.shared"]["macs"] == 48 + 48
+    assert mods["a.own"]["macs"] == 2 * 4 * 3 and mods["b.own"]["macs"] == 2 * 4 * 5
+    assert r.by_module(level=1)["a"]["macs"] == 48 + 48 + 24 and r.by_module(level=1)["b"]["macs"] == 48 + 40
+    # its parameters once, with the first call that read them
+    assert r.totals.params == 28 + 15 + 25 and mods["a.shared"]["params"] == 28 and mods["b.shared"]["params"] == 0

@@ -895,8 +895,6 @@ def test_fvcore_shared_module_totals():
     assert mods.get("multiname1", {}).get("macs", 0) + mods.get("multiname2", {}).get("macs", 0) == 20
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 8: a module shared by two parents is charged entirely to the "
-                   "first path (submod1 200, submod2 0); fvcore attributes each call to its caller")
 def test_fvcore_shared_module_parents():
     r = count(_SharedModuleNet(), (1, 10))
     mods = r.by_module(level=1)

@@ -85,6 +85,7 @@ class Recorder:
         for name, mod in model.named_modules(remove_duplicate=False):
             self.module_names.setdefault(id(mod), name)
         self.stack: list[tuple[str, nn.Module]] = [("", model)]
+        self.call_names: dict[tuple[str, int, int], str] = {}
         self.regions: list[str] = []
         self.suppress = 0
         self.phase = FORWARD
@@ -109,11 +110,23 @@ class Recorder:
     # --- module stack --------------------------------------------------------------------------------
 
     def _pre_hook(self, module, args):
+        parent_name, parent = self.stack[-1]
+        key = (parent_name, id(parent), id(module))
+        name = self.call_names.get(key)
+        if name is None:
+            name = self.call_names[key] = self._call_name(parent_name, parent, module)
+        self.stack.append((name, module))
+
+    def _call_name(self, parent_name: str, parent: nn.Module, module: nn.Module) -> str:
+        """The path a call came through: a module shared by two parents is named under the one calling it
+        (as fvcore's analysis does); a module called from elsewhere keeps its first registered name."""
+        for child_name, child in parent._modules.items():
+            if child is module:
+                return f"{parent_name}.{child_name}" if parent_name else child_name
         name = self.module_names.get(id(module))
         if name is None:  # a module made during forward: name it under its caller
-            parent = self.stack[-1][0]
-            name = f"{parent}.<{type(module).__name__}>" if parent else f"<{type(module).__name__}>"
-        self.stack.append((name, module))
+            name = f"{parent_name}.<{type(module).__name__}>" if parent_name else f"<{type(module).__name__}>"
+        return name
 
     def _post_hook(self, module, args, output):
         if len(self.stack) > 1 and self.stack[-1][1] is module:
