@@ -437,3 +437,72 @@ def test_shared_module_is_charged_to_the_path_of_each_call():
     assert r.by_module(level=1)["a"]["macs"] == 48 + 48 + 24 and r.by_module(level=1)["b"]["macs"] == 48 + 40
     # its parameters once, with the first call that read them
     assert r.totals.params == 28 + 15 + 25 and mods["a.shared"]["params"] == 28 and mods["b.shared"]["params"] == 0
+
+
+# --- item 10: missing formulas --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lstm", [nn.LSTM(8, 16, num_layers=2), nn.LSTM(8, 16, bidirectional=True, bias=False)],
+                         ids=["2-layer", "bidirectional-no-bias"])
+def test_lstm_counts_the_same_on_cpu_as_on_meta(lstm):
+    meta = scaleprof.profile(lstm, [(5, 3, 8)], quiet=True)
+    cpu = scaleprof.profile(lstm, [(5, 3, 8)], device="cpu", quiet=True)
+    assert cpu.uncounted_ops == {} and "aten::mkldnn_rnn_layer" in cpu.by_operator()
+    strip = lambda r: {k: {m: v[m] for m in ("macs", "flops", "params", "activations")}   # noqa: E731
+                       for k, v in r.by_kind().items() if k != "other"}
+    assert strip(cpu) == strip(meta)
+    # 15 tokens; per layer and direction 4H·(I + H) MACs each: 2-layer 64·24 + 64·32; bidirectional 2 × 64·24
+    per_token = 64 * 24 + 64 * 32 if lstm.num_layers == 2 else 2 * 64 * 24
+    assert cpu.totals.macs == 15 * per_token
+
+
+LOSSES = [
+    # (loss, input shape, target, FLOPs by hand)
+    # nll, mean over 4 targets: 4 negations + 4 adds + 1 divide
+    (torch.nn.functional.nll_loss, (4, 5), torch.tensor([0, 1, 2, 3]), 4 + 4 + 1),
+    # cross-entropy = log-softmax (5 per element, 20 elements) + the nll above
+    (torch.nn.functional.cross_entropy, (4, 5), torch.tensor([0, 1, 2, 3]), 100 + 9),
+    # mse, mean over 20: subtract and square 2·20, reduce 20 + 1
+    (torch.nn.functional.mse_loss, (4, 5), torch.zeros(4, 5), 40 + 21),
+    # 2-d cross-entropy over 2·3·3 pixels of 5 classes: log-softmax 5·90, nll 18 + 18 + 1
+    (torch.nn.functional.cross_entropy, (2, 5, 3, 3), torch.zeros(2, 3, 3, dtype=torch.long), 450 + 37),
+]
+
+
+@pytest.mark.parametrize(("loss", "shape", "target", "flops"), LOSSES)
+def test_losses_are_counted(loss, shape, target, flops):
+    class Loss(nn.Module):
+        def forward(self, x, y):
+            return loss(x, y)
+
+    r = scaleprof.profile(Loss(), [torch.randn(shape), target])
+    assert r.uncounted_ops == {} and r.totals.flops == flops and r.totals.macs == 0
+
+
+def test_loss_backward_is_counted():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 5, bias=False)
+
+        def forward(self, x, y):
+            return torch.nn.functional.nll_loss(self.fc(x), y, weight=torch.ones(5))
+
+    r = scaleprof.profile(Net(), [torch.randn(4, 5), torch.tensor([0, 1, 2, 3])], backward=True)
+    assert r.uncounted_ops == {}
+    # weighted: forward 4·(1 + 1) + 4 + 1; backward 4·(1 + 1)
+    assert r.by_operator()["aten::nll_loss_forward"]["flops"] == 13
+    assert r.by_operator()["aten::nll_loss_backward (backward)"]["flops"] == 8
+
+
+def test_scaled_mm_fp8():
+    class Scaled(nn.Module):
+        def forward(self, a, b):
+            one = torch.ones((), device=a.device)
+            return torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+    fp8 = torch.float8_e4m3fn
+    r = scaleprof.profile(Scaled(), [torch.empty(48, 80, dtype=fp8, device="meta"),
+                                     torch.empty(112, 80, dtype=fp8, device="meta")])
+    assert r.uncounted_ops == {} and r.totals.macs == 48 * 80 * 112
+    # 2 per MAC + the scaling of each of the 48·112 outputs
+    assert r.by_operator()["aten::_scaled_mm"]["flops"] == 2 * 48 * 80 * 112 + 48 * 112

@@ -493,7 +493,6 @@ def test_torch_custom_op_listed():
     assert r.uncounted_ops == {"hpeers_suites::sine": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for aten::_scaled_mm (fp8); listed as uncounted")
 def test_torch_scaled_mm():
     # (3·16 × 5·16) @ (5·16 × 7·16) in fp8: torch 860160
     def scaled(a, b):
@@ -1097,8 +1096,6 @@ def test_deepspeed_simple_model():
     assert r.by_kind()["activation"]["flops"] == 50
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for losses (aten::nll_loss_forward inside "
-                   "cross-entropy); listed as uncounted")
 def test_deepspeed_simple_model_complete():
     assert _simple_model_count().uncounted_ops == {}
 

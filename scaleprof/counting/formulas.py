@@ -23,6 +23,8 @@ from . import kinds as K
 from .elementwise import (
     ACTIVATION_COST,
     ELEMENTWISE_COST,
+    LOSS_COST,
+    LOSS_WEIGHT_COST,
     NORM_BACKWARD_FACTOR,
     REDUCTION_COST,
     SOFTMAX_BACKWARD_COST,
@@ -691,3 +693,75 @@ def adaptive_max_pool_cost(a: Args, out):
           "adaptive_max_pool3d_backward")
 def adaptive_pool_backward_cost(a: Args, out):
     return Cost(0, _numel(out), K.POOLING, activations=0)
+
+
+# --- losses ---------------------------------------------------------------------------------------------------
+# by LOSS_COST (elementwise.py): per element (nll: per target), a weight once more, the reduction one add each
+_REDUCED = (1, 2)   # at::Reduction: 0 none, 1 mean, 2 sum
+
+
+def _loss(name: str, terms: int, *, weighted: bool, reduction: int, backward: bool) -> Cost:
+    per = LOSS_COST[name][1 if backward else 0] + (LOSS_WEIGHT_COST if weighted else 0)
+    reduce = terms + (1 if reduction == 1 else 0) if reduction in _REDUCED and not backward else 0
+    return Cost(0, per * terms + reduce, K.ELEMENTWISE, activations=0)
+
+
+@register("nll_loss_forward", "nll_loss2d_forward")
+def nll_loss_cost(a: Args, out):
+    return _loss("nll_loss", _numel(a["target"]), weighted=a["weight"] is not None, reduction=int(a["reduction"]),
+                 backward=False)
+
+
+@register("nll_loss_backward", "nll_loss2d_backward")
+def nll_loss_backward_cost(a: Args, out):
+    return _loss("nll_loss", _numel(a["target"]), weighted=a["weight"] is not None, reduction=int(a["reduction"]),
+                 backward=True)
+
+
+def _elementwise_loss(name: str, *, backward: bool):
+    def formula(a: Args, out):
+        weighted = a.get("weight") is not None or a.get("pos_weight") is not None
+        return _loss(name, _numel(a["self"]), weighted=weighted, reduction=int(a["reduction"]), backward=backward)
+
+    formula.__name__ = f"{name}{'_backward' if backward else ''}_cost"
+    return formula
+
+
+for _name in LOSS_COST:
+    if _name != "nll_loss":
+        register(_name)(_elementwise_loss(_name, backward=False))
+        if is_op(f"aten::{_name}_backward"):
+            register(f"{_name}_backward")(_elementwise_loss(_name, backward=True))
+
+
+# --- fp8 products ---------------------------------------------------------------------------------------------
+
+@register("_scaled_mm")
+def scaled_mm_cost(a: Args, out):
+    """(M × K) @ (K × N) in fp8 with per-tensor or per-row scales: M·K·N MACs; FLOPs add the scaling of each
+    output (one multiply) and the bias add."""
+    m, k = a["self"].shape
+    n = a["mat2"].shape[-1]
+    macs = int(m) * int(k) * int(n)
+    outputs = int(m) * int(n)
+    return Cost(macs, 2 * macs + outputs + (outputs if a["bias"] is not None else 0))
+
+
+# --- recurrent layers (the oneDNN kernel nn.LSTM runs on CPU) -------------------------------------------------
+
+@register("mkldnn_rnn_layer")
+def mkldnn_rnn_layer_cost(a: Args, out):
+    """One LSTM layer in one direction, costed as its meta decomposition is (so CPU and meta agree): per token
+    and step the two gate products, x·W_ihᵀ (4H × I) and h·W_hhᵀ (4H × H), their bias adds (2 × 4H), and per
+    hidden unit 3 sigmoids and 2 tanh (activation: 3·4 + 2) and the gate sum, cell update and output (4H + 4
+    adds and multiplies: elementwise)."""
+    x, w_ih = a["input"], a["weight0"]
+    gates, width = int(w_ih.shape[0]), int(w_ih.shape[1])
+    hidden = int(a["hidden_size"])
+    tokens = _numel(x) // width
+    macs = tokens * gates * (width + hidden)
+    bias = 2 * tokens * gates if a["has_biases"] else 0
+    return [Cost(macs, 2 * macs + bias, K.LINEAR, activations=2 * tokens * gates),
+            Cost(0, tokens * hidden * (3 * ACTIVATION_COST["sigmoid"] + 2 * ACTIVATION_COST["tanh"]), K.ACTIVATION,
+                 activations=0),
+            Cost(0, tokens * (gates + 4 * hidden), K.ELEMENTWISE, activations=0)]

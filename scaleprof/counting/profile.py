@@ -22,7 +22,6 @@ from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
 
-
 _WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
