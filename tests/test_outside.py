@@ -506,3 +506,48 @@ def test_scaled_mm_fp8():
     assert r.uncounted_ops == {} and r.totals.macs == 48 * 80 * 112
     # 2 per MAC + the scaling of each of the 48·112 outputs
     assert r.by_operator()["aten::_scaled_mm"]["flops"] == 2 * 48 * 80 * 112 + 48 * 112
+
+
+def _eager_attention(name):
+    class Eager(nn.Module):
+        """HF's eager attention: projections, then QKᵀ and AV as plain matmuls of two activations."""
+
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            B, L, _ = x.shape
+            q, k, v = (p(x).view(B, L, 2, 8).transpose(1, 2) for p in (self.q, self.k, self.v))
+            w = torch.softmax(torch.matmul(q, k.transpose(2, 3)) / 8 ** 0.5, dim=-1)
+            return torch.matmul(w, v)
+
+    Eager.__name__ = name
+    return Eager()
+
+
+def test_eager_attention_products_are_attention_like_sdpa():
+    r = scaleprof.profile(_eager_attention("LlamaAttention"), [(2, 5, 16)])
+    k = r.by_kind()
+    # QKᵀ and AV: B·H·L·S·(E + Ev) = 2·2·5·5·16; the projections 3 · 2·5·16·16
+    assert k["attention"]["macs"] == 2 * 2 * 5 * 5 * 16 and k["linear"]["macs"] == 3 * 2 * 5 * 256
+    assert "matmul" not in k
+    # the same products in a module that is not an attention layer stay matmul
+    other = scaleprof.profile(_eager_attention("Mixer"), [(2, 5, 16)]).by_kind()
+    assert other["matmul"]["macs"] == 1600 and "attention" not in other
+
+
+def test_sdpa_backward_kind_with_parameter_qkv_in_float32():
+    class Params(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = nn.Parameter(torch.randn(1, 2, 4, 8))
+            self.kv = nn.Parameter(torch.randn(1, 2, 6, 8))
+
+        def forward(self, x):
+            return torch.nn.functional.scaled_dot_product_attention(self.q, self.kv, self.kv) * x
+
+    r = scaleprof.profile(Params(), [(1,)], backward=True)
+    # backward 2 × forward, all attention: 2 · 2·4·6·16
+    assert r.by_kind("backward")["attention"]["macs"] == 2 * 2 * 4 * 6 * 16
+    assert "linear" not in r.by_kind("backward")

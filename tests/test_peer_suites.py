@@ -339,9 +339,6 @@ def test_torch_sdpa_backends(backend):
     assert r.totals.macs == 3 * from_torch(134217728)
 
 
-@pytest.mark.xfail(strict=True, reason="suspected bug: in float32 with Q/K/V that are parameters, two of "
-                   "attention's four backward products (both aten::bmm) are filed as kind 'linear' (in float16 all "
-                   "four are 'attention'); docs: a backward op takes the kind of the forward op it differentiates")
 def test_torch_sdpa_backward_kind():
     model = Leaves(_sdpa_causal, (4, 8, 128, 64), (4, 8, 256, 64), (4, 8, 256, 64), dtype=torch.float32)
     r = count(model, TOKEN, backward=True)

@@ -181,9 +181,6 @@ class Recorder:
 
     # --- kinds -----------------------------------------------------------------------------------------
 
-    def _in_module(self, cls) -> bool:
-        return any(isinstance(m, cls) for _, m in self.stack)
-
     def _reads_param(self, args) -> bool:
         return any(_storage_key(t) in self.param_keys for t in _tensors(args))
 
@@ -194,12 +191,13 @@ class Recorder:
 
     def product_kind(self, args) -> str:
         """mm/bmm and friends: linear inside F.linear or when a parameter is an operand (MHA's projections
-        call linear where no function mode sees them); attention inside an attention region or module."""
+        call linear where no function mode sees them); attention inside an attention region, or inside an
+        attention module (kinds.is_attention_module: HF's eager QKᵀ and AV)."""
         if self.regions:
             return self.regions[-1]
         if self._reads_param(args):
             return K.LINEAR
-        if self._in_module(nn.MultiheadAttention):
+        if any(K.is_attention_module(m) for _, m in self.stack):
             return K.ATTENTION
         return K.MATMUL
 
@@ -212,7 +210,7 @@ class Recorder:
         module = self.stack[-1][0]
         if self.suppress:  # inside a function costed as a whole; still tag nodes for backward
             kind = self.regions[-1]
-            if lookup(func) in _PRODUCT_FORMULAS and self._reads_param(args):
+            if lookup(func) in _PROJECTION_FORMULAS and self._reads_param(args):
                 kind = K.LINEAR  # MHA's in- and out-projections
             self._pend(out, Tag(module, kind))
             return
@@ -377,7 +375,9 @@ _WHOLE_FUNCTIONS = {
     F.multi_head_attention_forward: _mha_function_cost,
 }
 _LINEAR_FUNCTIONS = {F.linear}
-_PRODUCT_FORMULAS = {lookup(getattr(torch.ops.aten, n).default) for n in ("mm", "addmm", "bmm", "baddbmm")}
+# inside a function costed as a whole, a 2-D product reading a parameter is a projection (MHA's in- and
+# out-projections run as mm/addmm); a batched product (bmm) is attention's own even when Q, K or V are parameters
+_PROJECTION_FORMULAS = {lookup(getattr(torch.ops.aten, n).default) for n in ("mm", "addmm")}
 
 
 class _Regions(TorchFunctionMode):
