@@ -551,3 +551,76 @@ def test_sdpa_backward_kind_with_parameter_qkv_in_float32():
     # backward 2 × forward, all attention: 2 · 2·4·6·16
     assert r.by_kind("backward")["attention"]["macs"] == 2 * 2 * 4 * 6 * 16
     assert "linear" not in r.by_kind("backward")
+
+
+# --- item 3: quantized (int8) models count as their float model ------------------------------------------------
+
+class _QuantNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        import torch.ao.quantization as Q
+
+        self.quant, self.dequant = Q.QuantStub(), Q.DeQuantStub()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.add = torch.ao.nn.quantized.FloatFunctional()
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.quant(x)
+        y = self.relu(self.conv(x))
+        y = self.pool(self.add.add_relu(self.conv2(y), y))
+        return self.dequant(self.fc(y.flatten(1)))
+
+
+def _engine() -> str:
+    engines = torch.backends.quantized.supported_engines
+    for e in ("fbgemm", "qnnpack"):
+        if e in engines:
+            return e
+    pytest.skip("no quantized engine (fbgemm, qnnpack)")
+
+
+def test_quantized_model_counts_as_its_float_model(monkeypatch):
+    import warnings
+
+    import torch.ao.quantization as Q
+
+    engine = _engine()
+    monkeypatch.setattr(torch.backends.quantized, "engine", engine)
+    m = _QuantNet().eval()
+    fl = scaleprof.profile(m, [(1, 3, 8, 8)], quiet=True)
+    m.qconfig = Q.get_default_qconfig(engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Q.prepare(m, inplace=True)
+        m(torch.randn(1, 3, 8, 8))
+        Q.convert(m, inplace=True)
+    q = scaleprof.profile(m, [(1, 3, 8, 8)], quiet=True)
+    assert q.uncounted_ops == {}
+    # conv 8·64·27 + depthwise 8·64·9 + fc 128·10 MACs; params 224 + 80 + 1290 from the packed weights
+    assert q.totals.macs == fl.totals.macs == 8 * 64 * 27 + 8 * 64 * 9 + 1280
+    assert q.totals.params == fl.totals.params == 224 + 80 + 1290
+    for metric in ("flops", "activations"):
+        assert getattr(q.totals, metric) == getattr(fl.totals, metric), metric
+    kinds = q.by_kind()
+    assert kinds["conv.depthwise"]["macs"] == 8 * 64 * 9 and kinds["linear"]["macs"] == 1280
+    # bytes at int8: the fc reads a 128-byte quint8 input, 1280 int8 weights and a 40-byte bias, writes 10 bytes
+    assert q.by_operator()["quantized::linear"]["bytes"] == 128 + 1280 + 40 + 10
+    assert q.totals.bytes < fl.totals.bytes / 3
+
+
+def test_dynamic_quantized_linear(monkeypatch):
+    import warnings
+
+    import torch.ao.quantization as Q
+
+    monkeypatch.setattr(torch.backends.quantized, "engine", _engine())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = Q.quantize_dynamic(nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)), {nn.Linear},
+                               dtype=torch.qint8)
+    r = scaleprof.profile(m, [(2, 16)], quiet=True)
+    assert r.uncounted_ops == {} and r.totals.macs == 2 * (16 * 8 + 8 * 4) and r.totals.params == 136 + 36

@@ -119,6 +119,7 @@ VIEW_OPS = frozenset(f"aten::{n}" for n in (
     "resolve_conj", "resolve_neg", "split_copy", "detach_copy",
 ))
 MOVEMENT_OPS = frozenset(f"aten::{n}" for n in (
+    "quantize_per_tensor", "quantize_per_channel", "quantize_per_tensor_dynamic", "dequantize",
     "clone", "_to_copy", "copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d",
     "reflection_pad3d", "replication_pad1d", "replication_pad2d", "replication_pad3d", "flip", "roll",
     "repeat", "repeat_interleave", "index", "_unsafe_index", "index_select", "gather", "scatter",

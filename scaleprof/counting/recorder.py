@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import no_dynamo
 from . import kinds as K
+from . import quantized as _quantized  # noqa: F401  (registers the quantized:: formulas)
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
 from .formulas import Args, Cost, arguments, jagged_sdpa_cost, lookup, mha_cost, op_key, sdpa_cost
 from .meta_shapes import shortcut
@@ -104,6 +105,7 @@ class Recorder:
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
         self.param_keys = frozenset(self.unclaimed)
+        self.packed_seen: set[int] = set()
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
 
@@ -262,6 +264,13 @@ class Recorder:
         written = outs[:1] if costs and costs[0].kind == K.NORM else outs
         op_bytes = read_bytes + sum(_nbytes(t) for t in written)
         claimed = self._claim(ins) if self.phase == FORWARD and self.unclaimed else 0
+        for cost in costs:
+            if cost.packed is not None:
+                packed_id, n, nbytes = cost.packed
+                op_bytes += nbytes
+                if self.phase == FORWARD and packed_id not in self.packed_seen:
+                    self.packed_seen.add(packed_id)
+                    claimed += n
         primary = outs[0] if outs else None
         first_kind = None
         for i, cost in enumerate(costs):
