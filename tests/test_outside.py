@@ -624,3 +624,30 @@ def test_dynamic_quantized_linear(monkeypatch):
                                dtype=torch.qint8)
     r = scaleprof.profile(m, [(2, 16)], quiet=True)
     assert r.uncounted_ops == {} and r.totals.macs == 2 * (16 * 8 + 8 * 4) and r.totals.params == 136 + 36
+
+
+# --- item 9: flex_attention ----------------------------------------------------------------------------------
+
+def test_flex_attention_counts_products_and_score_mod():
+    fa = pytest.importorskip("torch.nn.attention.flex_attention")
+
+    def relative(score, b, h, q_idx, kv_idx):
+        return score + (q_idx - kv_idx)   # 2 FLOPs per score
+
+    class Flex(nn.Module):
+        def __init__(self, score_mod=None):
+            super().__init__()
+            self.score_mod = score_mod
+
+        def forward(self, q, k, v):
+            return fa.flex_attention(q, k, v, score_mod=self.score_mod)
+
+    flag = fa._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG
+    shapes = [(1, 2, 16, 8), (1, 2, 32, 8), (1, 2, 32, 8)]
+    plain = scaleprof.profile(Flex(), shapes, quiet=True).by_operator()["higher_order::flex_attention"]
+    # B·H·L·S·(E + Ev) = 2·16·32·16; FLOPs 2 per MAC + Q's scaling (2·16·8) + softmax 5 per score (1024 scores)
+    assert plain["macs"] == 16384 and plain["flops"] == 2 * 16384 + 256 + 5 * 1024
+    r = scaleprof.profile(Flex(relative), shapes, quiet=True)
+    assert r.uncounted_ops == {} and r.by_kind()["attention"]["macs"] == 16384
+    assert r.by_operator()["higher_order::flex_attention"]["flops"] == plain["flops"] + 2 * 1024
+    assert fa._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG == flag   # put back

@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import no_dynamo
+from . import flex
 from . import kinds as K
 from . import quantized as _quantized  # noqa: F401  (registers the quantized:: formulas)
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
@@ -140,7 +141,7 @@ class Recorder:
         pre = nn.modules.module.register_module_forward_pre_hook(self._pre_hook)
         post = nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True)
         try:
-            with no_dynamo.eager(), _Regions(self), _Counting(self):
+            with no_dynamo.eager(), flex.uncompiled(_Counting), _Regions(self), _Counting(self):
                 yield self
         finally:
             pre.remove()
