@@ -15,7 +15,6 @@ import sys
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import kinds as K
 from .elementwise import VIEW_OPS
 from .formulas import Cost, arguments, attention_cost, lookup, op_key
 
