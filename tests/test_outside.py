@@ -651,3 +651,42 @@ def test_flex_attention_counts_products_and_score_mod():
     assert r.uncounted_ops == {} and r.by_kind()["attention"]["macs"] == 16384
     assert r.by_operator()["higher_order::flex_attention"]["flops"] == plain["flops"] + 2 * 1024
     assert fa._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG == flag   # put back
+
+
+# --- item 12: a library adds its own formula (scaleprof.counting.register) ------------------------------------
+
+def test_register_a_formula_for_a_torch_library_custom_op():
+    from scaleprof.counting import Args, Cost, register
+
+    @torch.library.custom_op("outside_test::gated_linear", mutates_args=())
+    def gated_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x @ w.t()) * (x @ w.t())
+
+    @gated_linear.register_fake
+    def _(x, w):
+        return x.new_empty(x.shape[0], w.shape[0])
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(6, 4))
+
+        def forward(self, x):
+            return torch.ops.outside_test.gated_linear(x, self.w)
+
+    before = scaleprof.profile(Net(), [(3, 4)])
+    assert before.uncounted_ops == {"outside_test::gated_linear": 1} and not before.complete
+
+    @register("outside_test::gated_linear")
+    def gated_linear_cost(a: Args, out) -> Cost:
+        # the arguments by the op's schema names; kind None: a product with a parameter operand is "linear"
+        macs = a["x"].shape[0] * a["x"].shape[1] * a["w"].shape[0]
+        return Cost(macs, 2 * macs + 6 * out.numel())   # + sigmoid (4) and the gate multiply, twice the product
+
+    r = scaleprof.profile(Net(), [(3, 4)])
+    assert r.complete and r.totals.macs == 3 * 4 * 6 and r.totals.flops == 2 * 72 + 6 * 18
+    assert r.by_kind()["linear"]["params"] == 24
+    with pytest.raises(ValueError, match="registered twice"):
+        register("outside_test::gated_linear")(gated_linear_cost)
+    with pytest.raises(ValueError, match="no op torch knows"):
+        register("outside_test::no_such_op")(gated_linear_cost)
