@@ -690,3 +690,33 @@ def test_register_a_formula_for_a_torch_library_custom_op():
         register("outside_test::gated_linear")(gated_linear_cost)
     with pytest.raises(ValueError, match="no op torch knows"):
         register("outside_test::no_such_op")(gated_linear_cost)
+
+
+# --- the crosscheck report gains the outside world --------------------------------------------------------------
+
+def test_crosscheck_report_outside_rows_and_misses(tmp_path):
+    pytest.importorskip("fvcore")
+    from scaleprof.dev import build_reports as B
+    from scaleprof.dev.driver import Store
+    from scaleprof.dev.outside_models import engine
+    from scaleprof.report.document import Document
+
+    if engine() is None:
+        pytest.skip("no quantized engine")
+    done = B._outside_rows(Store(tmp_path))
+    quant = [d for d in done if d["group"] == "quantized"]
+    assert len(quant) == 2 and all(d.get("status") != "failed" for d in quant)
+    for d in quant:   # counted as the float model it came from
+        assert d["scaleprof_macs"] == d["float_model"]["macs"] > 0 and d["scaleprof_uncounted_ops"] == {}
+    # conv 16·1024·27 + depthwise 16·1024·9 + fc 4096·10
+    assert quant[0]["scaleprof_macs"] == 16 * 1024 * 27 + 16 * 1024 * 9 + 4096 * 10
+    doc = Document("t")
+    doc.add(*B.outside_section(done), *B.misses_section(done + [
+        {"name": "bessel", "scaleprof_uncounted_ops": {"aten::special_bessel_j0": 1},
+         "missed_by_all": ["aten::special_bessel_j0"]}]))
+    from scaleprof.report.writer import write_document
+
+    md = write_document(doc, tmp_path / "out", stem="README").markdown.read_text()
+    assert "Outside the zoo" in md and "quantized conv net (int8, static)" in md
+    assert "What every counter misses" in md and "`aten::special_bessel_j0` ×1 (every peer too)" in md
+    assert list((tmp_path / "data").glob("outside-*.json"))   # resumable like every other piece
