@@ -152,6 +152,27 @@ def test_meta_attempt_does_not_survive_and_cpu_retry_counts(capsys):
     assert m(torch.ones(2, 4)).shape == (8,)   # the user's model still runs
 
 
+@pytest.mark.slow   # a detection model's forward on CPU: `make test-slow`
+@pytest.mark.parametrize("name", ["retinanet_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn"])
+def test_torchvision_detection_counts_and_is_left_as_found(name):
+    detection = pytest.importorskip("torchvision.models.detection")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    m = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+    x = torch.randn(1, 3, 320, 320)
+    # AnchorGenerator caches cell_anchors, a plain list of tensors: after the meta attempt they must not be meta
+    r = scaleprof.profile(m, [x], quiet=True)
+    assert r.counted_on == "cpu"
+    anchors = m.anchor_generator.cell_anchors
+    assert all(a.device.type == "cpu" for a in anchors)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        m([x[0]])   # the user's model still runs
+    # products only, 2 FLOPs per MAC; torch has no formula for the roi_align/nms custom ops, nor does scaleprof
+    # count a MAC in them
+    assert r.totals.macs == fc.get_total_flops() // 2
+
+
 def test_in_place_changes_to_a_cached_list_are_undone():
     class InPlace(CachesAnchors):
         def forward(self, x):
