@@ -741,3 +741,14 @@ def test_crosscheck_report_outside_rows_and_misses(tmp_path):
     assert "Outside the zoo" in md and "quantized conv net (int8, static)" in md
     assert "What every counter misses" in md and "`aten::special_bessel_j0` ×1 (every peer too)" in md
     assert list((tmp_path / "data").glob("outside-*.json"))   # resumable like every other piece
+
+
+def test_efficient_attention_varlen_is_counted():
+    class Varlen(nn.Module):
+        def forward(self, x, offsets):
+            return torch.ops.aten._efficient_attention_forward(x, x, x, None, offsets, offsets, 40, 40, 0.0, 0)[0]
+
+    # (1, 123 tokens, 4 heads, 16): 4 sequences bounded by max_seqlen 40 on meta
+    x = torch.empty(1, 123, 4, 16, dtype=torch.bfloat16, device="meta")
+    r = scaleprof.profile(Varlen(), [x, torch.empty(5, dtype=torch.int32, device="meta")])
+    assert r.uncounted_ops == {} and r.totals.macs == 4 * 4 * 1600 * 32
