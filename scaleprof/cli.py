@@ -59,6 +59,8 @@ def _cmd_profile(args) -> int:
     target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
                             train=args.backward)
     result = profile(target, backward=args.backward)
+    if not result.complete:   # every format, JSON and CSV included: stderr keeps stdout parseable
+        print(f"scaleprof: warning: {result.incompleteness()}", file=sys.stderr)
     crosscheck = None
     if args.crosscheck:
         from .counting.peers import crosscheck as run_crosscheck

@@ -339,9 +339,6 @@ def test_torch_sdpa_backends(backend):
     assert r.totals.macs == 3 * from_torch(134217728)
 
 
-@pytest.mark.xfail(strict=True, reason="suspected bug: in float32 with Q/K/V that are parameters, two of "
-                   "attention's four backward products (both aten::bmm) are filed as kind 'linear' (in float16 all "
-                   "four are 'attention'); docs: a backward op takes the kind of the forward op it differentiates")
 def test_torch_sdpa_backward_kind():
     model = Leaves(_sdpa_causal, (4, 8, 128, 64), (4, 8, 256, 64), (4, 8, 256, 64), dtype=torch.float32)
     r = count(model, TOKEN, backward=True)
@@ -387,8 +384,6 @@ def _run_nested(device, lq, lks):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 6: jagged SDPA fails (RecursionError in is_contiguous) and "
-                   "leaves scaleprof's dispatch mode on torch's stack")
 @pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="CUDA not available"))])
 def test_torch_sdpa_nested_tensor(device):
@@ -411,8 +406,6 @@ def test_torch_flash_attention_dense():
     assert r.totals.macs == 4 * 4 * 40 * 40 * (16 + 16)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for _flash_attention_forward with cumulative "
-                   "sequence offsets (3-D varlen layout); listed as uncounted")
 def test_torch_flash_attention_varlen():
     # torch's fake-tensor half: 123 tokens in 4 sequences (offsets 0, 30, 60, 90, 123), max_seqlen 40, 4 heads of
     # 16. Without the offsets' values torch bounds each sequence by max_seqlen: the dense 4×40 figure, 819200 MACs.
@@ -497,7 +490,6 @@ def test_torch_custom_op_listed():
     assert r.uncounted_ops == {"hpeers_suites::sine": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for aten::_scaled_mm (fp8); listed as uncounted")
 def test_torch_scaled_mm():
     # (3·16 × 5·16) @ (5·16 × 7·16) in fp8: torch 860160
     def scaled(a, b):
@@ -899,8 +891,6 @@ def test_fvcore_shared_module_totals():
     assert mods.get("multiname1", {}).get("macs", 0) + mods.get("multiname2", {}).get("macs", 0) == 20
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 8: a module shared by two parents is charged entirely to the "
-                   "first path (submod1 200, submod2 0); fvcore attributes each call to its caller")
 def test_fvcore_shared_module_parents():
     r = count(_SharedModuleNet(), (1, 10))
     mods = r.by_module(level=1)
@@ -925,8 +915,6 @@ def test_fvcore_recursive_scope():
     assert r.by_module()["fc"]["macs"] == 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7: nn.DataParallel with real weights is rejected "
-                   "(torch.func.functional_call refuses it)")
 def test_fvcore_data_parallel():
     # NestedNet in DataParallel: the same counts under "module."; fvcore total 560
     r = count(nn.DataParallel(_NestedNet()).cpu(), (1, 4, 5))
@@ -935,7 +923,6 @@ def test_fvcore_data_parallel():
     assert {k: leaves["module." + k]["macs"] for k in NESTED_FLOPS} == NESTED_FLOPS
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7: nn.DataParallel with real weights is rejected")
 def test_fvcore_data_parallel_root_scope():
     # DataParallel(Linear(10, 10)) on 10 rows: fvcore 1000, in "caller" and "owner" modes alike
     r = count(nn.DataParallel(nn.Linear(10, 10)).cpu(), (10, 10))
@@ -1106,8 +1093,6 @@ def test_deepspeed_simple_model():
     assert r.by_kind()["activation"]["flops"] == 50
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 10: no formula for losses (aten::nll_loss_forward inside "
-                   "cross-entropy); listed as uncounted")
 def test_deepspeed_simple_model_complete():
     assert _simple_model_count().uncounted_ops == {}
 

@@ -81,6 +81,18 @@ UPSAMPLE_COST: dict[str, int] = {
 
 NORM_BACKWARD_FACTOR = 2.0   # a norm's backward: twice its forward
 
+# Losses, per element of the input (nll: per target), before the reduction; a sum or mean reduction adds 1 per
+# element (and a mean its one divide). (forward, backward)
+LOSS_COST: dict[str, tuple[int, int]] = {
+    "nll_loss": (1, 1),                 # the picked log-probability negated; backward: -grad written back
+    "mse_loss": (2, 3),                 # subtract, square; backward: subtract, times 2, times the gradient
+    "smooth_l1_loss": (6, 4),           # subtract, abs, compare, the quadratic branch (square, halve, /beta)
+    "huber_loss": (6, 4),               # as smooth L1 (delta for beta)
+    "binary_cross_entropy": (8, 5),     # log x, y·, 1−y, 1−x, log, ·, add, negate; backward g·(x−y)/(x(1−x))
+    "binary_cross_entropy_with_logits": (6, 5),   # (1−y)·x + log1p(exp(−x)): 1−y, ·, negate, exp, log1p, add
+}
+LOSS_WEIGHT_COST = 1   # a weight (class or element) multiplies each term once
+
 
 def norm_cost_per_element(name: str, *, affine: bool, training: bool = True) -> int:
     """Batch norm in inference is the folded per-channel scale and shift (2). Otherwise statistics
@@ -107,6 +119,7 @@ VIEW_OPS = frozenset(f"aten::{n}" for n in (
     "resolve_conj", "resolve_neg", "split_copy", "detach_copy",
 ))
 MOVEMENT_OPS = frozenset(f"aten::{n}" for n in (
+    "quantize_per_tensor", "quantize_per_channel", "quantize_per_tensor_dynamic", "dequantize",
     "clone", "_to_copy", "copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d",
     "reflection_pad3d", "replication_pad1d", "replication_pad2d", "replication_pad3d", "flip", "roll",
     "repeat", "repeat_interleave", "index", "_unsafe_index", "index_select", "gather", "scatter",

@@ -23,6 +23,8 @@ from . import kinds as K
 from .elementwise import (
     ACTIVATION_COST,
     ELEMENTWISE_COST,
+    LOSS_COST,
+    LOSS_WEIGHT_COST,
     NORM_BACKWARD_FACTOR,
     REDUCTION_COST,
     SOFTMAX_BACKWARD_COST,
@@ -42,6 +44,9 @@ class Cost:
     kind: str | None = None
     activations: int | None = None  # None: the recorder uses the output size for conv/linear kinds
     info: dict[str, Any] = field(default_factory=dict)
+    # weights that are no tensor the recorder sees (quantized packed weights): (id, parameters, bytes read);
+    # their parameters are counted once per id, their bytes at each call
+    packed: tuple[int, int, int] | None = None
 
 
 class Args(dict):
@@ -95,7 +100,8 @@ def op_key(func) -> str:
 
 
 # Namespaces of libraries that may be absent: a formula for their ops is kept for when they load.
-OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn"})
+OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn",
+                                 "torch_attn"})
 
 
 @functools.cache
@@ -331,10 +337,69 @@ def sdpa_cost(a: Args, out):
     return attention_cost(q.shape, k.shape, v.shape, masked=sdpa_masked(a))
 
 
-@register("_flash_attention_forward", "_efficient_attention_forward")
+@register("_flash_attention_forward")
 def attention_kernel_cost(a: Args, out):
     q, k, v = a["query"], a["key"], a["value"]
+    if a["cum_seq_q"] is not None:   # variable length: (total, H, E) with cumulative sequence offsets
+        return varlen_attention_cost(q, k, v, a["cum_seq_q"], a["cum_seq_k"], a["max_q"], a["max_k"],
+                                     masked=bool(a["is_causal"]))
     return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+@register("_efficient_attention_forward")
+def efficient_attention_kernel_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
+    if a["cu_seqlens_q"] is not None:   # variable length: (1, total, H, E) with cumulative sequence offsets
+        return varlen_attention_cost(q[0], k[0], v[0], a["cu_seqlens_q"], a["cu_seqlens_k"], a["max_seqlen_q"],
+                                     a["max_seqlen_k"], masked=a["bias"] is not None or a["custom_mask_type"] != 0)
+    return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
+
+
+def sequence_lengths(offsets, max_len) -> list[int]:
+    """Each sequence's length from cumulative offsets; where their values cannot be read (meta tensors), each
+    is bounded by ``max_len``, as torch's counter bounds them."""
+    if offsets.device.type == "meta":
+        return [int(max_len)] * (int(offsets.numel()) - 1)
+    o = [int(x) for x in offsets.tolist()]
+    return [b - a for a, b in zip(o, o[1:], strict=False)]
+
+
+def varlen_attention_cost(q, k, v, cum_q, cum_k, max_q, max_k, *, masked: bool) -> Cost:
+    """Variable-length attention on packed (total, H, E) tensors: the sum over the sequences of the dense
+    cost of each (sequence i: Lq_i queries against Lk_i keys)."""
+    lq = sequence_lengths(cum_q, max_q)
+    lk = sequence_lengths(cum_k if cum_k is not None else cum_q, max_k if cum_k is not None else max_q)
+    H, E, Hk, Ev = int(q.shape[-2]), int(q.shape[-1]), int(k.shape[-2]), int(v.shape[-1])
+    return sum_costs([attention_cost((1, H, a, E), (1, Hk, b, E), (1, Hk, b, Ev), masked=masked)
+                      for a, b in zip(lq, lk, strict=True)])
+
+
+def sum_costs(costs: list[Cost]) -> Cost:
+    """One Cost of several of the same kind (the info of the first, with ``sequences``)."""
+    first = costs[0] if costs else Cost(0, 0, K.ATTENTION, activations=0)
+    return Cost(sum(c.macs for c in costs), sum(c.flops for c in costs), first.kind, activations=0,
+                info={**first.info, "sequences": len(costs)} if costs else {})
+
+
+@register("torch_attn::_varlen_attn")
+def torch_varlen_attn_cost(a: Args, out):
+    return varlen_attention_cost(a["query"], a["key"], a["value"], a["cu_seq_q"], a["cu_seq_k"], a["max_q"],
+                                 a["max_k"], masked=bool(a["is_causal"]))
+
+
+def jagged_sdpa_cost(a: Args) -> Cost:
+    """F.scaled_dot_product_attention on nested (jagged) tensors, (B, H, j, E) with the ragged dimension 2:
+    the sum over the batch's sequences, each costed as a dense call."""
+    q, k, v = a["query"], a["key"], a["value"]
+
+    def lengths(t):
+        if not t.is_nested:
+            return [int(t.shape[-2])] * int(t.shape[0])
+        return sequence_lengths(t._offsets, getattr(t, "_max_seqlen", None) or 0)   # offsets() would dispatch
+
+    H, E, Hk, Ev = int(q.shape[1]), int(q.shape[-1]), int(k.shape[1]), int(v.shape[-1])
+    return sum_costs([attention_cost((1, H, lq, E), (1, Hk, lk, E), (1, Hk, lk, Ev), masked=sdpa_masked(a))
+                      for lq, lk in zip(lengths(q), lengths(k), strict=True)])
 
 
 @register("_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",
@@ -631,3 +696,75 @@ def adaptive_max_pool_cost(a: Args, out):
           "adaptive_max_pool3d_backward")
 def adaptive_pool_backward_cost(a: Args, out):
     return Cost(0, _numel(out), K.POOLING, activations=0)
+
+
+# --- losses ---------------------------------------------------------------------------------------------------
+# by LOSS_COST (elementwise.py): per element (nll: per target), a weight once more, the reduction one add each
+_REDUCED = (1, 2)   # at::Reduction: 0 none, 1 mean, 2 sum
+
+
+def _loss(name: str, terms: int, *, weighted: bool, reduction: int, backward: bool) -> Cost:
+    per = LOSS_COST[name][1 if backward else 0] + (LOSS_WEIGHT_COST if weighted else 0)
+    reduce = terms + (1 if reduction == 1 else 0) if reduction in _REDUCED and not backward else 0
+    return Cost(0, per * terms + reduce, K.ELEMENTWISE, activations=0)
+
+
+@register("nll_loss_forward", "nll_loss2d_forward")
+def nll_loss_cost(a: Args, out):
+    return _loss("nll_loss", _numel(a["target"]), weighted=a["weight"] is not None, reduction=int(a["reduction"]),
+                 backward=False)
+
+
+@register("nll_loss_backward", "nll_loss2d_backward")
+def nll_loss_backward_cost(a: Args, out):
+    return _loss("nll_loss", _numel(a["target"]), weighted=a["weight"] is not None, reduction=int(a["reduction"]),
+                 backward=True)
+
+
+def _elementwise_loss(name: str, *, backward: bool):
+    def formula(a: Args, out):
+        weighted = a.get("weight") is not None or a.get("pos_weight") is not None
+        return _loss(name, _numel(a["self"]), weighted=weighted, reduction=int(a["reduction"]), backward=backward)
+
+    formula.__name__ = f"{name}{'_backward' if backward else ''}_cost"
+    return formula
+
+
+for _name in LOSS_COST:
+    if _name != "nll_loss":
+        register(_name)(_elementwise_loss(_name, backward=False))
+        if is_op(f"aten::{_name}_backward"):
+            register(f"{_name}_backward")(_elementwise_loss(_name, backward=True))
+
+
+# --- fp8 products ---------------------------------------------------------------------------------------------
+
+@register("_scaled_mm")
+def scaled_mm_cost(a: Args, out):
+    """(M × K) @ (K × N) in fp8 with per-tensor or per-row scales: M·K·N MACs; FLOPs add the scaling of each
+    output (one multiply) and the bias add."""
+    m, k = a["self"].shape
+    n = a["mat2"].shape[-1]
+    macs = int(m) * int(k) * int(n)
+    outputs = int(m) * int(n)
+    return Cost(macs, 2 * macs + outputs + (outputs if a["bias"] is not None else 0))
+
+
+# --- recurrent layers (the oneDNN kernel nn.LSTM runs on CPU) -------------------------------------------------
+
+@register("mkldnn_rnn_layer")
+def mkldnn_rnn_layer_cost(a: Args, out):
+    """One LSTM layer in one direction, costed as its meta decomposition is (so CPU and meta agree): per token
+    and step the two gate products, x·W_ihᵀ (4H × I) and h·W_hhᵀ (4H × H), their bias adds (2 × 4H), and per
+    hidden unit 3 sigmoids and 2 tanh (activation: 3·4 + 2) and the gate sum, cell update and output (4H + 4
+    adds and multiplies: elementwise)."""
+    x, w_ih = a["input"], a["weight0"]
+    gates, width = int(w_ih.shape[0]), int(w_ih.shape[1])
+    hidden = int(a["hidden_size"])
+    tokens = _numel(x) // width
+    macs = tokens * gates * (width + hidden)
+    bias = 2 * tokens * gates if a["has_biases"] else 0
+    return [Cost(macs, 2 * macs + bias, K.LINEAR, activations=2 * tokens * gates),
+            Cost(0, tokens * hidden * (3 * ACTIVATION_COST["sigmoid"] + 2 * ACTIVATION_COST["tanh"]), K.ACTIVATION,
+                 activations=0),
+            Cost(0, tokens * (gates + 4 * hidden), K.ELEMENTWISE, activations=0)]

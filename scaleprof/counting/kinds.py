@@ -7,6 +7,7 @@ profiled op's name (``op_class``, the timing attribution's coarse classes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from torch import nn
@@ -80,6 +81,19 @@ def module_kind(mod: nn.Module) -> str | None:
     if isinstance(mod, nn.MultiheadAttention):
         return ATTENTION
     return _NN_MODULE_KINDS.get(type(mod).__module__)
+
+
+@functools.cache
+def _is_attention_class(cls: type) -> bool:
+    return issubclass(cls, nn.MultiheadAttention) or "attention" in cls.__name__.lower()
+
+
+def is_attention_module(mod: nn.Module) -> bool:
+    """Whether ``mod`` is an attention layer: nn.MultiheadAttention, or any module whose class name says
+    attention (HF's LlamaAttention, GPT2Attention, BertSelfAttention ...). A product of two activations (no
+    parameter operand) run inside one is that layer's QKᵀ or AV: kind ``attention``, as SDPA's are, so an eager
+    attention and an SDPA one count alike."""
+    return _is_attention_class(type(mod))
 
 
 def module_hint(mod: nn.Module) -> str | None:

@@ -86,6 +86,8 @@ class PeerCount:
     by_group: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    # the ops (aten::name) this peer reports it did not count; None for a peer that does not name them (thop)
+    missed: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -122,7 +124,8 @@ def run_fvcore(model, inputs) -> PeerCount:
             by_group["conv.transposed"] = by_group.get("conv.transposed", 0) + int(n)
     unsupported = dict(fca.unsupported_ops())
     notes = [f"unsupported ops: {unsupported}"] if unsupported else []
-    return PeerCount("fvcore", "ok", "MACs (one fused multiply-add = 1)", total, total, by_group, notes=notes)
+    return PeerCount("fvcore", "ok", "MACs (one fused multiply-add = 1)", total, total, by_group, notes=notes,
+                     missed=sorted(unsupported))
 
 
 def run_thop(model, inputs) -> PeerCount:
@@ -173,7 +176,17 @@ def run_torch(model, inputs) -> PeerCount:
             n = sum(int(v) for k, v in counts.items() if "convolution" in str(k)) // 2
             by_group["conv"] = by_group.get("conv", 0) - n
             by_group["conv.transposed"] = by_group.get("conv.transposed", 0) + n
-    return PeerCount("torch", "ok", "FLOPs (2 per MAC; halved for MACs)", total, total // 2, by_group)
+    return PeerCount("torch", "ok", "FLOPs (2 per MAC; halved for MACs)", total, total // 2, by_group,
+                     missed=[])   # filled in by crosscheck: FlopCounterMode names no misses, its registry says
+
+
+def _torch_counts(op: str) -> bool:
+    """Whether torch's FlopCounterMode has a formula for ``op`` (``aten::name``)."""
+    from torch.utils.flop_counter import flop_registry
+
+    ns, _, name = op.partition("::")
+    packet = getattr(getattr(torch.ops, ns, None), name, None) if name else None
+    return packet is not None and packet in flop_registry
 
 
 PEERS = {"fvcore": run_fvcore, "thop": run_thop, "torch": run_torch}
@@ -184,6 +197,27 @@ class Crosscheck:
     ours_macs: int
     ours_by_group: dict[str, int]
     peers: list[PeerCount]
+    ours_uncounted: dict[str, int] = field(default_factory=dict)
+
+    def missed_by_all(self) -> list[str]:
+        """Ops scaleprof leaves uncounted that every peer naming its misses misses too: where the counters
+        agree, they agree on an incomplete total."""
+        naming = [p for p in self.peers if p.status == "ok" and p.missed is not None]
+        if not naming:
+            return []
+        return [op for op in sorted(self.ours_uncounted) if all(op in p.missed for p in naming)]
+
+    def missing_lines(self) -> list[str]:
+        """What the totals leave out, said whether or not the peers agree."""
+        if not self.ours_uncounted:
+            return []
+        common = self.missed_by_all()
+        lines = [f"scaleprof leaves uncounted: {', '.join(sorted(self.ours_uncounted))}"]
+        if common:
+            named = ", ".join(p.name for p in self.peers if p.status == "ok" and p.missed is not None)
+            lines.append(f"every counter misses {', '.join(common)} ({named} too; thop does not name its "
+                         "misses): agreement on these totals does not make them complete")
+        return lines
 
     def explanations(self, peer: PeerCount) -> list[str]:
         lines = []
@@ -200,7 +234,8 @@ class Crosscheck:
                 "peers": [p.to_dict() | {"difference": (p.macs_equivalent - self.ours_macs)
                                          if p.macs_equivalent is not None else None,
                                          "explanations": self.explanations(p) if p.status == "ok" else []}
-                          for p in self.peers]}
+                          for p in self.peers],
+                "scaleprof_uncounted_ops": dict(self.ours_uncounted), "missed_by_all": self.missed_by_all()}
 
 
 def crosscheck(model: nn.Module, inputs, ours=None, peers=("fvcore", "thop", "torch")) -> Crosscheck:
@@ -223,5 +258,8 @@ def crosscheck(model: nn.Module, inputs, ours=None, peers=("fvcore", "thop", "to
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             results.append(PeerCount(name, "failed", reason=f"{type(exc).__name__}: {first}"))
     # peers count a forward pass: compare with scaleprof's forward, also when ours counted a backward too
+    for p in results:
+        if p.name == "torch" and p.status == "ok":
+            p.missed = [op for op in sorted(ours.uncounted_ops) if not _torch_counts(op)]
     forward = ours.phases.get("forward")
-    return Crosscheck(forward.macs if forward else 0, ours_by_group(ours), results)
+    return Crosscheck(forward.macs if forward else 0, ours_by_group(ours), results, dict(ours.uncounted_ops))

@@ -17,8 +17,12 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
+from .host_memory import guard as memory_guard
 from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
+from .snapshot import preserved
+
+_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
@@ -66,6 +70,9 @@ def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) 
         t = x.detach()
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
+        if t.is_nested:   # kept as given: a jagged tensor's offsets are data the count needs
+            made.append(t)
+            continue
         if t.device != device:
             t = torch.empty_like(t, device="meta") if device.type == "meta" else t.to(device)
         made.append(t)
@@ -115,7 +122,9 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     ``model``: a module, a spec (a zoo name with ``knobs``, ``file.py:callable`` with its keyword arguments in
     ``knobs`` ...; see spec.resolve_target) or a resolved Target. Counts on meta tensors by default (a spec
     is built there): no weights are allocated and no arithmetic is done. A forward that needs real data (it
-    reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice. A module is counted
+    reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice, unless the
+    stand-ins that needs (parameters, buffers, inputs, with a margin) exceed the memory available: then a
+    one-line ScaleprofError names both, before anything is allocated. A module is counted
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
     """
@@ -133,13 +142,18 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     labels = [str(s) for s in target.inputs]
     rec: Recorder | None = None
 
+    # a data-parallel wrapper is counted as the module it replicates (functional_call refuses the wrapper),
+    # named as the wrapper names it ("module.…")
+    runner, prefix = (model.module, "module.") if isinstance(model, _WRAPPERS) else (model, "")
+
     def attempt(device: torch.device) -> Recorder:
         nonlocal rec
-        params, buffers = _stand_ins(model, device, dt, backward)
+        params, buffers = _stand_ins(runner, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
-        rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
-                       tag_backward=backward)
-        _run(rec, model, params, buffers, args, kwargs, backward)
+        named = params if params is not None else dict(runner.named_parameters())
+        rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward)
+        with preserved(model):   # attributes a forward assigns (on meta, meta tensors) do not outlive it
+            _run(rec, runner, params, buffers, args, kwargs, backward)
         return rec
 
     counted_on = dev
@@ -155,6 +169,8 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
                  "counted on cpu with real tensors"
         counted_on = torch.device("cpu")
         rec = None
+        memory_guard(model, counted_on, dt, target.feeds,
+                     why=f"the forward does not run on meta tensors ({type(exc).__name__}: {first[:80]})")
         try:
             attempt(counted_on)
         except ScaleprofError:

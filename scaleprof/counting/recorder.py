@@ -26,9 +26,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import no_dynamo
+from . import flex
 from . import kinds as K
+from . import quantized as _quantized  # noqa: F401  (registers the quantized:: formulas)
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
-from .formulas import Args, Cost, arguments, lookup, mha_cost, op_key, sdpa_cost
+from .formulas import Args, Cost, arguments, jagged_sdpa_cost, lookup, mha_cost, op_key, sdpa_cost
 from .meta_shapes import shortcut
 from .result import Layer
 
@@ -55,7 +57,9 @@ def _tensors(tree) -> list[torch.Tensor]:
 
 
 def _distinct_elements(t: torch.Tensor) -> int:
-    """Elements actually stored: an expanded (stride-0) dimension is read once."""
+    """Elements actually stored: an expanded (stride-0) dimension is read once; a nested tensor's values."""
+    if t.is_nested:
+        return _distinct_elements(t._values)   # the attribute: values() would dispatch an op
     try:
         return int(torch.Size(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0).numel())
     except (RuntimeError, NotImplementedError):
@@ -83,6 +87,7 @@ class Recorder:
         for name, mod in model.named_modules(remove_duplicate=False):
             self.module_names.setdefault(id(mod), name)
         self.stack: list[tuple[str, nn.Module]] = [("", model)]
+        self.call_names: dict[tuple[str, int, int], str] = {}
         self.regions: list[str] = []
         self.suppress = 0
         self.phase = FORWARD
@@ -101,17 +106,30 @@ class Recorder:
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
         self.param_keys = frozenset(self.unclaimed)
+        self.packed_seen: set[int] = set()
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
 
     # --- module stack --------------------------------------------------------------------------------
 
     def _pre_hook(self, module, args):
+        parent_name, parent = self.stack[-1]
+        key = (parent_name, id(parent), id(module))
+        name = self.call_names.get(key)
+        if name is None:
+            name = self.call_names[key] = self._call_name(parent_name, parent, module)
+        self.stack.append((name, module))
+
+    def _call_name(self, parent_name: str, parent: nn.Module, module: nn.Module) -> str:
+        """The path a call came through: a module shared by two parents is named under the one calling it
+        (as fvcore's analysis does); a module called from elsewhere keeps its first registered name."""
+        for child_name, child in parent._modules.items():
+            if child is module:
+                return f"{parent_name}.{child_name}" if parent_name else child_name
         name = self.module_names.get(id(module))
         if name is None:  # a module made during forward: name it under its caller
-            parent = self.stack[-1][0]
-            name = f"{parent}.<{type(module).__name__}>" if parent else f"<{type(module).__name__}>"
-        self.stack.append((name, module))
+            name = f"{parent_name}.<{type(module).__name__}>" if parent_name else f"<{type(module).__name__}>"
+        return name
 
     def _post_hook(self, module, args, output):
         if len(self.stack) > 1 and self.stack[-1][1] is module:
@@ -123,7 +141,7 @@ class Recorder:
         pre = nn.modules.module.register_module_forward_pre_hook(self._pre_hook)
         post = nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True)
         try:
-            with no_dynamo.eager(), _Regions(self), _Counting(self):
+            with no_dynamo.eager(), flex.uncompiled(_Counting), _Regions(self), _Counting(self):
                 yield self
         finally:
             pre.remove()
@@ -166,9 +184,6 @@ class Recorder:
 
     # --- kinds -----------------------------------------------------------------------------------------
 
-    def _in_module(self, cls) -> bool:
-        return any(isinstance(m, cls) for _, m in self.stack)
-
     def _reads_param(self, args) -> bool:
         return any(_storage_key(t) in self.param_keys for t in _tensors(args))
 
@@ -179,12 +194,13 @@ class Recorder:
 
     def product_kind(self, args) -> str:
         """mm/bmm and friends: linear inside F.linear or when a parameter is an operand (MHA's projections
-        call linear where no function mode sees them); attention inside an attention region or module."""
+        call linear where no function mode sees them); attention inside an attention region, or inside an
+        attention module (kinds.is_attention_module: HF's eager QKᵀ and AV)."""
         if self.regions:
             return self.regions[-1]
         if self._reads_param(args):
             return K.LINEAR
-        if self._in_module(nn.MultiheadAttention):
+        if any(K.is_attention_module(m) for _, m in self.stack):
             return K.ATTENTION
         return K.MATMUL
 
@@ -197,7 +213,7 @@ class Recorder:
         module = self.stack[-1][0]
         if self.suppress:  # inside a function costed as a whole; still tag nodes for backward
             kind = self.regions[-1]
-            if lookup(func) in _PRODUCT_FORMULAS and self._reads_param(args):
+            if lookup(func) in _PROJECTION_FORMULAS and self._reads_param(args):
                 kind = K.LINEAR  # MHA's in- and out-projections
             self._pend(out, Tag(module, kind))
             return
@@ -249,6 +265,13 @@ class Recorder:
         written = outs[:1] if costs and costs[0].kind == K.NORM else outs
         op_bytes = read_bytes + sum(_nbytes(t) for t in written)
         claimed = self._claim(ins) if self.phase == FORWARD and self.unclaimed else 0
+        for cost in costs:
+            if cost.packed is not None:
+                packed_id, n, nbytes = cost.packed
+                op_bytes += nbytes
+                if self.phase == FORWARD and packed_id not in self.packed_seen:
+                    self.packed_seen.add(packed_id)
+                    claimed += n
         primary = outs[0] if outs else None
         first_kind = None
         for i, cost in enumerate(costs):
@@ -307,7 +330,7 @@ class Recorder:
         self.suppress += 1
         self.regions.append(K.ATTENTION)
         try:
-            out = func(*args, **kwargs)
+            out = _call_or_stand_in(func, args, kwargs)
         finally:
             self.suppress -= 1
             self.regions.pop()
@@ -317,6 +340,21 @@ class Recorder:
             if costs is not None:
                 self.record(key, costs, args, kwargs, out)
         return out
+
+
+def _call_or_stand_in(func, args, kwargs):
+    """Run a function costed as a whole. Jagged attention has kernels on CUDA only (and none for is_causal on
+    CPU): where none runs, the cost is still its shapes', so the forward goes on with an output of the right
+    shape, as on meta tensors."""
+    try:
+        return func(*args, **kwargs)
+    except RuntimeError:
+        q = args[0] if args else kwargs.get("query")
+        v = args[2] if len(args) > 2 else kwargs.get("value")
+        if func is not F.scaled_dot_product_attention or not getattr(q, "is_nested", False) \
+                or v.shape[-1] != q.shape[-1]:
+            raise
+        return torch.empty_like(q)
 
 
 def _function_key(func) -> str:
@@ -338,12 +376,18 @@ def _mha_function_cost(a: Args, out) -> list[Cost]:
                     out_bias=a["out_proj_bias"] is not None, masked=masked, need_weights=bool(a["need_weights"]))
 
 
+def _sdpa_function_cost(a: Args, out) -> Cost:
+    return jagged_sdpa_cost(a) if a["query"].is_nested else sdpa_cost(a, out)
+
+
 _WHOLE_FUNCTIONS = {
-    F.scaled_dot_product_attention: sdpa_cost,  # named by aten::scaled_dot_product_attention's schema
+    F.scaled_dot_product_attention: _sdpa_function_cost,  # named by aten::scaled_dot_product_attention's schema
     F.multi_head_attention_forward: _mha_function_cost,
 }
 _LINEAR_FUNCTIONS = {F.linear}
-_PRODUCT_FORMULAS = {lookup(getattr(torch.ops.aten, n).default) for n in ("mm", "addmm", "bmm", "baddbmm")}
+# inside a function costed as a whole, a 2-D product reading a parameter is a projection (MHA's in- and
+# out-projections run as mm/addmm); a batched product (bmm) is attention's own even when Q, K or V are parameters
+_PROJECTION_FORMULAS = {lookup(getattr(torch.ops.aten, n).default) for n in ("mm", "addmm")}
 
 
 class _Regions(TorchFunctionMode):
@@ -373,6 +417,9 @@ def _decomposable(func) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
 
 
+_PLAIN_TYPES = frozenset({torch.Tensor, nn.Parameter, nn.Buffer})
+
+
 class _Counting(TorchDispatchMode):
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -390,6 +437,13 @@ class _Counting(TorchDispatchMode):
         rec = self.rec
         if rec.pending:
             rec.resolve_pending()
+        if not _PLAIN_TYPES.issuperset(types):
+            # a tensor subclass (a nested/jagged tensor) implements the op itself, and may call it again on
+            # the same subclass (is_contiguous on a jagged tensor decomposes back into itself): never
+            # decompose or shortcut it; its formula reads its shapes, or it is listed as uncounted
+            out = func(*args, **kwargs)
+            rec.on_op(func, args, kwargs, out)
+            return out
         if _decomposable(func):
             # A composite op (conv2d, linear …) reaches here undecomposed under inference_mode: run its
             # decomposition with this mode re-entered so its aten ops are counted one by one.

@@ -115,6 +115,18 @@ class ProfileResult:
             grouped.setdefault(op, dict.fromkeys((*METRICS, "calls"), 0))["calls"] += n
         return grouped
 
+    @property
+    def complete(self) -> bool:
+        """True when every op that ran was counted (or is free): the totals leave nothing out."""
+        return not self.uncounted_ops
+
+    def incompleteness(self) -> str:
+        """One line naming the ops the totals leave out ("" when complete)."""
+        if self.complete:
+            return ""
+        ops = ", ".join(f"{k} x{v}" for k, v in sorted(self.uncounted_ops.items()))
+        return f"INCOMPLETE: the totals leave out {len(self.uncounted_ops)} uncounted op(s) (no formula): {ops}"
+
     def share(self, metric: str = "macs") -> dict[str, float]:
         total = getattr(self.totals, metric) or 1
         return {k: v[metric] / total for k, v in self.by_kind().items()}
@@ -130,6 +142,7 @@ class ProfileResult:
             "counted_on": self.counted_on,
             # params_trainable beside the totals' metrics (design.md), not in Totals: baselines keep their keys
             "totals": {**self.totals.to_dict(), "params_trainable": self.params_trainable},
+            "complete": self.complete,
             "by_kind": self.by_kind(),
             "layers": [r.to_dict() for r in self.layers],
             "uncounted_ops": dict(self.uncounted_ops),

@@ -6,7 +6,8 @@ and data/ (one JSON per finished piece of work).
 - zoo: every zoo model's params, MACs and per-kind shares against the published figures, and its CPU
   latency (eager, batch 1, a short time cap per model).
 - crosscheck: scaleprof beside fvcore, thop and torch's FlopCounterMode for every zoo model but the largest,
-  each difference explained by layer group.
+  each difference explained by layer group; then models from outside the zoo (quantized int8 models, and
+  torchvision's detection models where it imports) and what every counter misses.
 - efficientnet-scaling: the grid search at φ = 1 under the paper's constraint (α·β²·γ² ≈ 2) and under the
   real cost, the chosen coefficients, and the φ sweep against Table 2.
 - flops-vs-latency: on this CPU, each conv kind's share of MACs against its share of time; swish against
@@ -174,6 +175,89 @@ def _crosscheck_one(name: str) -> dict:
     return {"name": name, "input": "x".join(map(str, shape)), **cc.to_dict()}
 
 
+def _crosscheck_outside(m) -> dict:
+    """One model from outside the zoo (dev/outside_models.py): the crosscheck, and for a quantized model the
+    float model's count beside it."""
+    import torch
+
+    from ..counting import profile
+
+    torch.manual_seed(0)
+    x = torch.randn(m.input)
+    cc = crosscheck(m.build(), [x])
+    d = {"name": m.name, "group": m.group, "input": "x".join(map(str, m.input)), **cc.to_dict()}
+    if m.reference is not None:
+        ref = profile(m.reference(), [x], quiet=True)
+        d["float_model"] = {"macs": ref.totals.macs, "params": ref.totals.params, "flops": ref.totals.flops}
+    return d
+
+
+def _outside_rows(store: Store) -> list[dict]:
+    from .outside_models import outside_models
+
+    done = []
+    models = outside_models()
+    for i, m in enumerate(models, 1):
+        def run(m=m):
+            try:
+                return _crosscheck_outside(m)
+            except Exception as exc:
+                return {"name": m.name, "group": m.group, **_failure(exc)}
+
+        key = "outside-" + "".join(c if c.isalnum() else "_" for c in m.name)
+        done.append(store.cached(key, run, f"[crosscheck outside {i}/{len(models)}] {m.name}"))
+    return done
+
+
+def _peer_cells(d: dict) -> dict:
+    row = {}
+    for p in d.get("peers", []):
+        row[p["name"]] = f"{p['macs_equivalent']:,}" if p["status"] == "ok" else f"failed: {p['reason'][:60]}"
+    return row
+
+
+def outside_section(done: list[dict]) -> list:
+    """The outside world: quantized and detection rows, each quantized one beside its float model."""
+    rows = []
+    for d in done:
+        row = {"model": d["name"], "group": d.get("group", ""), "input": d.get("input", "")}
+        if d.get("status") == "failed":
+            rows.append(row | {"scaleprof MACs": f"failed: {d['reason']}"})
+            continue
+        row["scaleprof MACs"] = f"{d['scaleprof_macs']:,}"
+        if d.get("float_model"):
+            row["float model MACs"] = f"{d['float_model']['macs']:,}"
+        row |= _peer_cells(d)
+        row["complete"] = "yes" if not d.get("scaleprof_uncounted_ops") else "no"
+        rows.append(row)
+    if not rows:
+        return [Heading("Outside the zoo"), Para("No model from outside the zoo could be built here (no quantized "
+                                                 "engine, and torchvision does not import).")]
+    return [Heading("Outside the zoo"),
+            Para("Models the counter was not tuned to: int8 models from torch.ao.quantization (counted as their float "
+                 "model: MACs from the packed weights' shapes) and, where torchvision imports, its detection models "
+                 "(random weights, counted on CPU where the forward needs values). Every column is in MACs."),
+            Table(pd.DataFrame(rows).fillna(""))]
+
+
+def misses_section(done: list[dict]) -> list:
+    """What every counter misses: the ops scaleprof leaves uncounted in any model, and whether the peers that
+    name their misses miss them too (agreeing totals are then not complete)."""
+    items = []
+    for d in done:
+        unc = d.get("scaleprof_uncounted_ops") or {}
+        if not unc:
+            continue
+        common = set(d.get("missed_by_all") or [])
+        ops = ", ".join(f"`{op}` ×{n}" + (" (every peer too)" if op in common else "") for op, n in sorted(unc.items()))
+        items.append(f"**{d['name']}**: {ops}")
+    text = ("Ops no formula covers are listed, never counted as a silent zero; a row marks an op every peer that "
+            "names its misses (fvcore's unsupported ops, torch's FlopCounterMode registry) misses too: there, "
+            "agreeing totals do not make a complete one.")
+    return [Heading("What every counter misses"), Para(text),
+            Bullets(items) if items else Para("No model here has an op scaleprof leaves uncounted.")]
+
+
 def _peer_versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -244,6 +328,10 @@ def build_crosscheck(store: Store, costs: Store, opts) -> Document:
             Para("By layer group: what the peer counted against what scaleprof counted, and why they part."))
     for name, items in explained:
         doc.add(Heading(name, 3), Bullets(items))
+    outside = _outside_rows(store) if opts.models is None else []   # a quick build (--models) skips them
+    if opts.models is None:
+        doc.add(*outside_section(outside))
+    doc.add(*misses_section(done + outside))
     return doc
 
 

@@ -32,6 +32,9 @@ def _validate_cost(cost, source: str) -> None:
         if not _is_count(cost["totals"].get(m)):
             raise ScaleprofError(f"baseline {source} is malformed: cost.totals.{m} is "
                                  f"{cost['totals'].get(m)!r}, not a non-negative integer")
+    unc = cost.get("uncounted_ops", {})
+    if not isinstance(unc, dict) or not all(isinstance(k, str) and _is_count(v) for k, v in unc.items()):
+        raise ScaleprofError(f"baseline {source} is malformed: cost.uncounted_ops is not a map of op to calls")
     for kind, row in cost["by_kind"].items():
         if not isinstance(row, dict) or not all(_is_count(row.get(m, 0)) for m in METRICS):
             raise ScaleprofError(f"baseline {source} is malformed: cost.by_kind[{kind!r}] is not a set of counts")
@@ -73,7 +76,10 @@ def cost_record(result) -> dict:
     by_module = {}
     for name, v in result.by_module(1).items():
         by_module[name or "(root)"] = {"macs": v["macs"], "params": v["params"]}
-    return {"totals": result.totals.to_dict(), "by_kind": result.by_kind(), "by_module": by_module}
+    rec = {"totals": result.totals.to_dict(), "by_kind": result.by_kind(), "by_module": by_module}
+    if result.uncounted_ops:   # only when some op is: a complete model's baseline stays as it was
+        rec["uncounted_ops"] = dict(sorted(result.uncounted_ops.items()))
+    return rec
 
 
 def make_baseline(spec, result, knobs=None, latency: dict | None = None) -> dict:

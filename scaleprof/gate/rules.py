@@ -44,6 +44,21 @@ def cost_rows(base_cost: dict, cur_cost: dict, tolerances: dict[str, float], all
                 continue
             metric = f"{m}[{kind}]"
             rows.append(_row(metric, bv, cv, limit_of(metric, tolerances), allow_decrease, UNITS[m]))
+    return rows + uncounted_rows(base_cost.get("uncounted_ops", {}), cur_cost.get("uncounted_ops", {}))
+
+
+def uncounted_rows(base: dict[str, int], cur: dict[str, int]) -> list[CheckRow]:
+    """An op uncounted now that the baseline counted (or did not run) fails, whatever the tolerances: the
+    totals no longer include its work, so they can no longer be compared. No tolerance applies; an op
+    already uncounted in the baseline, or counted again now, passes."""
+    rows = []
+    for op in sorted(set(base) | set(cur)):
+        b, c = int(base.get(op, 0)), int(cur.get(op, 0))
+        new = c > 0 and b == 0
+        note = ("newly uncounted (no formula): the totals leave its work out" if new
+                else "uncounted in the baseline too" if c else "counted now")
+        rows.append(CheckRow(f"uncounted[{op}]", b, c, None if b == 0 else (c - b) / b, 0.0,
+                             "regression" if new else "pass", unit="calls", note=note))
     return rows
 
 

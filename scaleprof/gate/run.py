@@ -32,6 +32,17 @@ def _read_baseline(baseline) -> tuple[dict | None, str | None]:
     return load_baseline(baseline), str(baseline)
 
 
+def _at_dtype(stored: list[str], dtype) -> list:
+    """The baseline's inputs, their floating ones at ``dtype`` when one is given: the stored labels carry the
+    baseline's dtype (``1x3x8x8:float16``), which must not override the one asked for now."""
+    if dtype is None:
+        return stored
+    from ..shapes import InputSpec, parse_dtype, parse_input
+
+    specs = [parse_input(s) for s in stored]
+    return [InputSpec(s.shape, parse_dtype(dtype)) if s.dtype.is_floating_point else s for s in specs]
+
+
 def _mismatch_notes(spec, base: dict, result, inputs, knobs: dict) -> list[str]:
     """What differs between the baseline's model, inputs and knobs and this check's."""
     notes = []
@@ -102,7 +113,7 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
 
     use_inputs = inputs
     if not use_inputs and base is not None and base.get("inputs"):
-        use_inputs = list(base["inputs"])
+        use_inputs = _at_dtype(list(base["inputs"]), dtype)
     use_dtype = dtype if dtype is not None else (base.get("dtype") if base is not None else None)
     result = count(spec, use_inputs, use_dtype, knobs)
     current = cost_record(result)

@@ -215,6 +215,8 @@ def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table",
     """The profile as a table (a header with the totals, the table, the units), CSV or Markdown. ``title``
     names the model in the header (default its spec: the CLI passes the knobs it ran with)."""
     df = profile_frame(result, by, level)
+    if fmt == "markdown" and result.uncounted_ops:
+        return render(df, fmt) + "\n\n" + result.incompleteness()
     if fmt in ("csv", "markdown"):
         return render(df, fmt)
     t = result.totals
@@ -240,6 +242,8 @@ def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table",
     if len(result.phases) > 1:
         for phase, pt in result.phases.items():
             head.append(f"  {phase}: MACs {pt.macs:,}  FLOPs {pt.flops:,}")
+    if result.uncounted_ops:   # said above the numbers, not only in the footnotes: the totals are a lower bound
+        head.append(result.incompleteness())
     foot = [f"MACs = {UNITS['macs']}; FLOPs = {UNITS['flops']}."]
     if result.uncounted_ops:
         foot.append("uncounted ops (no formula; not included above): "
@@ -275,4 +279,5 @@ def format_crosscheck(cc, fmt: str = "table") -> str:
         ex = cc.explanations(p)
         lines.append(f"{p.name}: " + ("agrees with scaleprof's MACs in every group" if not ex else ""))
         lines += [f"  - {e}" for e in ex] + [f"  - {n}" for n in p.notes]
+    lines += cc.missing_lines()
     return "\n".join(lines).rstrip()
