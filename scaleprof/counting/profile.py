@@ -57,11 +57,13 @@ def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None
 
 
 def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) -> list:
-    """The forward's arguments on ``device``: InputSpecs made there, the caller's tensors cast and moved."""
+    """The forward's arguments on ``device``: InputSpecs made there, the caller's tensors cast and moved.
+    Named InputSpecs are left out: ``_named_inputs`` makes them, as keyword arguments."""
     made = []
     for x in feeds:
         if isinstance(x, InputSpec):
-            made.append(x.make(device))
+            if x.name is None:
+                made.append(x.make(device))
             continue
         t = x.detach()
         if dtype is not None and t.is_floating_point():
@@ -70,6 +72,12 @@ def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) 
             t = torch.empty_like(t, device="meta") if device.type == "meta" else t.to(device)
         made.append(t)
     return made
+
+
+def _named_inputs(feeds: tuple, device: torch.device, kwargs: dict | None) -> dict | None:
+    """The caller's keyword arguments plus the named inputs (``input_ids=1x128:int64``) made on ``device``."""
+    named = {x.name: x.make(device) for x in feeds if isinstance(x, InputSpec) and x.name is not None}
+    return {**(kwargs or {}), **named} if named else kwargs
 
 
 def _outputs_for_backward(out) -> list[torch.Tensor]:
@@ -137,9 +145,10 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         nonlocal rec
         params, buffers = _stand_ins(model, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
+        kw = _named_inputs(target.feeds, device, kwargs)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
-        _run(rec, model, params, buffers, args, kwargs, backward)
+        _run(rec, model, params, buffers, args, kw, backward)
         return rec
 
     counted_on = dev

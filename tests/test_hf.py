@@ -1,0 +1,113 @@
+"""hf: specs (transformers models from their configs, on meta), named inputs, and what they count by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from scaleprof.cli import main
+from scaleprof.errors import ScaleprofError
+from scaleprof.shapes import InputSpec, parse_input
+
+transformers = pytest.importorskip("transformers")
+
+from scaleprof import load_model  # noqa: E402
+from scaleprof.counting import profile  # noqa: E402
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _gpt2_macs(layers: int, d: int, tokens: int) -> int:
+    # per layer: QKV 3d², out-proj d², MLP 4d·d twice = 12d² per token; attention QKᵀ and AV: L·L·d each
+    return layers * (12 * d * d * tokens + 2 * tokens * tokens * d)
+
+
+# --- named inputs ----------------------------------------------------------------------------------------
+
+def test_parse_named_input():
+    s = parse_input("input_ids=1x128:int64")
+    assert s == InputSpec((1, 128), torch.int64, "input_ids")
+    assert str(s) == "input_ids=1x128:int64"
+    assert parse_input("pixel_values=1x3x8x8") == InputSpec((1, 3, 8, 8), torch.float32, "pixel_values")
+    assert str(parse_input("1x3x8x8")) == "1x3x8x8"   # unnamed ones print as before
+    with pytest.raises(ScaleprofError, match="NAME=SHAPE"):
+        parse_input("1ids=1x8:int64")
+
+
+# --- hf: specs -------------------------------------------------------------------------------------------
+
+def test_gpt2_small_prefill_macs():
+    r = profile("hf:gpt2")   # AutoModel, the default 1x128 token ids
+    assert r.inputs == ["input_ids=1x128:int64"]
+    assert r.totals.macs == 11_173_625_856 == _gpt2_macs(12, 768, 128)
+    assert r.uncounted_ops == {}
+
+
+def test_overrides_named_input_and_tied_head(capsys):
+    knobs = {"n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 100}
+    base = profile("hf:gpt2", "input_ids=1x16:int64", knobs=knobs)
+    assert base.totals.macs == _gpt2_macs(2, 64, 16)
+    lm = profile("hf:gpt2", "input_ids=1x16:int64", knobs={**knobs, "task": "causal-lm"})
+    # the LM head is tied to the token embedding: its MACs count, its weight does not count twice
+    assert lm.totals.macs - base.totals.macs == 16 * 64 * 100
+    assert lm.totals.params == base.totals.params
+    code, out, _ = run(capsys, "profile", "hf:gpt2", "--arg", "n_layer=2", "--arg", "n_embd=64", "--arg", "n_head=4",
+                       "--input", "input_ids=1x16:int64", "--json")
+    assert code == 0 and json.loads(out)["totals"]["macs"] == _gpt2_macs(2, 64, 16)
+
+
+def test_config_json_path_and_folder(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 32,
+                                                    "n_head": 2, "vocab_size": 50}))
+    for spec in (f"hf:{folder}", f"hf:{folder / 'config.json'}"):
+        r = profile(spec, "input_ids=2x8:int64")
+        assert r.totals.macs == 2 * _gpt2_macs(1, 32, 8)
+    assert load_model(f"hf:{folder}", device="meta").config.n_embd == 32
+
+
+def test_t5_encoder_decoder_named_defaults():
+    knobs = {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128, "num_layers": 1, "num_decoder_layers": 1,
+             "vocab_size": 100}
+    r = profile("hf:t5", ["input_ids=1x8:int64", "decoder_input_ids=1x4:int64"], knobs=knobs)
+    d, inner, ff, H, dk, L, Ld = 64, 64, 128, 4, 16, 8, 4
+    encoder = 4 * L * d * inner + H * L * L * 2 * dk + 2 * L * d * ff
+    decoder = (4 * Ld * d * inner + H * Ld * Ld * 2 * dk            # self-attention
+               + 2 * Ld * d * inner + 2 * L * d * inner + H * Ld * L * 2 * dk  # cross-attention
+               + 2 * Ld * d * ff)
+    assert r.totals.macs == encoder + decoder
+    assert [str(s) for s in load_model("hf:t5", device="meta", **knobs).default_input] == \
+        ["input_ids=1x128:int64", "decoder_input_ids=1x128:int64"]
+
+
+def test_vision_and_audio_defaults_come_from_the_config():
+    vit = load_model("hf:vit", device="meta", image_size=32, patch_size=16, num_hidden_layers=1)
+    assert [str(s) for s in vit.default_input] == ["pixel_values=1x3x32x32"]
+    whisper = load_model("hf:whisper", device="meta", encoder_layers=1, decoder_layers=1)
+    assert [str(s) for s in whisper.default_input] == ["input_features=1x80x3000", "decoder_input_ids=1x128:int64"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["hf:gpt3"], "unknown model type 'gpt3' (closest: "),
+    (["hf:no/such/config.json"], "no such config file"),
+    (["hf:gpt2", "--arg", "n_layerz=2"], "names no field of GPT2Config"),
+    (["hf:gpt2", "--arg", "task=poetry"], "unknown task 'poetry'"),
+])
+def test_bad_hf_specs_exit_2_in_one_line(capsys, argv, message):
+    code, out, err = run(capsys, "profile", *argv, "--json")
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_json_config_exits_2(capsys, tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "profile", f"hf:{bad}", "--json")
+    assert code == 2 and "is not a JSON config" in err and len(err.strip().splitlines()) == 1
