@@ -141,15 +141,20 @@ def _tokens(config) -> int:
     return min(TEXT_TOKENS, int(limit)) if limit else TEXT_TOKENS
 
 
-def build(text: str, *, task: str = "base", **overrides):
+def build(text: str, *, task: str = "base", attn_implementation: str | None = None,
+          experts_implementation: str | None = None, **overrides):
     """The model ``hf:TEXT`` names (TEXT without the prefix), built on the current device (the caller
     enters ``torch.device("meta")`` for a count without weights), its default input stamped on it as
-    ``default_input`` (named InputSpecs, fed as keyword arguments)."""
+    ``default_input`` (named InputSpecs, fed as keyword arguments). ``attn_implementation`` (eager, sdpa)
+    and ``experts_implementation`` (grouped_mm, batched_mm, eager) choose transformers' kernels; None keeps
+    its defaults."""
     tf = _transformers()
     config = load_config(text, overrides)
     cls = _auto_class(tf, config, task)
+    chosen = {k: v for k, v in (("attn_implementation", attn_implementation),
+                                ("experts_implementation", experts_implementation)) if v is not None}
     try:
-        model = cls.from_config(config)
+        model = cls.from_config(config, **chosen)
     except Exception as exc:
         raise ScaleprofError(f"hf:{text}: building {cls.__name__} from the config failed: {one_line(exc)}") from exc
     model.eval()

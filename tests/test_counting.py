@@ -582,3 +582,23 @@ def test_formulas_read_names_not_positions():
     assert (plain.macs, plain.flops) == (512, 1024 + 64 + 160)
     causal = formulas.sdpa_cost(arguments(op, (q, q, q, None, False, 0.0, True), {}), None)
     assert causal.flops == 1024 + 64 + 160 + 32
+
+
+def test_grouped_mm_float32_on_meta_counts_rows_times_k_times_n():
+    # transformers' default MoE kernel; torch's meta kernel takes bf16 only, so float32 goes by a shape rule
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 8, 6))   # 4 experts, K=8, N=6
+
+        def forward(self, x):
+            offs = torch.tensor([3, 5, 9, 10], dtype=torch.int32, device=x.device)
+            return torch._grouped_mm(x, self.w, offs=offs)
+
+    r = scaleprof.profile(Grouped(), "10x8")
+    assert r.totals.macs == 10 * 8 * 6
+    assert r.by_kind()["linear"]["params"] == 4 * 8 * 6
+    # x, the 4 experts' weights (min(4 groups, 10 rows) active), offsets, the output; float32
+    assert r.totals.bytes == (10 * 8 + 4 * 8 * 6 + 10 * 6) * 4 + 4 * 4
+    one = scaleprof.profile(Grouped(), "1x8")   # one row reads one expert's weights (balanced routing on meta)
+    assert one.totals.bytes == (8 + 8 * 6 + 6) * 4 + 4 * 4

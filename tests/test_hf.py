@@ -111,3 +111,52 @@ def test_non_json_config_exits_2(capsys, tmp_path):
     bad.write_text("{not json")
     code, _, err = run(capsys, "profile", f"hf:{bad}", "--json")
     assert code == 2 and "is not a JSON config" in err and len(err.strip().splitlines()) == 1
+
+
+# --- mixture of experts ----------------------------------------------------------------------------------
+
+_MIXTRAL = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "vocab_size": 100}
+
+
+def _mixtral_macs(layers, L, d, inter, heads, kv_heads, experts, top_k) -> int:
+    hd = d // heads
+    per_layer = (2 * L * d * d + 2 * L * d * kv_heads * hd    # q, o; k, v (grouped-query: kv_heads)
+                 + heads * L * L * 2 * hd                     # QKᵀ and AV
+                 + L * d * experts                            # the router
+                 + top_k * L * (d * 2 * inter + inter * d))   # only the active experts: gate+up, down
+    return layers * per_layer
+
+
+@pytest.mark.parametrize("impl", ["grouped_mm", "batched_mm", "eager"])
+@pytest.mark.parametrize("dtype", [None, "bfloat16"])
+def test_moe_counts_only_the_active_experts_whatever_the_kernel(impl, dtype):
+    knobs = {**_MIXTRAL, "experts_implementation": impl, **({"dtype": dtype} if dtype else {})}
+    r = profile("hf:mixtral", "input_ids=1x16:int64", knobs=knobs, quiet=True)
+    assert r.totals.macs == _mixtral_macs(2, 16, 64, 128, 4, 2, 4, 2)
+    assert r.uncounted_ops == {}
+    # grouped_mm's offsets hold no values on meta: the balanced assumption is said; eager needs real
+    # routing (it reads the expert mask) and is counted on CPU, where the routing is data-driven
+    from scaleprof.counting.profile import ROUTING_NOTICE
+    assert (ROUTING_NOTICE in r.notices) == (impl == "grouped_mm")
+
+
+def test_mixtral_8x7b_width_counts_the_top2_experts():
+    # the 8x7B config itself (hidden 4096, 8 experts of 14336, top-2), two of its 32 layers, on meta
+    r = profile("hf:mixtral", knobs={"num_hidden_layers": 2}, quiet=True)
+    assert r.totals.macs == _mixtral_macs(2, 128, 4096, 14336, 32, 8, 8, 2)
+    assert r.totals.params == 2 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 8 * 4096 + 8 * 3 * 4096 * 14336
+                                   + 2 * 4096) + 32000 * 4096 + 4096
+
+
+def test_qwen2_moe_shared_expert_and_top_k():
+    knobs = {"num_hidden_layers": 1, "hidden_size": 64, "moe_intermediate_size": 32,
+             "shared_expert_intermediate_size": 128, "num_experts": 8, "num_experts_per_tok": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 100}
+    r = profile("hf:qwen2_moe", "input_ids=1x16:int64", knobs=knobs, quiet=True)
+    L, d = 16, 64
+    hand = (4 * L * d * d + 4 * L * L * 2 * 16   # attention projections and products
+            + L * d * 8                          # router
+            + 2 * L * 3 * d * 32                 # top-2 routed experts (gate, up, down)
+            + 3 * L * d * 128 + L * d)           # the shared expert and its gate
+    assert r.totals.macs == hand

@@ -20,6 +20,10 @@ from ..spec import Target, resolve_target
 from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
 
+# Said with every count whose mixture-of-experts routing was not data-driven (grouped_mm on meta tensors)
+ROUTING_NOTICE = ("mixture of experts: routing on meta tensors is not data-driven; counted the configured "
+                  "top-k experts per token with tokens spread evenly over the experts")
+
 
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
     """A stand-in for a parameter or buffer on ``device``."""
@@ -186,6 +190,8 @@ def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -
     operators = list(rec.op_rows.values())
     notices = notices + [f"formula failed for {op} ({err}); the op is listed as uncounted"
                          for op, err in rec.formula_errors.items()]
+    if any(r.info.get("routing") == "balanced" for r in operators):
+        notices.append(ROUTING_NOTICE)
     phases: dict[str, Totals] = {}
     totals = Totals()
     for layer in layers:

@@ -237,6 +237,8 @@ class Recorder:
         module = tag.module if tag is not None else self.stack[-1][0]
         module_type = type(self.stack[-1][1]).__name__ if tag is None else ""
         ins, outs = _tensors((args, kwargs)), _tensors(out)
+        if read_bytes is None and costs and costs[0].read_bytes is not None:
+            read_bytes = costs[0].read_bytes   # the formula knows the op reads only part of an input
         if read_bytes is None:
             seen: set[int] = set()
             read_bytes = 0
