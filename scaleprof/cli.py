@@ -58,7 +58,7 @@ def _cmd_profile(args) -> int:
 
     target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
                             train=args.backward)
-    result = profile(target, backward=args.backward)
+    result = profile(target, backward=args.backward, decode=args.decode)
     crosscheck = None
     if args.crosscheck:
         from .counting.peers import crosscheck as run_crosscheck
@@ -90,6 +90,9 @@ def _build_profile(sub) -> None:
     p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
+    p.add_argument("--decode", type=int, default=0, metavar="T",
+                   help="generation: a prefill of the input's length, then T decode steps through the model's KV "
+                        "cache (phases prefill and decode, kv_cache_bytes)")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
     _add_common(p)
     p.set_defaults(func=_cmd_profile)

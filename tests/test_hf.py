@@ -160,3 +160,51 @@ def test_qwen2_moe_shared_expert_and_top_k():
             + 2 * L * 3 * d * 32                 # top-2 routed experts (gate, up, down)
             + 3 * L * d * 128 + L * d)           # the shared expert and its gate
     assert r.totals.macs == hand
+
+
+# --- generation: prefill and decode through the model's own KV cache -------------------------------------
+
+def test_gpt2_small_prefill_and_one_decode_step(capsys):
+    code, out, _ = run(capsys, "profile", "hf:gpt2", "--decode", "1", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["phases"]["prefill"]["macs"] == 11_173_625_856
+    # one new token: the weights' 12·12·768² MACs, and attention over 129 keys (12 layers × 12 heads × 2·64)
+    assert d["phases"]["decode"]["macs"] == 84_934_656 + 2_377_728 == 87_312_384
+    assert d["totals"]["macs"] == 11_173_625_856 + 87_312_384
+    assert d["kv_cache_bytes"] == 2 * 12 * 768 * 129 * 4 == 9_510_912
+    assert d["generation"] == {"batch": 1, "prompt_tokens": 128, "decode_steps": 1}
+    assert d["per_token"]["decode"]["macs"] == 87_312_384
+    # decode reads every weight for one token: memory-bound (under one MAC per byte), the prefill is not
+    assert d["per_token"]["decode"]["macs"] / d["per_token"]["decode"]["bytes"] < 0.5
+    assert d["phases"]["prefill"]["macs"] / d["phases"]["prefill"]["bytes"] > 10
+
+
+def test_decode_steps_attend_to_a_growing_cache_gqa():
+    knobs = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 100}
+    r = profile("hf:llama", "input_ids=2x16:int64", knobs=knobs, decode=4)
+    B, L, T, d, kvd, inter = 2, 16, 4, 64, 2 * 16, 128
+    weights = 2 * (2 * d * d + 2 * d * kvd + 3 * d * inter)   # per token, both layers
+    attention = 2 * 4 * 2 * 16 * sum(L + i + 1 for i in range(T))   # L + i + 1 keys at step i
+    assert r.phases["decode"].macs == B * (T * weights + attention)
+    assert r.phases["prefill"].macs == B * (L * weights + 2 * 4 * L * L * 2 * 16)
+    # K and V of both layers, 2 KV heads of 16 (grouped-query), at the final length L + T, float32
+    assert r.kv_cache_bytes == B * 2 * 2 * 2 * 16 * (L + T) * 4
+
+
+def test_t5_decodes_with_its_encoder_run_once():
+    knobs = {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128, "num_layers": 1, "num_decoder_layers": 1,
+             "vocab_size": 100}
+    r = profile("hf:t5", ["input_ids=1x8:int64", "decoder_input_ids=1x4:int64"], knobs=knobs, decode=2)
+    # per step: self-attention q, k, v, o; cross-attention q, o (its K, V of the encoder are cached);
+    # attention over 8 encoder keys and 5, then 6, decoder keys; the FFN
+    per_step = 4 * 64 * 64 + 2 * 64 * 64 + 4 * 8 * 32 + 2 * 64 * 128
+    assert r.phases["decode"].macs == 2 * per_step + 4 * (5 + 6) * 32
+    # self-attention cache at 6 tokens plus the cross-attention cache of 8, one layer, 4 heads of 16
+    assert r.kv_cache_bytes == 2 * 4 * 16 * (6 + 8) * 4
+
+
+def test_decode_needs_a_cache(capsys):
+    code, _, err = run(capsys, "profile", "resnet18", "--decode", "2", "--json")
+    assert code == 2 and len(err.strip().splitlines()) == 1

@@ -91,14 +91,22 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
             if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
 
 
-def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> None:
+def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, decode: int = 0) -> int | None:
+    """One forward (and its backward), or with ``decode`` a prefill and that many decode steps: then the KV
+    cache's bytes at the final length are returned."""
+    def call(a, kw):
+        if params is None:
+            return model(*a, **kw)
+        return torch.func.functional_call(model, (params, buffers), tuple(a), kw, strict=False, tie_weights=True)
+
     grad = torch.enable_grad() if backward else torch.no_grad()
     with grad, rec.attached():
-        if params is None:
-            out = model(*args, **(kwargs or {}))
-        else:
-            out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
-                                             tie_weights=True)
+        if decode:
+            from .decode import generate
+
+            enc_dec = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+            return generate(rec, call, args, kwargs, decode, encoder_decoder=enc_dec)
+        out = call(args, kwargs or {})
         if backward:
             outs = _outputs_for_backward(out)
             wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
@@ -107,6 +115,7 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) ->
                     seeds = [torch.ones_like(o) for o in outs]
                 with rec.backward():
                     torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+    return None
 
 
 def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) -> str:
@@ -120,7 +129,7 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
 
 def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
             knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
-            quiet: bool = False) -> ProfileResult:
+            quiet: bool = False, decode: int = 0) -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
     InputSpecs or tensors; default: the model's own input).
 
@@ -130,29 +139,34 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice. A module is counted
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
+    ``decode=T``: generation, a prefill of the input's length then T decode steps through the model's own
+    KV cache (counting/decode.py); ``phases`` holds ``prefill`` and ``decode``, ``kv_cache_bytes`` the cache.
     """
     if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
-    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, decode=decode)
 
 
 def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-           quiet: bool = False) -> ProfileResult:
+           quiet: bool = False, decode: int = 0) -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
     labels = [str(s) for s in target.inputs]
     rec: Recorder | None = None
+    if decode < 0 or (decode and backward):
+        raise ScaleprofError("--decode takes a positive number of steps, and counts inference (no --backward)")
+    kv_bytes = None
 
     def attempt(device: torch.device) -> Recorder:
-        nonlocal rec
+        nonlocal rec, kv_bytes
         params, buffers = _stand_ins(model, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
         kw = _named_inputs(target.feeds, device, kwargs)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
-        _run(rec, model, params, buffers, args, kw, backward)
+        kv_bytes = _run(rec, model, params, buffers, args, kw, backward, decode)
         return rec
 
     counted_on = dev
@@ -177,7 +191,24 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         notices.append(notice)
         if not quiet:
             print(f"scaleprof: notice: {notice}", file=sys.stderr)
-    return _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
+    result = _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
+    if decode:
+        _as_generation(result, target, decode, kv_bytes)
+    return result
+
+
+def _as_generation(result: ProfileResult, target: Target, steps: int, kv_bytes: int | None) -> None:
+    """A generation count: the forward's rows are the prefill's; the prompt's shape and the cache recorded."""
+    from .decode import PREFILL
+
+    for row in (*result.layers, *result.operators):
+        if row.phase == FORWARD:
+            row.phase = PREFILL
+    result.phases = {(PREFILL if k == FORWARD else k): v for k, v in result.phases.items()}
+    tokens = next((s for s in target.inputs if s.name in ("decoder_input_ids", "input_ids")), target.inputs[0])
+    result.kv_cache_bytes = kv_bytes
+    result.generation = {"batch": int(tokens.shape[0]), "prompt_tokens": int(tokens.shape[-1]),
+                         "decode_steps": steps}
 
 
 def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -> ProfileResult:

@@ -217,6 +217,8 @@ class Recorder:
             if costs is None:
                 return
         read = 0 if key in CREATION_OPS else None
+        if key == "aten::embedding":   # a gather reads the rows it looks up, not the whole table
+            read = _nbytes(args[1]) + _nbytes(out)
         self.record(key, costs, args, kwargs, out, read_bytes=read)
 
     def _apply(self, key, formula, func, args, kwargs, out) -> list[Cost] | None:

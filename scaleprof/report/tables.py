@@ -148,6 +148,11 @@ def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table")
     if len(result.phases) > 1:
         for phase, pt in result.phases.items():
             head.append(f"  {phase}: MACs {pt.macs:,}  FLOPs {pt.flops:,}")
+    if getattr(result, "generation", None):
+        per = result.per_token()
+        head.append("  per token: " + "; ".join(f"{ph} MACs {v['macs']:,.0f}, bytes {human(v['bytes'], 'B')}"
+                                                for ph, v in per.items())
+                    + f"   KV cache {human(result.kv_cache_bytes or 0, 'B')}")
     foot = [f"MACs = {UNITS['macs']}; FLOPs = {UNITS['flops']}."]
     if result.uncounted_ops:
         foot.append("uncounted ops (no formula; not included above): "
