@@ -58,7 +58,8 @@ def _cmd_profile(args) -> int:
 
     target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
                             train=args.backward)
-    result = profile(target, backward=args.backward, decode=args.decode)
+    result = profile(target, backward=args.backward, decode=args.decode, memory=args.memory,
+                     optimizer=args.optimizer)
     crosscheck = None
     if args.crosscheck:
         from .counting.peers import crosscheck as run_crosscheck
@@ -93,6 +94,11 @@ def _build_profile(sub) -> None:
     p.add_argument("--decode", type=int, default=0, metavar="T",
                    help="generation: a prefill of the input's length, then T decode steps through the model's KV "
                         "cache (phases prefill and decode, kv_cache_bytes)")
+    p.add_argument("--memory", action="store_true",
+                   help="estimate memory without running: weights, gradients, optimizer state, saved activations, "
+                        "KV cache, peak")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
+                   help="with --memory --backward: whose state to count (default sgd with momentum)")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
     _add_common(p)
     p.set_defaults(func=_cmd_profile)

@@ -143,6 +143,10 @@ def test_training_step_phases_and_memory():
     assert t.loss == "mean_square"
     assert t.memory["method"] == "subprocess-rss"
     assert t.peak_memory_bytes >= 3 * params * 4
+    # the counter's estimate beside it: weights, gradients and momentum exactly, activations from meta
+    est = t.memory_estimate
+    assert (est["weights"], est["gradients"], est["optimizer_state"]) == (params * 4,) * 3
+    assert est["activations_saved"] == 4 * 256 * 8 * 8 * 4 and est["peak_bytes"] > 3 * params * 4
     # inference holds the weights but no gradients or momentum
     inf = r.results[0]
     assert params * 4 <= inf.peak_memory_bytes

@@ -602,3 +602,22 @@ def test_grouped_mm_float32_on_meta_counts_rows_times_k_times_n():
     assert r.totals.bytes == (10 * 8 + 4 * 8 * 6 + 10 * 6) * 4 + 4 * 4
     one = scaleprof.profile(Grouped(), "1x8")   # one row reads one expert's weights (balanced routing on meta)
     assert one.totals.bytes == (8 + 8 * 6 + 6) * 4 + 4 * 4
+
+
+def test_memory_estimate_measures_saved_activations_on_meta():
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    r = scaleprof.profile(net, "2x8", backward=True, memory=True, optimizer="adam")
+    m = r.memory
+    weights = (8 * 16 + 16 + 16 * 4 + 4) * 4
+    assert (m.weights, m.gradients, m.optimizer_state) == (weights, weights, 2 * weights)
+    # saved for backward: the input (for the first weight's gradient) and ReLU's output (for its own
+    # backward and the second weight's gradient: one storage, counted once); the weights are not activations
+    assert m.activations_saved == 2 * 8 * 4 + 2 * 16 * 4
+    assert m.backward_scratch == 2 * (2 * 16 * 4)
+    assert m.peak_bytes == 4 * weights + m.activations_saved + m.backward_scratch
+    assert r.to_dict()["memory"]["peak_bytes"] == m.peak_bytes
+    sgd = scaleprof.profile(net, "2x8", backward=True, memory=True, optimizer="sgd").memory
+    assert sgd.optimizer_state == weights   # momentum: one buffer per parameter
+    inference = scaleprof.profile(net, "2x8", memory=True).memory
+    assert (inference.gradients, inference.activations_saved, inference.optimizer_state) == (0, 0, 0)
+    assert inference.peak_bytes == weights + inference.working_set

@@ -208,3 +208,11 @@ def test_t5_decodes_with_its_encoder_run_once():
 def test_decode_needs_a_cache(capsys):
     code, _, err = run(capsys, "profile", "resnet18", "--decode", "2", "--json")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_memory_with_decode_holds_the_kv_cache(capsys):
+    code, out, _ = run(capsys, "profile", "hf:gpt2", "--arg", "n_layer=2", "--decode", "1", "--memory", "--json")
+    mem = json.loads(out)["memory"]
+    assert mem["kv_cache"] == 2 * 2 * 768 * 129 * 4
+    assert mem["weights"] == 4 * (50257 * 768 + 1024 * 768 + 2 * (12 * 768 * 768 + 13 * 768) + 2 * 768)
+    assert mem["peak_bytes"] == mem["weights"] + mem["kv_cache"] + mem["working_set"]

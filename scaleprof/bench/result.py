@@ -77,6 +77,7 @@ class TrainResult:
     phases: dict | None = None          # {phase: {median_ms, ci95_ms, share}}
     peak_memory_bytes: int | None = None
     memory: dict | None = None
+    memory_estimate: dict | None = None  # counting.memory's estimate (peak_bytes and its parts), not run
     stop_reason: str | None = None
     samples_ms: list[float] | None = field(default=None, repr=False)
 

@@ -296,9 +296,22 @@ def _train_row(run: _Run, dev, batch) -> TrainResult:
             res = run.meter.train(step, dev, dt, specs, optimizer)
             row.peak_memory_bytes = res.peak_bytes
             row.memory = res.to_dict()
+            row.memory_estimate = _memory_estimate(run.base, specs, dt, optimizer)
     except Exception as exc:
         row.status, row.reason = "failed", one_line(exc)
     return row
+
+
+def _memory_estimate(model, specs, dt, optimizer: str) -> dict | None:
+    """The counter's estimate of the training step's memory (on meta, without running), beside the measured
+    peak; None when the count fails (the measurement stands on its own)."""
+    from ..counting import profile
+
+    try:
+        return profile(model, specs, dtype=dt, backward=True, memory=True, optimizer=optimizer,
+                       quiet=True).memory.to_dict()
+    except Exception:
+        return None
 
 
 def _attribution(model, specs, dev, dt, batch, by, level, roofline, progress):

@@ -7,6 +7,7 @@ buffers, so batch-norm statistics stay as they were), and every hook and mode is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from typing import Any
@@ -17,7 +18,8 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
-from .recorder import FORWARD, Recorder
+from .memory import OPTIMIZER_BUFFERS, SavedTensors, estimate, model_storages
+from .recorder import FORWARD, Recorder, _storage_key
 from .result import Layer, ProfileResult, Totals
 
 # Said with every count whose mixture-of-experts routing was not data-driven (grouped_mm on meta tensors)
@@ -91,9 +93,11 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
             if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
 
 
-def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, decode: int = 0) -> int | None:
+def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, decode: int = 0,
+         saved=None) -> int | None:
     """One forward (and its backward), or with ``decode`` a prefill and that many decode steps: then the KV
-    cache's bytes at the final length are returned."""
+    cache's bytes at the final length are returned. ``saved`` (memory.SavedTensors) sees what the forward
+    saves for the backward."""
     def call(a, kw):
         if params is None:
             return model(*a, **kw)
@@ -106,7 +110,8 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, de
 
             enc_dec = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
             return generate(rec, call, args, kwargs, decode, encoder_decoder=enc_dec)
-        out = call(args, kwargs or {})
+        with saved.recording() if saved is not None else contextlib.nullcontext():
+            out = call(args, kwargs or {})
         if backward:
             outs = _outputs_for_backward(out)
             wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
@@ -129,7 +134,7 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
 
 def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
             knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
-            quiet: bool = False, decode: int = 0) -> ProfileResult:
+            quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
     InputSpecs or tensors; default: the model's own input).
 
@@ -141,15 +146,18 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
     ``decode=T``: generation, a prefill of the input's length then T decode steps through the model's own
     KV cache (counting/decode.py); ``phases`` holds ``prefill`` and ``decode``, ``kv_cache_bytes`` the cache.
+    ``memory=True``: the memory estimate (counting/memory.py) as ``result.memory``, with the ``optimizer``'s
+    state (sgd, adam, adamw) when ``backward``.
     """
     if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
-    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, decode=decode)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, decode=decode, memory=memory,
+                  optimizer=optimizer)
 
 
 def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-           quiet: bool = False, decode: int = 0) -> ProfileResult:
+           quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
@@ -158,15 +166,21 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     if decode < 0 or (decode and backward):
         raise ScaleprofError("--decode takes a positive number of steps, and counts inference (no --backward)")
     kv_bytes = None
+    saved = None
+    if memory and optimizer not in OPTIMIZER_BUFFERS:
+        raise ScaleprofError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_BUFFERS)}")
 
     def attempt(device: torch.device) -> Recorder:
-        nonlocal rec, kv_bytes
+        nonlocal rec, kv_bytes, saved
         params, buffers = _stand_ins(model, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
         kw = _named_inputs(target.feeds, device, kwargs)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
                        tag_backward=backward)
-        kv_bytes = _run(rec, model, params, buffers, args, kw, backward, decode)
+        if memory and backward:
+            own = (*params.values(), *buffers.values()) if params is not None else ()
+            saved = SavedTensors(model_storages(model) | {k for k in map(_storage_key, own) if k is not None})
+        kv_bytes = _run(rec, model, params, buffers, args, kw, backward, decode, saved)
         return rec
 
     counted_on = dev
@@ -194,6 +208,11 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     result = _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
     if decode:
         _as_generation(result, target, decode, kv_bytes)
+    if memory:
+        working = max((r.bytes // r.calls for r in result.operators if r.calls), default=0)
+        result.memory = estimate(model, dtype=dt, backward=backward, optimizer=optimizer,
+                                 saved=saved.bytes if saved is not None else 0, kv_cache=kv_bytes or 0,
+                                 working_set=working, largest_saved=saved.largest if saved is not None else 0)
     return result
 
 

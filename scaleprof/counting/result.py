@@ -89,6 +89,7 @@ class ProfileResult:
     counted_on: str = "meta"
     kv_cache_bytes: int | None = None        # with decode: K and V of every layer at the final length
     generation: dict | None = None           # with decode: batch, prompt_tokens, decode_steps
+    memory: Any = None                       # with memory: a counting.memory.MemoryEstimate
 
     def per_token(self) -> dict[str, dict[str, float]]:
         """A generation's prefill and decode totals per token (prefill: per prompt token; decode: per
@@ -152,6 +153,8 @@ class ProfileResult:
             d["kv_cache_bytes"] = self.kv_cache_bytes
             d["generation"] = dict(self.generation)
             d["per_token"] = self.per_token()
+        if self.memory is not None:
+            d["memory"] = self.memory.to_dict()
         return d
 
     def to_dataframe(self, by: str = "layer"):

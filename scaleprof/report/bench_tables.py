@@ -36,15 +36,17 @@ def format_bench(result) -> str:
         trows = []
         for t in result.train:
             if t.status != "ok":
-                trows.append([t.device, t.batch_size, "failed", "", "", "", "", "", ""])
+                trows.append([t.device, t.batch_size, "failed", "", "", "", "", "", "", ""])
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
             trows.append([t.device, t.batch_size, sig(t.median_ms), ci_rel(t.median_ms, t.ci95_ms),
                           *(sig(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
-                          binary_bytes(t.peak_memory_bytes)])
+                          binary_bytes(t.peak_memory_bytes),
+                          binary_bytes((getattr(t, "memory_estimate", None) or {}).get("peak_bytes"))])
         out.append(tabulate(trows, headers=["device", "batch", "step ms", "95% CI", "forward", "loss", "backward",
-                                            f"optimizer ({result.train[0].optimizer})", "peak mem"],
+                                            f"optimizer ({result.train[0].optimizer})", "peak mem",
+                                            "estimated"],
                             tablefmt="simple", disable_numparse=True))
     if result.attribution is not None:
         out += ["", format_attribution(result.attribution)]
