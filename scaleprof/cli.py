@@ -151,7 +151,7 @@ def _cmd_bench(args) -> int:
     result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
                    batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                    max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                   memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
+                   memory=not args.no_memory, mfu=not args.no_mfu, roofline=bool(args.roofline), optimizer=args.optimizer,
                    level=args.level, progress=True, log=args.log, resume=args.resume)
     if args.roofline and result.roofline is not None:
         from .files import atomic_write_bytes
@@ -192,6 +192,7 @@ def _build_bench(sub) -> None:
     p.add_argument("--target-ci", type=float, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
+    p.add_argument("--no-mfu", action="store_true", help="skip model FLOPs utilisation (a count and a peak measurement)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",

@@ -621,3 +621,34 @@ def test_memory_estimate_measures_saved_activations_on_meta():
     inference = scaleprof.profile(net, "2x8", memory=True).memory
     assert (inference.gradients, inference.activations_saved, inference.optimizer_state) == (0, 0, 0)
     assert inference.peak_bytes == weights + inference.working_set
+
+
+def test_checkpointed_recomputation_is_its_own_phase():
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+
+        def forward(self, x):
+            return checkpoint(self.body, x, use_reentrant=False)
+
+    r = scaleprof.profile(Checkpointed(), "4x8", backward=True, quiet=True)
+    # forward: 4·8·16 + 4·16·8; the backward recomputes up to the last tensor it needs (ReLU's output, the
+    # second linear's input): the first linear again; the backward itself: two products per linear but the
+    # first's input gradient (the input needs none)
+    assert r.phases["forward"].macs == 4 * 8 * 16 + 4 * 16 * 8
+    assert r.phases["recompute"].macs == 4 * 8 * 16
+    assert r.phases["backward"].macs == 2 * 4 * 16 * 8 + 4 * 8 * 16
+
+
+def test_mfu_is_counted_flops_per_second_over_the_peak():
+    from scaleprof.bench.mfu import utilisation, vendor_peak_gflops
+
+    assert utilisation(2_000_000_000, 10.0, 400.0) == pytest.approx(0.5)  # 200 GFLOP/s of 400
+    assert utilisation(None, 10.0, 400.0) is None
+    assert vendor_peak_gflops("NVIDIA H100 80GB HBM3", torch.bfloat16) == 989_000.0
+    assert vendor_peak_gflops("NVIDIA H100 PCIe", torch.float16) == 756_000.0
+    assert vendor_peak_gflops("NVIDIA A100-SXM4-40GB", torch.float32) == 19_500.0
+    assert vendor_peak_gflops("Some GPU", torch.float32) is None

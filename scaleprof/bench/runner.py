@@ -134,12 +134,29 @@ class _Run:
     rows: _Rows
     meter: MemoryMeter
     notes: list = dataclasses.field(default_factory=list)
+    flops: dict = dataclasses.field(default_factory=dict)   # (batch, train) -> (model, hardware) FLOPs
 
     def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args):
         return self.rows.get(cls, runtime, what, dev, batch, measure_row, *args)
 
     def timer(self, label: str) -> TimerConfig:
         return TimerConfig(label=label, **self.o.timer_fields())
+
+    def utilisation(self, dev, batch: int, median_ms, *, train: bool) -> tuple[float | None, float | None]:
+        """(MFU, HFU) of a row: the model counted once per batch size (on meta), the device's peak measured
+        once per process (bench/mfu.py); (None, None) with mfu off or where the count fails."""
+        if not self.o.mfu or median_ms is None:
+            return None, None
+        from .mfu import counted_flops, device_peak, utilisation
+
+        key = (batch, train)
+        if key not in self.flops:
+            self.flops[key] = counted_flops(self.base, prepare.with_batch(self.specs, batch), self.dt, train=train)
+        if self.flops[key] is None:
+            return None, None
+        peak = device_peak(str(dev), self.dt).gflops
+        model, hardware = self.flops[key]
+        return utilisation(model, median_ms, peak), utilisation(hardware, median_ms, peak)
 
     def close(self) -> None:
         self.meter.close()
@@ -257,6 +274,7 @@ def _run_row(rt, placed, specs, dev, batch, run: _Run) -> RunResult:
         with prepared.context():
             m = measure(prepared.call, run.timer(f"{rt.label()} {dev} b{batch}"), block_timer=block_timer_for(dev))
         row.fill(m.summary, m.samples_ms)
+        row.mfu = run.utilisation(dev, batch, row.median_ms, train=False)[0]
         row.cold_ms = prepared.setup_s * 1000.0 + m.cold_ms
         row.details = {**m.details(), "setup_ms": prepared.setup_s * 1000.0, "first_call_ms": m.cold_ms,
                        **prepared.info}
@@ -288,6 +306,7 @@ def _train_row(run: _Run, dev, batch) -> TrainResult:
         step = TrainStep(model, xs, optimizer=optimizer)  # puts its copy in train mode
         m = measure_step(step, run.timer(f"train {dev} b{batch}"), device=dev)
         row.fill(m.summary, m.total_ms)
+        row.mfu, row.hfu = run.utilisation(dev, batch, row.median_ms, train=True)
         row.loss = step.loss_name
         row.cold_ms = m.cold_ms
         row.phases = m.phase_summary()

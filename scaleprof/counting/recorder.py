@@ -33,6 +33,7 @@ from .meta_shapes import shortcut
 from .result import Layer
 
 FORWARD, BACKWARD = "forward", "backward"
+RECOMPUTE = "recompute"   # forward ops a backward runs again (activation checkpointing)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,9 @@ class Recorder:
 
     def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> None:
         tag = None
-        if self.phase == BACKWARD:
+        # a module running inside the backward is a checkpointed forward being recomputed
+        phase = RECOMPUTE if self.phase == BACKWARD and len(self.stack) > 1 else self.phase
+        if phase == BACKWARD:
             node = torch._C._current_autograd_node()
             tag = self.node_tags.get(node) if node is not None else None
         module = tag.module if tag is not None else self.stack[-1][0]
@@ -268,9 +271,9 @@ class Recorder:
             if self.phase == BACKWARD:
                 acts = 0
             extra = {"bytes": op_bytes if i == 0 else 0, "params": claimed if i == 0 else 0}
-            self._add(self.rows, (self.phase, module, kind), module_type, kind, key, cost, acts, extra,
+            self._add(self.rows, (phase, module, kind), module_type, kind, key, cost, acts, extra,
                       ins, primary)
-            self._add(self.op_rows, (self.phase, key), "", kind, key, cost, acts, extra, ins, primary)
+            self._add(self.op_rows, (phase, key), "", kind, key, cost, acts, extra, ins, primary)
         self._pend(out, Tag(module, first_kind or K.OTHER))
 
     def _add(self, table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary) -> None:
