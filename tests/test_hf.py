@@ -216,3 +216,12 @@ def test_memory_with_decode_holds_the_kv_cache(capsys):
     assert mem["kv_cache"] == 2 * 2 * 768 * 129 * 4
     assert mem["weights"] == 4 * (50257 * 768 + 1024 * 768 + 2 * (12 * 768 * 768 + 13 * 768) + 2 * 768)
     assert mem["peak_bytes"] == mem["weights"] + mem["kv_cache"] + mem["working_set"]
+
+
+def test_moe_backward_stays_on_meta_in_float32():
+    # grouped_mm's backward passes transposed operands; float32 on meta goes by the shape rule too
+    knobs = {**_MIXTRAL, "num_hidden_layers": 1}
+    r = profile("hf:mixtral", "input_ids=1x16:int64", knobs=knobs, backward=True, quiet=True)
+    assert r.counted_on == "meta" and r.uncounted_ops == {}
+    fwd = _mixtral_macs(1, 16, 64, 128, 4, 2, 4, 2)
+    assert r.phases["forward"].macs == fwd and r.phases["backward"].macs == 2 * fwd

@@ -42,11 +42,13 @@ def _grouped_mm(args, kwargs):
 
 def shortcut(key: str, func, args, kwargs):
     """The op's output made without running its meta kernel, or None to run the kernel."""
-    if not args or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta" or not _dense(args[0]):
+    if not args or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
         return None
     x = args[0]
     if key == "aten::_grouped_mm" and x.dtype not in (torch.bfloat16, torch.float16):
-        return _grouped_mm(args, kwargs)
+        return _grouped_mm(args, kwargs)   # any layout: the backward passes transposed operands
+    if not _dense(x):
+        return None
     if key in _UNARY and x.is_floating_point() and all(not isinstance(a, torch.Tensor) for a in args[1:]) \
             and not kwargs:
         # in-place variants (relu_) return their input, like the real kernel

@@ -240,7 +240,7 @@ def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -
     operators = list(rec.op_rows.values())
     notices = notices + [f"formula failed for {op} ({err}); the op is listed as uncounted"
                          for op, err in rec.formula_errors.items()]
-    if any(r.info.get("routing") == "balanced" for r in operators):
+    if counted_on.type == "meta" and any(r.info.get("routing") == "balanced" for r in operators):
         notices.append(ROUTING_NOTICE)
     phases: dict[str, Totals] = {}
     totals = Totals()
