@@ -126,6 +126,9 @@ def build_transformers(store, costs, opts) -> Document:
     ridge = _ridge()
     rows = [_row(d, ridge) for d in done if d.get("status") != "failed"]
     failed = [f"{d['label']}: {d['reason']}" for d in done if d.get("status") == "failed"]
+    failed += [f"FlopCounterMode on {d['label']}: {d['flop_counter_macs']} (torch's meta kernel for "
+               "aten::_grouped_mm takes bfloat16 only; scaleprof counts float32 through a shape rule)"
+               for d in done if isinstance(d.get("flop_counter_macs"), str) and "uncounted_ops" in d]
     notes = sorted({n for d in done for n in d.get("notices", [])})
     doc = Document("Transformers from their configs: prefill, decode, KV cache and memory")
     doc.add(Para("Each model type's default transformers config (`hf:MODEL_TYPE`, built on meta: no weights, no "
