@@ -44,6 +44,7 @@ EXCEPTIONS = {
     # the memory child's import-only baseline imports what a zoo spec's run imports, so that the figure
     # is the model's memory and not the zoo's code
     ("bench/memory.py", "zoo"),
+    ("bench/memory.py", "hf"),     # likewise transformers, for an hf: spec
 }
 
 
