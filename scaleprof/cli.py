@@ -21,19 +21,22 @@ def _emit_json(obj) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser, *, positional: str = "spec") -> None:
-    p.add_argument(positional, help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
+    p.add_argument(positional, help="zoo name, module:callable, file.py:callable, torchvision:NAME, timm:NAME, "
+                                       "hf:MODEL_TYPE or hf:path/config.json")
     _add_knob_args(p)
 
 
 def _add_knob_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="SHAPE",
-                   help="input shape, e.g. 1x3x224x224 (repeatable; 1x128:int64 for integer inputs); "
+                   help="input shape, e.g. 1x3x224x224 (repeatable; 1x128:int64 for integer inputs; "
+                        "NAME=SHAPE for a named input, e.g. input_ids=1x128:int64); "
                         "default: the zoo model's own resolution")
     p.add_argument("--dtype", default=None, help="float32 (default), float16, bfloat16, float64")
     p.add_argument("--width", type=float, default=None, help="zoo width multiplier")
     p.add_argument("--depth", type=float, default=None, help="zoo depth multiplier")
     p.add_argument("--resolution", type=int, default=None, help="zoo input resolution")
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec; for hf: a config field, or task=causal-lm|seq2seq-lm|"
+                        "masked-lm|classification")
 
 
 def _knobs(args) -> dict:
@@ -175,7 +178,8 @@ def _build_bench(sub) -> None:
     p = sub.add_parser("bench", help="latency, throughput, peak memory and training-step time",
                        description="Measure latency (median, 95% CI, IQR, p90/p99), throughput, cold start and "
                                    "peak memory per runtime, device and batch size.")
-    p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
+    p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME, timm:NAME, "
+                                       "hf:MODEL_TYPE or hf:path/config.json")
     _add_knob_args(p)
     p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all)")
     p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
