@@ -21,19 +21,22 @@ def _emit_json(obj) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser, *, positional: str = "spec") -> None:
-    p.add_argument(positional, help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
+    p.add_argument(positional, help="zoo name, module:callable, file.py:callable, torchvision:NAME, timm:NAME, "
+                                       "hf:MODEL_TYPE or hf:path/config.json")
     _add_knob_args(p)
 
 
 def _add_knob_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="SHAPE",
-                   help="input shape, e.g. 1x3x224x224 (repeatable; 1x128:int64 for integer inputs); "
+                   help="input shape, e.g. 1x3x224x224 (repeatable; 1x128:int64 for integer inputs; "
+                        "NAME=SHAPE for a named input, e.g. input_ids=1x128:int64); "
                         "default: the zoo model's own resolution")
     p.add_argument("--dtype", default=None, help="float32 (default), float16, bfloat16, float64")
     p.add_argument("--width", type=float, default=None, help="zoo width multiplier")
     p.add_argument("--depth", type=float, default=None, help="zoo depth multiplier")
     p.add_argument("--resolution", type=int, default=None, help="zoo input resolution")
-    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec")
+    p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec; for hf: a config field, or task=causal-lm|seq2seq-lm|"
+                        "masked-lm|classification")
 
 
 def _knobs(args) -> dict:
@@ -58,7 +61,8 @@ def _cmd_profile(args) -> int:
 
     target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
                             train=args.backward)
-    result = profile(target, backward=args.backward)
+    result = profile(target, backward=args.backward, decode=args.decode, memory=args.memory,
+                     optimizer=args.optimizer)
     if not result.complete:   # every format, JSON and CSV included: stderr keeps stdout parseable
         print(f"scaleprof: warning: {result.incompleteness()}", file=sys.stderr)
     crosscheck = None
@@ -103,6 +107,14 @@ def _build_profile(sub) -> None:
     p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
+    p.add_argument("--decode", type=int, default=0, metavar="T",
+                   help="generation: a prefill of the input's length, then T decode steps through the model's KV "
+                        "cache (phases prefill and decode, kv_cache_bytes)")
+    p.add_argument("--memory", action="store_true",
+                   help="estimate memory without running: weights, gradients, optimizer state, saved activations, "
+                        "KV cache, peak")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
+                   help="with --memory --backward: whose state to count (default sgd with momentum)")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
     _add_common(p)
     p.set_defaults(func=_cmd_profile)
@@ -158,9 +170,10 @@ def _cmd_bench(args) -> int:
         result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
                        batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                        max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                       memory=not args.no_memory, roofline=args.roofline is not None, optimizer=args.optimizer,
-                       level=args.level, progress=True, log=args.log, resume=args.resume,
-                       total_time=args.total_time, compile_memory=args.compile_memory or None)
+                       memory=not args.no_memory, mfu=not args.no_mfu, roofline=args.roofline is not None,
+                       optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
+                       resume=args.resume, total_time=args.total_time,
+                       compile_memory=args.compile_memory or None)
     for path in kept:
         print(f"bench: kept {path}", file=sys.stderr)
     if args.roofline and result.roofline is not None:
@@ -189,7 +202,8 @@ def _build_bench(sub) -> None:
     p = sub.add_parser("bench", help="latency, throughput, peak memory and training-step time",
                        description="Measure latency (median, 95% CI, IQR, p90/p99), throughput, cold start and "
                                    "peak memory per runtime, device and batch size.")
-    p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
+    p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME, timm:NAME, "
+                                       "hf:MODEL_TYPE or hf:path/config.json")
     _add_knob_args(p)
     p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all), web (onnxruntime-web in headless Chromium)")
     p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
@@ -211,6 +225,7 @@ def _build_bench(sub) -> None:
                    help="bound the whole command: rows that no longer fit are skipped, with the reason")
     p.add_argument("--compile-memory", action="store_true",
                    help="measure torch.compile rows' CPU memory too (the memory subprocess compiles again)")
+    p.add_argument("--no-mfu", action="store_true", help="skip model FLOPs utilisation (a count and a peak measurement)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",

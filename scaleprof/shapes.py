@@ -55,14 +55,17 @@ def parse_device(name: str | torch.device | None) -> torch.device:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input: a shape and a dtype (``1x3x224x224`` or ``1x128:int64``)."""
+    """One model input: a shape and a dtype (``1x3x224x224`` or ``1x128:int64``); ``name`` set for a named
+    input (``input_ids=1x128:int64``), which the forward is fed as a keyword argument."""
 
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
+    name: str | None = None
 
     def __str__(self) -> str:
         s = "x".join(map(str, self.shape))
-        return s if self.dtype == torch.float32 else f"{s}:{dtype_name(self.dtype)}"
+        s = s if self.dtype == torch.float32 else f"{s}:{dtype_name(self.dtype)}"
+        return f"{self.name}={s}" if self.name else s
 
     def make(self, device: torch.device | str = "meta") -> torch.Tensor:
         if self.dtype.is_floating_point:
@@ -83,15 +86,17 @@ def parse_input(text: str | InputSpec | tuple | list, dtype: str | torch.dtype |
         if not text or not all(isinstance(d, int) and d > 0 for d in text):
             raise ScaleprofError(f"malformed input shape {tuple(text)!r}: positive integers expected")
         return InputSpec(tuple(text), parse_dtype(dtype))
-    raw = str(text).strip().lower()
-    shape_text, _, dt = raw.partition(":")
+    name, eq, raw = str(text).strip().rpartition("=")
+    if eq and not name.isidentifier():
+        raise ScaleprofError(f"malformed --input {text!r}: a named input is NAME=SHAPE, e.g. input_ids=1x128:int64")
+    shape_text, _, dt = raw.strip().lower().partition(":")
     if not _SHAPE_RE.match(shape_text):
         raise ScaleprofError(
             f"malformed --input {text!r}: expected sizes joined by 'x', e.g. 1x3x224x224 or 1x128:int64")
     shape = tuple(int(d) for d in shape_text.split("x"))
     if any(d <= 0 for d in shape):
         raise ScaleprofError(f"malformed --input {text!r}: every size must be positive")
-    return InputSpec(shape, parse_dtype(dt or dtype))
+    return InputSpec(shape, parse_dtype(dt or dtype), name or None)
 
 
 def as_input_list(inputs) -> list:

@@ -3,7 +3,8 @@
 A spec is one of:
   - a zoo name (``efficientnet_b0``, or a family name with knobs),
   - ``package.module:callable`` or ``path/to/file.py:callable`` returning an ``nn.Module``,
-  - ``torchvision:NAME`` / ``timm:NAME`` when those packages import.
+  - ``torchvision:NAME`` / ``timm:NAME`` when those packages import,
+  - ``hf:MODEL_TYPE`` / ``hf:path/config.json``: a transformers model from its config (hf.py).
 
 ``resolve_target`` is the one edge every verb and API function passes a model through: a module or a spec,
 knobs, inputs, device and dtype become a ``Target`` once (input shapes and dtypes themselves: shapes.py).
@@ -12,6 +13,7 @@ knobs, inputs, device and dtype become a ``Target`` once (input shapes and dtype
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -133,11 +135,16 @@ def load_model(spec, *, device: str | torch.device | None = None, **kwargs) -> n
         if not isinstance(spec, str) or not spec.strip():
             raise ScaleprofError(f"model spec must be a non-empty string or a callable, got {spec!r}")
         label = spec = spec.strip()
-        if is_zoo_spec(spec):
+        if spec.startswith("hf:"):
+            from . import hf  # transformers is optional: imported only for an hf: spec
+
+            fn = functools.partial(hf.build, spec.removeprefix("hf:"))
+        elif is_zoo_spec(spec):
             from . import zoo
 
             return zoo.build(spec, device=dev, **kwargs)
-        fn = resolve_callable(spec)
+        else:
+            fn = resolve_callable(spec)
     try:
         with _on_device(dev), skip_init(dev):
             model = fn(**kwargs)
@@ -161,7 +168,9 @@ def model_inputs(model: nn.Module, inputs=None, dtype=None) -> list[InputSpec]:
     shape = getattr(model, "default_input", None)
     if not shape:
         raise ScaleprofError("no input shape known for this model: pass --input, e.g. --input 1x3x224x224")
-    return [input_spec(tuple(shape), dtype)]
+    if all(isinstance(d, int) for d in shape):
+        return [input_spec(tuple(shape), dtype)]
+    return [input_spec(x, dtype) for x in shape]  # several (named) inputs: hf: models stamp InputSpecs
 
 
 def resolve_inputs(spec, model: nn.Module, inputs, knobs: dict | None = None) -> list[InputSpec]:

@@ -16,7 +16,7 @@ from scaleprof.cli import main
 from scaleprof.errors import ScaleprofError
 
 CONTRACT = {"runtime", "device", "dtype", "batch_size", "median_ms", "mean_ms", "min_ms", "iqr_ms", "p90_ms",
-            "p99_ms", "ci95_ms", "samples", "throughput", "cold_ms", "peak_memory_bytes", "status", "reason"}
+            "p99_ms", "ci95_ms", "samples", "throughput", "cold_ms", "peak_memory_bytes", "mfu", "status", "reason"}
 
 
 def tiny():
@@ -143,6 +143,13 @@ def test_training_step_phases_and_memory():
     assert t.loss == "mean_square"
     assert t.memory["method"] == "subprocess-rss"
     assert t.peak_memory_bytes >= 3 * params * 4
+    # the counter's estimate beside it: weights, gradients and momentum exactly, activations from meta
+    est = t.memory_estimate
+    assert (est["weights"], est["gradients"], est["optimizer_state"]) == (params * 4,) * 3
+    assert est["activations_saved"] == 4 * 256 * 8 * 8 * 4 and est["peak_bytes"] > 3 * params * 4
+    # utilisation: the counted forward + backward FLOPs per second over this machine's measured matmul peak
+    assert 0 < t.mfu < 1.5 and t.hfu == t.mfu   # nothing checkpointed: nothing recomputed
+    assert 0 < r.results[0].mfu < 1.5 and "mfu" in r.results[0].to_dict()
     # inference holds the weights but no gradients or momentum
     inf = r.results[0]
     assert params * 4 <= inf.peak_memory_bytes

@@ -582,3 +582,73 @@ def test_formulas_read_names_not_positions():
     assert (plain.macs, plain.flops) == (512, 1024 + 64 + 160)
     causal = formulas.sdpa_cost(arguments(op, (q, q, q, None, False, 0.0, True), {}), None)
     assert causal.flops == 1024 + 64 + 160 + 32
+
+
+def test_grouped_mm_float32_on_meta_counts_rows_times_k_times_n():
+    # transformers' default MoE kernel; torch's meta kernel takes bf16 only, so float32 goes by a shape rule
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4, 8, 6))   # 4 experts, K=8, N=6
+
+        def forward(self, x):
+            offs = torch.tensor([3, 5, 9, 10], dtype=torch.int32, device=x.device)
+            return torch._grouped_mm(x, self.w, offs=offs)
+
+    r = scaleprof.profile(Grouped(), "10x8")
+    assert r.totals.macs == 10 * 8 * 6
+    assert r.by_kind()["linear"]["params"] == 4 * 8 * 6
+    # x, the 4 experts' weights (min(4 groups, 10 rows) active), offsets, the output; float32
+    assert r.totals.bytes == (10 * 8 + 4 * 8 * 6 + 10 * 6) * 4 + 4 * 4
+    one = scaleprof.profile(Grouped(), "1x8")   # one row reads one expert's weights (balanced routing on meta)
+    assert one.totals.bytes == (8 + 8 * 6 + 6) * 4 + 4 * 4
+
+
+def test_memory_estimate_measures_saved_activations_on_meta():
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    r = scaleprof.profile(net, "2x8", backward=True, memory=True, optimizer="adam")
+    m = r.memory
+    weights = (8 * 16 + 16 + 16 * 4 + 4) * 4
+    assert (m.weights, m.gradients, m.optimizer_state) == (weights, weights, 2 * weights)
+    # saved for backward: the input (for the first weight's gradient) and ReLU's output (for its own
+    # backward and the second weight's gradient: one storage, counted once); the weights are not activations
+    assert m.activations_saved == 2 * 8 * 4 + 2 * 16 * 4
+    assert m.backward_scratch == 2 * (2 * 16 * 4)
+    assert m.peak_bytes == 4 * weights + m.activations_saved + m.backward_scratch
+    assert r.to_dict()["memory"]["peak_bytes"] == m.peak_bytes
+    sgd = scaleprof.profile(net, "2x8", backward=True, memory=True, optimizer="sgd").memory
+    assert sgd.optimizer_state == weights   # momentum: one buffer per parameter
+    inference = scaleprof.profile(net, "2x8", memory=True).memory
+    assert (inference.gradients, inference.activations_saved, inference.optimizer_state) == (0, 0, 0)
+    assert inference.peak_bytes == weights + inference.working_set
+
+
+def test_checkpointed_recomputation_is_its_own_phase():
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+
+        def forward(self, x):
+            return checkpoint(self.body, x, use_reentrant=False)
+
+    r = scaleprof.profile(Checkpointed(), "4x8", backward=True, quiet=True)
+    # forward: 4·8·16 + 4·16·8; the backward recomputes up to the last tensor it needs (ReLU's output, the
+    # second linear's input): the first linear again; the backward itself: two products per linear but the
+    # first's input gradient (the input needs none)
+    assert r.phases["forward"].macs == 4 * 8 * 16 + 4 * 16 * 8
+    assert r.phases["recompute"].macs == 4 * 8 * 16
+    assert r.phases["backward"].macs == 2 * 4 * 16 * 8 + 4 * 8 * 16
+
+
+def test_mfu_is_counted_flops_per_second_over_the_peak():
+    from scaleprof.bench.mfu import utilisation, vendor_peak_gflops
+
+    assert utilisation(2_000_000_000, 10.0, 400.0) == pytest.approx(0.5)  # 200 GFLOP/s of 400
+    assert utilisation(None, 10.0, 400.0) is None
+    assert vendor_peak_gflops("NVIDIA H100 80GB HBM3", torch.bfloat16) == 989_000.0
+    assert vendor_peak_gflops("NVIDIA H100 PCIe", torch.float16) == 756_000.0
+    assert vendor_peak_gflops("NVIDIA A100-SXM4-40GB", torch.float32) == 19_500.0
+    assert vendor_peak_gflops("Some GPU", torch.float32) is None

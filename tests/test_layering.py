@@ -20,7 +20,8 @@ ALLOWED = {
     **{m: BASE for m in BASE - {"__version__"}},
     "layers": BASE,
     "zoo": BASE | {"layers"},
-    "spec": BASE | {"zoo"},
+    "hf": BASE,
+    "spec": BASE | {"zoo", "hf"},
     "counting": BASE | {"spec", "layers"},
     "bench": BASE | {"spec", "counting", "layers"},
     "predict": BASE | {"spec", "bench", "counting"},
@@ -43,6 +44,7 @@ EXCEPTIONS = {
     # the memory child's import-only baseline imports what a zoo spec's run imports, so that the figure
     # is the model's memory and not the zoo's code
     ("bench/memory.py", "zoo"),
+    ("bench/memory.py", "hf"),     # likewise transformers, for an hf: spec
 }
 
 

@@ -185,3 +185,14 @@ def test_cli_profile_at_float16_on_cpu(model_file, capsys):
                      "--json"])
     d = json.loads(capsys.readouterr().out)
     assert code == 0 and d["inputs"] == ["1x3x8x8:float16"] and d["totals"]["macs"] == _conv_macs(4, 8)
+
+
+def test_hf_spec_without_transformers_says_how_to_install(monkeypatch, capsys):
+    import sys
+
+    from scaleprof.cli import main
+
+    monkeypatch.setitem(sys.modules, "transformers", None)   # import transformers now raises ImportError
+    assert main(["profile", "hf:gpt2", "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'scaleprof[hf]'" in err and len(err.splitlines()) == 1

@@ -95,7 +95,8 @@ def cpu_peak(job: dict, *, baseline_cache: dict | None = None) -> MemoryResult:
         run = _spawn({**job, "mode": "run"})
         # The baseline imports what the run imports: it depends on the kind of run, not on the model.
         rt = job["runtime"]
-        key = (rt["runtime"].partition(":")[0], job["threads"], job["zoo"], rt.get("needs_model", True))
+        key = (rt["runtime"].partition(":")[0], job["threads"], job["zoo"], job.get("hf", False),
+               rt.get("needs_model", True))
         if baseline_cache is not None and key in baseline_cache:
             base = baseline_cache[key]
         else:
@@ -141,7 +142,8 @@ def make_job(*, model: dict | None, runtime: dict, inputs: list[str], dtype: str
     spec = (model or {}).get("spec")
     return {"model": model, "runtime": runtime, "inputs": inputs, "dtype": dtype, "threads": threads,
             "train": train, "optimizer": optimizer, "iters": CHILD_ITERS,
-            "zoo": isinstance(spec, str) and is_zoo_spec(spec)}
+            "zoo": isinstance(spec, str) and is_zoo_spec(spec),
+            "hf": isinstance(spec, str) and spec.startswith("hf:")}
 
 
 class ModelSource:
@@ -239,6 +241,10 @@ def _child_run(job: dict) -> int:
             from . import prepare, train  # noqa: F401
             if job.get("zoo"):
                 from .. import zoo  # noqa: F401
+            if job.get("hf"):  # an hf: spec's run imports transformers: not the model's memory
+                from .. import hf
+
+                hf._transformers()
         return maxrss_bytes()
 
     def build():

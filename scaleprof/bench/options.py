@@ -41,6 +41,7 @@ class BenchOptions:
     knobs: dict | None = None
     memory: bool = True
     roofline: bool = False
+    mfu: bool = True          # each row's model FLOPs utilisation (counts the model, measures the peak once)
     optimizer: str = "sgd"
     level: int | None = None
     progress: bool = False

@@ -20,7 +20,7 @@ def with_batch(specs: Sequence[InputSpec], batch_size: int | None) -> list[Input
         return list(specs)
     if batch_size < 1:
         raise ScaleprofError(f"batch size must be positive, got {batch_size}")
-    return [InputSpec((batch_size,) + tuple(s.shape[1:]), s.dtype) for s in specs]
+    return [InputSpec((batch_size,) + tuple(s.shape[1:]), s.dtype, s.name) for s in specs]
 
 
 def make_inputs(specs: Sequence[InputSpec], device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:

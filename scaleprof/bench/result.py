@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 # The contract's row keys, in order (docs: design.md, `bench --json`); `samples_ms` only when asked.
 ROW_KEYS = ("runtime", "device", "dtype", "batch_size", "median_ms", "mean_ms", "min_ms", "iqr_ms", "p90_ms",
-            "p99_ms", "ci95_ms", "samples", "throughput", "cold_ms", "peak_memory_bytes", "status", "reason")
+            "p99_ms", "ci95_ms", "samples", "throughput", "cold_ms", "peak_memory_bytes", "mfu", "status", "reason")
 
 
 def _fill(row, summary, samples_ms: list[float]) -> None:
@@ -39,6 +39,7 @@ class RunResult:
     throughput: float | None = None     # batch_size / median, samples per second
     cold_ms: float | None = None        # setup (export, session) + first call (compilation)
     peak_memory_bytes: int | None = None
+    mfu: float | None = None            # counted FLOPs per second over the device's peak (bench/mfu.py)
     samples_ms: list[float] | None = field(default=None, repr=False)
     details: dict = field(default_factory=dict, repr=False)  # stop reason, blocks, memory breakdown, ...
 
@@ -77,6 +78,9 @@ class TrainResult:
     phases: dict | None = None          # {phase: {median_ms, ci95_ms, share}}
     peak_memory_bytes: int | None = None
     memory: dict | None = None
+    memory_estimate: dict | None = None  # counting.memory's estimate (peak_bytes and its parts), not run
+    mfu: float | None = None             # the step's forward + backward model FLOPs per second over the peak
+    hfu: float | None = None             # the same with checkpointed recomputation counted (hardware FLOPs)
     stop_reason: str | None = None
     samples_ms: list[float] | None = field(default=None, repr=False)
 
@@ -87,7 +91,8 @@ class TrainResult:
     def to_dict(self, samples: bool = False) -> dict:
         d = {k: getattr(self, k) for k in ("runtime", "device", "dtype", "batch_size", "optimizer", "loss",
                                           "median_ms", "ci95_ms", "samples", "throughput", "cold_ms", "phases",
-                                          "peak_memory_bytes", "memory", "stop_reason", "status", "reason")}
+                                          "peak_memory_bytes", "memory", "stop_reason", "status", "reason",
+                                          "mfu", "hfu", "memory_estimate")}
         if samples:
             d["samples_ms"] = self.samples_ms
         return d

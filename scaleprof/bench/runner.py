@@ -147,6 +147,7 @@ class _Run:
     meter: MemoryMeter
     plan: RunPlan
     notes: list = dataclasses.field(default_factory=list)
+    flops: dict = dataclasses.field(default_factory=dict)   # (batch, train) -> (model, hardware) FLOPs
 
     def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args, cost_s: float):
         """The row from the log, or measured; skipped (with the reason) when `cost_s` no longer fits in
@@ -162,6 +163,22 @@ class _Run:
 
     def timer(self, label: str) -> TimerConfig:
         return TimerConfig(label=label, **self.o.timer_fields())
+
+    def utilisation(self, dev, batch: int, median_ms, *, train: bool) -> tuple[float | None, float | None]:
+        """(MFU, HFU) of a row: the model counted once per batch size (on meta), the device's peak measured
+        once per process (bench/mfu.py); (None, None) with mfu off or where the count fails."""
+        if not self.o.mfu or median_ms is None:
+            return None, None
+        from .mfu import counted_flops, device_peak, utilisation
+
+        key = (batch, train)
+        if key not in self.flops:
+            self.flops[key] = counted_flops(self.base, prepare.with_batch(self.specs, batch), self.dt, train=train)
+        if self.flops[key] is None:
+            return None, None
+        peak = device_peak(str(dev), self.dt).gflops
+        model, hardware = self.flops[key]
+        return utilisation(model, median_ms, peak), utilisation(hardware, median_ms, peak)
 
     def close(self) -> None:
         self.meter.close()
@@ -285,6 +302,7 @@ def _run_row(rt, placed, specs, dev, batch, run: _Run) -> RunResult:
             m = (prepared.measure(config) if prepared.measure is not None
                  else measure(prepared.call, config, block_timer=block_timer_for(dev)))
         row.fill(m.summary, m.samples_ms)
+        row.mfu = run.utilisation(dev, batch, row.median_ms, train=False)[0]
         row.cold_ms = prepared.setup_s * 1000.0 + m.cold_ms
         row.details = {**m.details(), "setup_ms": prepared.setup_s * 1000.0, "first_call_ms": m.cold_ms,
                        **prepared.info}
@@ -323,6 +341,7 @@ def _train_row(run: _Run, dev, batch) -> TrainResult:
         step = TrainStep(model, xs, optimizer=optimizer)  # puts its copy in train mode
         m = measure_step(step, run.timer(f"train {dev} b{batch}"), device=dev)
         row.fill(m.summary, m.total_ms)
+        row.mfu, row.hfu = run.utilisation(dev, batch, row.median_ms, train=True)
         row.loss = step.loss_name
         row.cold_ms = m.cold_ms
         row.phases = m.phase_summary()
@@ -331,9 +350,22 @@ def _train_row(run: _Run, dev, batch) -> TrainResult:
             res = run.meter.train(step, dev, dt, specs, optimizer)
             row.peak_memory_bytes = res.peak_bytes
             row.memory = res.to_dict()
+            row.memory_estimate = _memory_estimate(run.base, specs, dt, optimizer)
     except Exception as exc:
         row.status, row.reason = "failed", one_line(exc)
     return row
+
+
+def _memory_estimate(model, specs, dt, optimizer: str) -> dict | None:
+    """The counter's estimate of the training step's memory (on meta, without running), beside the measured
+    peak; None when the count fails (the measurement stands on its own)."""
+    from ..counting import profile
+
+    try:
+        return profile(model, specs, dtype=dt, backward=True, memory=True, optimizer=optimizer,
+                       quiet=True).memory.to_dict()
+    except Exception:
+        return None
 
 
 def _attribution(model, specs, dev, dt, batch, by, level, roofline, progress):

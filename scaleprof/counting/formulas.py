@@ -47,6 +47,7 @@ class Cost:
     # weights that are no tensor the recorder sees (quantized packed weights): (id, parameters, bytes read);
     # their parameters are counted once per id, their bytes at each call
     packed: tuple[int, int, int] | None = None
+    read_bytes: int | None = None   # None: every input read once; set where an op reads only part of one
 
 
 class Args(dict):
@@ -272,6 +273,29 @@ def addbmm_cost(args: Args, out):
     macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
     # batch sum: (B-1) adds per output element, plus the bias add
     return Cost(macs, 2 * macs + _numel(out) * int(a.shape[0]))
+
+
+@register("_grouped_mm")
+def grouped_mm_cost(args: Args, out):
+    """Mixture-of-experts products (transformers' default experts kernel): each row of ``self`` meets one
+    group's matrix, so MACs are rows x K x N whatever the offsets (2-D x 2-D: the groups split K; 3-D x
+    3-D: a plain batched product). On meta the offsets hold no values: the routing is taken as balanced,
+    so min(groups, rows) experts' weights are read (decode's one token reads only its top-k experts)."""
+    a, b = args["self"], args["mat2"]
+    if a.dim() == 2:   # (M, K) @ (G, K, N) or (K, N): M·K·N
+        macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[-1])
+    else:              # (G, M, K) @ (G, K, N) or (K, N): every output element a K-long dot product
+        macs = _numel(out) * int(a.shape[-1])
+    info = {}
+    read = None
+    if a.dim() == 2 and b.dim() == 3:
+        groups, rows = int(b.shape[0]), int(a.shape[0])
+        active = min(groups, rows)
+        read = (a.numel() + active * _prod(b.shape[1:])) * b.element_size() + \
+            (_numel(args["offs"]) * args["offs"].element_size() if args["offs"] is not None else 0)
+        info = {"groups": groups, "active_groups": active, "routing": "balanced"}
+    flops = 2 * macs + (_numel(out) if args["bias"] is not None else 0)
+    return Cost(macs, flops, info=info, read_bytes=read)
 
 
 @register("mv")
@@ -637,6 +661,9 @@ register("embedding_backward")(_accumulate("grad"))
 register("index_add", "index_reduce")(_accumulate("source"))
 register("scatter_add", "scatter_reduce")(_accumulate("src"))
 register("index_put", "_index_put_impl", "_unsafe_index_put")(_accumulate("values", accumulate_flag=True))
+
+# the experts kernel's token count per expert: a scale and an offset per element to find its bin
+register("histc")(_per_input(2, K.ELEMENTWISE))
 
 
 # --- pooling --------------------------------------------------------------------------------------------------

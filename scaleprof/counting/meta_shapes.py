@@ -27,11 +27,28 @@ def _batch_norm(x: torch.Tensor):
     return torch.empty_like(x), x.new_empty(c), x.new_empty(c)
 
 
+def _grouped_mm(args, kwargs):
+    # torch's meta kernel for _grouped_mm takes bf16 only (its CUDA kernel's limit), so a float32 MoE model
+    # could not be counted on meta; the output's shape rule is torch's own (_create_grouped_mm_output_tensor)
+    a, b = args[0], args[1]
+    offs = args[2] if len(args) > 2 else kwargs.get("offs")
+    out_dtype = (args[4] if len(args) > 4 else kwargs.get("out_dtype")) or a.dtype
+    if a.dim() == 2:
+        size = [offs.size(0), a.size(0), b.size(1)] if b.dim() == 2 else [a.size(0), b.size(-1)]
+    else:
+        size = [a.size(1), b.size(1)] if b.dim() == 2 else [a.size(0), a.size(1), b.size(-1)]
+    return torch.empty(size, dtype=out_dtype, device="meta")
+
+
 def shortcut(key: str, func, args, kwargs):
     """The op's output made without running its meta kernel, or None to run the kernel."""
-    if not args or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta" or not _dense(args[0]):
+    if not args or not isinstance(args[0], torch.Tensor) or args[0].device.type != "meta":
         return None
     x = args[0]
+    if key == "aten::_grouped_mm" and x.dtype not in (torch.bfloat16, torch.float16):
+        return _grouped_mm(args, kwargs)   # any layout: the backward passes transposed operands
+    if not _dense(x):
+        return None
     if key in _UNARY and x.is_floating_point() and all(not isinstance(a, torch.Tensor) for a in args[1:]) \
             and not kwargs:
         # in-place variants (relu_) return their input, like the real kernel

@@ -7,6 +7,7 @@ buffers, so batch-norm statistics stay as they were), and every hook and mode is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from typing import Any
@@ -18,11 +19,16 @@ from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
 from .host_memory import guard as memory_guard
-from .recorder import FORWARD, Recorder
+from .memory import OPTIMIZER_BUFFERS, SavedTensors, estimate, model_storages
+from .recorder import FORWARD, Recorder, _storage_key
 from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
 
 _WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+# Said with every count whose mixture-of-experts routing was not data-driven (grouped_mm on meta tensors)
+ROUTING_NOTICE = ("mixture of experts: routing on meta tensors is not data-driven; counted the configured "
+                  "top-k experts per token with tokens spread evenly over the experts")
 
 
 def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None, *, param: bool) -> torch.Tensor:
@@ -61,11 +67,13 @@ def _stand_ins(model: nn.Module, device: torch.device, dtype: torch.dtype | None
 
 
 def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) -> list:
-    """The forward's arguments on ``device``: InputSpecs made there, the caller's tensors cast and moved."""
+    """The forward's arguments on ``device``: InputSpecs made there, the caller's tensors cast and moved.
+    Named InputSpecs are left out: ``_named_inputs`` makes them, as keyword arguments."""
     made = []
     for x in feeds:
         if isinstance(x, InputSpec):
-            made.append(x.make(device))
+            if x.name is None:
+                made.append(x.make(device))
             continue
         t = x.detach()
         if dtype is not None and t.is_floating_point():
@@ -79,6 +87,12 @@ def _make_inputs(feeds: tuple, device: torch.device, dtype: torch.dtype | None) 
     return made
 
 
+def _named_inputs(feeds: tuple, device: torch.device, kwargs: dict | None) -> dict | None:
+    """The caller's keyword arguments plus the named inputs (``input_ids=1x128:int64``) made on ``device``."""
+    named = {x.name: x.make(device) for x in feeds if isinstance(x, InputSpec) and x.name is not None}
+    return {**(kwargs or {}), **named} if named else kwargs
+
+
 def _outputs_for_backward(out) -> list[torch.Tensor]:
     from torch.utils._pytree import tree_flatten
 
@@ -86,14 +100,25 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
             if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point()]
 
 
-def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) -> None:
+def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, decode: int = 0,
+         saved=None) -> int | None:
+    """One forward (and its backward), or with ``decode`` a prefill and that many decode steps: then the KV
+    cache's bytes at the final length are returned. ``saved`` (memory.SavedTensors) sees what the forward
+    saves for the backward."""
+    def call(a, kw):
+        if params is None:
+            return model(*a, **kw)
+        return torch.func.functional_call(model, (params, buffers), tuple(a), kw, strict=False, tie_weights=True)
+
     grad = torch.enable_grad() if backward else torch.no_grad()
     with grad, rec.attached():
-        if params is None:
-            out = model(*args, **(kwargs or {}))
-        else:
-            out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
-                                             tie_weights=True)
+        if decode:
+            from .decode import generate
+
+            enc_dec = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+            return generate(rec, call, args, kwargs, decode, encoder_decoder=enc_dec)
+        with saved.recording() if saved is not None else contextlib.nullcontext():
+            out = call(args, kwargs or {})
         if backward:
             outs = _outputs_for_backward(out)
             wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
@@ -102,6 +127,7 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) ->
                     seeds = [torch.ones_like(o) for o in outs]
                 with rec.backward():
                     torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+    return None
 
 
 def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) -> str:
@@ -115,7 +141,7 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
 
 def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
             knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
-            quiet: bool = False) -> ProfileResult:
+            quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
     InputSpecs or tensors; default: the model's own input).
 
@@ -127,33 +153,48 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     one-line ScaleprofError names both, before anything is allocated. A module is counted
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
+    ``decode=T``: generation, a prefill of the input's length then T decode steps through the model's own
+    KV cache (counting/decode.py); ``phases`` holds ``prefill`` and ``decode``, ``kv_cache_bytes`` the cache.
+    ``memory=True``: the memory estimate (counting/memory.py) as ``result.memory``, with the ``optimizer``'s
+    state (sgd, adam, adamw) when ``backward``.
     """
     if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
-    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, decode=decode, memory=memory,
+                  optimizer=optimizer)
 
 
 def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-           quiet: bool = False) -> ProfileResult:
+           quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
     labels = [str(s) for s in target.inputs]
     rec: Recorder | None = None
+    if decode < 0 or (decode and backward):
+        raise ScaleprofError("--decode takes a positive number of steps, and counts inference (no --backward)")
+    kv_bytes = None
+    saved = None
+    if memory and optimizer not in OPTIMIZER_BUFFERS:
+        raise ScaleprofError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_BUFFERS)}")
 
     # a data-parallel wrapper is counted as the module it replicates (functional_call refuses the wrapper),
     # named as the wrapper names it ("module.…")
     runner, prefix = (model.module, "module.") if isinstance(model, _WRAPPERS) else (model, "")
 
     def attempt(device: torch.device) -> Recorder:
-        nonlocal rec
+        nonlocal rec, kv_bytes, saved
         params, buffers = _stand_ins(runner, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
+        kw = _named_inputs(target.feeds, device, kwargs)
         named = params if params is not None else dict(runner.named_parameters())
         rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward)
+        if memory and backward:
+            own = (*params.values(), *buffers.values()) if params is not None else ()
+            saved = SavedTensors(model_storages(runner) | {k for k in map(_storage_key, own) if k is not None})
         with preserved(model):   # attributes a forward assigns (on meta, meta tensors) do not outlive it
-            _run(rec, runner, params, buffers, args, kwargs, backward)
+            kv_bytes = _run(rec, runner, params, buffers, args, kw, backward, decode, saved)
         return rec
 
     counted_on = dev
@@ -180,7 +221,29 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         notices.append(notice)
         if not quiet:
             print(f"scaleprof: notice: {notice}", file=sys.stderr)
-    return _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
+    result = _collect(model, rec, name or target.label, labels, dev, dt, counted_on, notices)
+    if decode:
+        _as_generation(result, target, decode, kv_bytes)
+    if memory:
+        working = max((r.bytes // r.calls for r in result.operators if r.calls), default=0)
+        result.memory = estimate(model, dtype=dt, backward=backward, optimizer=optimizer,
+                                 saved=saved.bytes if saved is not None else 0, kv_cache=kv_bytes or 0,
+                                 working_set=working, largest_saved=saved.largest if saved is not None else 0)
+    return result
+
+
+def _as_generation(result: ProfileResult, target: Target, steps: int, kv_bytes: int | None) -> None:
+    """A generation count: the forward's rows are the prefill's; the prompt's shape and the cache recorded."""
+    from .decode import PREFILL
+
+    for row in (*result.layers, *result.operators):
+        if row.phase == FORWARD:
+            row.phase = PREFILL
+    result.phases = {(PREFILL if k == FORWARD else k): v for k, v in result.phases.items()}
+    tokens = next((s for s in target.inputs if s.name in ("decoder_input_ids", "input_ids")), target.inputs[0])
+    result.kv_cache_bytes = kv_bytes
+    result.generation = {"batch": int(tokens.shape[0]), "prompt_tokens": int(tokens.shape[-1]),
+                         "decode_steps": steps}
 
 
 def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -> ProfileResult:
@@ -193,6 +256,8 @@ def _collect(model, rec: Recorder, name, labels, dev, dt, counted_on, notices) -
     operators = list(rec.op_rows.values())
     notices = notices + [f"formula failed for {op} ({err}); the op is listed as uncounted"
                          for op, err in rec.formula_errors.items()]
+    if counted_on.type == "meta" and any(r.info.get("routing") == "balanced" for r in operators):
+        notices.append(ROUTING_NOTICE)
     phases: dict[str, Totals] = {}
     totals = Totals()
     for layer in layers:

@@ -35,6 +35,7 @@ from .meta_shapes import shortcut
 from .result import Layer
 
 FORWARD, BACKWARD = "forward", "backward"
+RECOMPUTE = "recompute"   # forward ops a backward runs again (activation checkpointing)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,8 @@ class Recorder:
             if costs is None:
                 return
         read = 0 if key in CREATION_OPS else None
+        if key == "aten::embedding":   # a gather reads the rows it looks up, not the whole table
+            read = _nbytes(args[1]) + _nbytes(out)
         self.record(key, costs, args, kwargs, out, read_bytes=read)
 
     def _apply(self, key, formula, func, args, kwargs, out) -> list[Cost] | None:
@@ -247,12 +250,16 @@ class Recorder:
 
     def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> None:
         tag = None
-        if self.phase == BACKWARD:
+        # a module running inside the backward is a checkpointed forward being recomputed
+        phase = RECOMPUTE if self.phase == BACKWARD and len(self.stack) > 1 else self.phase
+        if phase == BACKWARD:
             node = torch._C._current_autograd_node()
             tag = self.node_tags.get(node) if node is not None else None
         module = tag.module if tag is not None else self.stack[-1][0]
         module_type = type(self.stack[-1][1]).__name__ if tag is None else ""
         ins, outs = _tensors((args, kwargs)), _tensors(out)
+        if read_bytes is None and costs and costs[0].read_bytes is not None:
+            read_bytes = costs[0].read_bytes   # the formula knows the op reads only part of an input
         if read_bytes is None:
             seen: set[int] = set()
             read_bytes = 0
@@ -287,9 +294,9 @@ class Recorder:
             if self.phase == BACKWARD:
                 acts = 0
             extra = {"bytes": op_bytes if i == 0 else 0, "params": claimed if i == 0 else 0}
-            self._add(self.rows, (self.phase, module, kind), module_type, kind, key, cost, acts, extra,
+            self._add(self.rows, (phase, module, kind), module_type, kind, key, cost, acts, extra,
                       ins, primary)
-            self._add(self.op_rows, (self.phase, key), "", kind, key, cost, acts, extra, ins, primary)
+            self._add(self.op_rows, (phase, key), "", kind, key, cost, acts, extra, ins, primary)
         self._pend(out, Tag(module, first_kind or K.OTHER))
 
     def _add(self, table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary) -> None:

@@ -88,6 +88,17 @@ class ProfileResult:
     notices: list[str] = field(default_factory=list)
     counted_on: str = "meta"
     params_trainable: int | None = None  # of totals.params, those with requires_grad (the rest are frozen)
+    kv_cache_bytes: int | None = None        # with decode: K and V of every layer at the final length
+    generation: dict | None = None           # with decode: batch, prompt_tokens, decode_steps
+    memory: Any = None                       # with memory: a counting.memory.MemoryEstimate
+
+    def per_token(self) -> dict[str, dict[str, float]]:
+        """A generation's prefill and decode totals per token (prefill: per prompt token; decode: per
+        generated token), for the decode roofline."""
+        g = self.generation or {}
+        n = {"prefill": g.get("batch", 1) * g.get("prompt_tokens", 0), "decode": g.get("batch", 1) * g.get("decode_steps", 0)}
+        return {ph: {m: getattr(t, m) / n[ph] for m in ("macs", "flops", "bytes")}
+                for ph, t in self.phases.items() if n.get(ph)}
 
     # --- views ------------------------------------------------------------------------------------------
 
@@ -110,7 +121,8 @@ class ProfileResult:
         return _group(self.layers, key)
 
     def by_operator(self) -> dict[str, dict[str, int]]:
-        grouped = _group(self.operators, lambda r: r.name if r.phase == "forward" else f"{r.name} (backward)")
+        grouped = _group(self.operators, lambda r: r.name if r.phase in ("forward", "prefill")
+                         else f"{r.name} ({r.phase})")
         for op, n in self.free_ops.items():
             grouped.setdefault(op, dict.fromkeys((*METRICS, "calls"), 0))["calls"] += n
         return grouped
@@ -152,6 +164,12 @@ class ProfileResult:
         }
         if len(self.phases) > 1:
             d["phases"] = {k: v.to_dict() for k, v in self.phases.items()}
+        if self.generation is not None:
+            d["kv_cache_bytes"] = self.kv_cache_bytes
+            d["generation"] = dict(self.generation)
+            d["per_token"] = self.per_token()
+        if self.memory is not None:
+            d["memory"] = self.memory.to_dict()
         return d
 
     def to_dataframe(self, by: str = "layer"):

@@ -12,6 +12,8 @@ and data/ (one JSON per finished piece of work).
   real cost, the chosen coefficients, and the φ sweep against Table 2.
 - flops-vs-latency: on this CPU, each conv kind's share of MACs against its share of time; swish against
   ReLU; what that means for choosing a model.
+- transformers: HF configs from GPT-2 to Mixtral counted on meta: prefill and decode per token, KV cache,
+  the memory estimate, beside FlopCounterMode and the 2·N·tokens rule (dev/transformers_report.py).
 
 Every piece of work (one model's latency, one peer check, one search) is written to data/ as soon as it is
 done, and a rerun skips what is there (``--force`` redoes it), so an interrupted build resumes. Each zoo
@@ -40,8 +42,9 @@ from ..report.tables import ci, ms, num
 from ..report.writer import write_document
 from ..scaling.grid import PAPER_POINT, SYMBOL, formula_ratio, key_of
 from .driver import Store, add_target_args, log, select_targets
+from .transformers_report import build_transformers
 
-REPORTS = ("zoo", "crosscheck", "efficientnet-scaling", "flops-vs-latency")
+REPORTS = ("zoo", "crosscheck", "efficientnet-scaling", "flops-vs-latency", "transformers")
 
 # Latency in the zoo report: a short cap per model; past this many MACs a CPU run is skipped, not capped
 # (EfficientNet-L2 at 800 px is ~476 GMACs: tens of seconds a call and gigabytes of activations).
@@ -594,7 +597,7 @@ def build_flops_vs_latency(store: Store, costs: Store, opts) -> Document:
 # --- driver ------------------------------------------------------------------------------------------------------
 
 BUILDERS = {"zoo": build_zoo, "crosscheck": build_crosscheck, "efficientnet-scaling": build_scaling,
-            "flops-vs-latency": build_flops_vs_latency}
+            "flops-vs-latency": build_flops_vs_latency, "transformers": build_transformers}
 
 
 def build(name: str, out: Path, opts, costs: Store | None = None) -> Path:

@@ -8,6 +8,10 @@ from ..bench.env import summary
 from .tables import binary_bytes, ci_rel, sig
 
 
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2g}%"
+
+
 def format_bench(result) -> str:
     d = result.to_dict()
     rows = []
@@ -15,13 +19,13 @@ def format_bench(result) -> str:
     for r, det in zip(d["results"], d["details"], strict=True):
         if r["status"] != "ok":  # failed, or skipped (--total-time)
             rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], r["status"], "", "", "", "", "",
-                         ""])
+                         "", ""])
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): {r['reason']}")
             continue
         rows.append([r["runtime"], r["device"], r["dtype"], r["batch_size"], sig(r["median_ms"]),
                      ci_rel(r["median_ms"], r["ci95_ms"]), sig(r["iqr_ms"]), sig(r["p90_ms"]),
                      f"{r['throughput']:.4g}" if r["throughput"] else "-", sig(r["cold_ms"]),
-                     binary_bytes(r["peak_memory_bytes"])])
+                     binary_bytes(r["peak_memory_bytes"]), _pct(r.get("mfu"))])
         if det.get("stop_reason") == "max_time" and r["ci95_ms"]:
             notes.append(f"{r['runtime']} on {r['device']} (batch {r['batch_size']}): stopped at the time limit "
                          f"with the CI at {ci_rel(r['median_ms'], r['ci95_ms'])} ({r['samples']} samples)")
@@ -29,7 +33,7 @@ def format_bench(result) -> str:
         if mem.get("reason"):
             notes.append(f"{r['runtime']} on {r['device']}: no memory figure: {mem['reason']}")
     head = ["runtime", "device", "dtype", "batch", "median ms", "95% CI", "IQR ms", "p90 ms", "samples/s",
-            "cold ms", "peak mem"]
+            "cold ms", "peak mem", "MFU"]
     out = [f"{d['model']} on {', '.join(d['inputs'])}", "env: " + summary(d["env"]), "",
            tabulate(rows, headers=head, tablefmt="simple", disable_numparse=True)]
     if result.train:
@@ -37,15 +41,18 @@ def format_bench(result) -> str:
         trows = []
         for t in result.train:
             if t.status != "ok":
-                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", ""])
+                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", "", "", "", ""])
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
             trows.append([t.device, t.batch_size, sig(t.median_ms), ci_rel(t.median_ms, t.ci95_ms),
                           *(sig(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
-                          binary_bytes(t.peak_memory_bytes)])
+                          binary_bytes(t.peak_memory_bytes),
+                          binary_bytes((getattr(t, "memory_estimate", None) or {}).get("peak_bytes")),
+                          _pct(getattr(t, "mfu", None)), _pct(getattr(t, "hfu", None))])
         out.append(tabulate(trows, headers=["device", "batch", "step ms", "95% CI", "forward", "loss", "backward",
-                                            f"optimizer ({result.train[0].optimizer})", "peak mem"],
+                                            f"optimizer ({result.train[0].optimizer})", "peak mem",
+                                            "estimated", "MFU", "HFU"],
                             tablefmt="simple", disable_numparse=True))
     if result.attribution is not None:
         out += ["", format_attribution(result.attribution)]

@@ -244,6 +244,18 @@ def format_profile(result, by: str = "kind", level: int = 2, fmt: str = "table",
             head.append(f"  {phase}: MACs {pt.macs:,}  FLOPs {pt.flops:,}")
     if result.uncounted_ops:   # said above the numbers, not only in the footnotes: the totals are a lower bound
         head.append(result.incompleteness())
+    if getattr(result, "generation", None):
+        per = result.per_token()
+        head.append("  per token: " + "; ".join(f"{ph} MACs {v['macs']:,.0f}, bytes {human(v['bytes'], 'B')}"
+                                                for ph, v in per.items())
+                    + f"   KV cache {human(result.kv_cache_bytes or 0, 'B')}")
+    mem = getattr(result, "memory", None)
+    if mem is not None:
+        head.append(f"  memory: peak {human(mem.peak_bytes, 'B')} = weights {human(mem.weights, 'B')}"
+                    + (f" + gradients {human(mem.gradients, 'B')} + {mem.optimizer} state "
+                       f"{human(mem.optimizer_state, 'B')} + saved activations {human(mem.activations_saved, 'B')}"
+                       if mem.optimizer else f" + KV cache {human(mem.kv_cache, 'B')} + largest op "
+                       f"{human(mem.working_set, 'B')}"))
     foot = [f"MACs = {UNITS['macs']}; FLOPs = {UNITS['flops']}."]
     if result.uncounted_ops:
         foot.append("uncounted ops (no formula; not included above): "
