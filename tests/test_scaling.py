@@ -358,9 +358,30 @@ def test_fast_grid_gives_the_dispatchers_table(monkeypatch):
 
     fast = table()
     assert blockcount._UNITS
-    monkeypatch.setattr(blockcount, "units_of", lambda model: None)
+    monkeypatch.setattr(blockcount, "assembled", lambda *a, **k: None)     # build every tree ...
+    monkeypatch.setattr(blockcount, "units_of", lambda model: None)         # ... and count it whole
     whole = table()
     assert fast == whole and len(fast) == 18
+
+
+def test_assembled_text_and_units_equal_the_built_models():
+    # the trees of a sample of the fine grid (different repeats, widths, a named model's own dropout):
+    # written from their distinct blocks, the text is module_text of the built model, byte for byte, and the
+    # units are its cost units (the same unit texts, the same counts)
+    from scaleprof.scaling import blockcount
+    from scaleprof.scaling.family import module_text
+
+    for family, width, depth in (("efficientnet", 1.0, 1.0), ("efficientnet", 1.13, 1.3),
+                                 ("efficientnet", 1.25, 1.4), ("efficientnet_b3", 1.06, 1.02)):
+        fam = resolve_family(family)
+        text, units = blockcount.assembled(fam, width, depth, 240)
+        model = fam.build(width, depth, 240)
+        built = blockcount.units_of(model)
+        assert text == module_text(model)
+        assert [t for _, t in units[:-1]] == [t for _, t in built[:-1]]
+        assert blockcount.count_units(units, (1, 3, 240, 240)) == blockcount._count_chain(built, (1, 3, 240, 240))
+    assert blockcount.assembled(resolve_family("resnet"), 1.0, 1.0, 224) is None
+    assert blockcount.assembled(resolve_family(TINY), 1.0, 1.0, 32) is None
 
 
 def test_arch_hash_sees_list_attributes():

@@ -307,3 +307,98 @@ def _linear_form(m: nn.Linear):
         macs = elems * m.in_features
         return (macs, 2 * macs + (elems if bias else 0), params, elems), (shape[0], m.out_features)
     return form
+
+
+# --- an EfficientNet layout's text and units without building the model --------------------------------------
+# Across a grid most layouts differ only in how many blocks each stage repeats: the fine grid's 76 module
+# trees hold 1,691 blocks but 77 distinct ones. ``assemble`` builds each distinct block once per process
+# (its drop rate aside: in eval it is only the StochasticDepth's own line) and writes the model's
+# ``module_text`` from the blocks' texts, line by line in named_modules order, as ``family.build`` followed
+# by ``module_text`` would. tests/test_scaling.py checks it equal over a grid sample.
+
+_PARTS: dict[tuple, tuple] = {}       # per process: (part, its arguments, dtype) -> (module, module_text, unit_text)
+
+
+def assembled(family, width=None, depth=None, resolution=None) -> tuple[bytes, list] | None:
+    """``assemble`` for the family at these knobs where it builds the zoo's EfficientNet, else None."""
+    from ..zoo.efficientnet import EfficientNetLayout
+
+    lay = family.layout(width, depth, resolution)
+    return assemble(lay) if type(lay) is EfficientNetLayout else None
+
+
+def assemble(layout) -> tuple[bytes, list[tuple[nn.Module, bytes]]]:
+    """(module_text of ``EfficientNet(layout)`` in eval, its cost units with their ``unit_text``)."""
+    from ..zoo import efficientnet as E
+
+    norm = (layout.bn_eps, layout.bn_momentum)
+    stem = _part(("stem", layout.stem, norm), lambda: E.stem_of(layout))
+    head = _part(("head", layout.stages[-1].cout, layout.head, norm), lambda: E.head_of(layout))
+    pool = _part(("pool", layout.dropout, layout.head, layout.num_classes), lambda: _pool_classifier(layout))
+    seq = _part(("sequential",), nn.Sequential)[1]
+    stages = E.block_args(layout)
+    text = [_part(("root",), _root)[1], _prefixed(seq, "features"), _prefixed(stem[1], "features.0")]
+    units = [(stem[0], stem[2])]
+    for j, stage in enumerate(stages, 1):
+        text.append(_prefixed(seq, f"features.{j}"))
+        for i, (*args, drop) in enumerate(stage):
+            block, block_text, block_unit = _part(("mbconv", *args, norm),
+                                                  lambda a=args: E.MBConv(*a, 0.0, E.norm_of(layout)))
+            text.append(_prefixed(_with_drop(block, block_text, drop), f"features.{j}.{i}"))
+            units.append((block, block_unit))
+    text.append(_prefixed(head[1], f"features.{len(stages) + 1}"))
+    text.append(pool[1].split(b"\n", 1)[1])      # the wrapper's own line is no module of the model
+    units += [(head[0], head[2]), (pool[0], pool[2])]
+    return b"".join(text), units
+
+
+def _part(key: tuple, make) -> tuple:
+    from ..meta_init import skip_init
+    from .family import module_text
+
+    key = (*key, torch.get_default_dtype())
+    hit = _PARTS.get(key)
+    if hit is None:
+        with torch.device("meta"), skip_init("meta"):      # as zoo.build makes the model on meta
+            m = make().eval()
+        hit = _PARTS[key] = (m, module_text(m), unit_text(m))
+    return hit
+
+
+def _root() -> nn.Module:
+    # EfficientNet keeps no attribute of its own: its line is the same for every layout (the test checks it)
+    from ..zoo.efficientnet import EfficientNet
+
+    shell = EfficientNet.__new__(EfficientNet)
+    nn.Module.__init__(shell)
+    return shell
+
+
+def _pool_classifier(layout) -> nn.Module:
+    from ..zoo.efficientnet import PoolClassifier, classifier_of
+
+    return PoolClassifier(nn.AdaptiveAvgPool2d(1), classifier_of(layout))
+
+
+def _with_drop(block: nn.Module, text: bytes, drop: float) -> bytes:
+    """The block's text with its StochasticDepth's drop rate (the block is built with 0)."""
+    if drop == block.stochastic_depth.p:
+        return text
+    from ..zoo.blocks import StochasticDepth
+    from .family import module_text
+
+    old = b"\n" + _prefixed(module_text(block.stochastic_depth), "stochastic_depth")
+    new = b"\n" + _prefixed(module_text(StochasticDepth(drop).eval()), "stochastic_depth")
+    if text.count(old) != 1:
+        raise RuntimeError("MBConv's StochasticDepth line is not where assemble expects it")
+    return text.replace(old, new)
+
+
+def _prefixed(text: bytes, prefix: str) -> bytes:
+    """``text``'s lines named as under the module ``prefix`` ("" is the module itself)."""
+    p = prefix.encode()
+    out = []
+    for line in text.splitlines(keepends=True):
+        name, rest = line.split(b"|", 1)
+        out.append(p + (b"." + name if name else b"") + b"|" + rest)
+    return b"".join(out)

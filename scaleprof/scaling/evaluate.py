@@ -32,7 +32,8 @@ def count(family, width=None, depth=None, resolution=None, *, layout_key=None) -
     None keeps the base's knob (the base itself: ``count(family)``). Returns {arch, input, macs, flops,
     params, activations}; a build or count error propagates. A family with layouts reuses the module tree
     of an equal layout key built just before (equal keys build equal models). An EfficientNet is counted as
-    the sum of its blocks, each block counted once per input (blockcount: exact); other models whole.
+    the sum of its blocks, each block costed once per input (blockcount: exact), and is not built at all:
+    its text and blocks come from blockcount.assemble; other models are built and counted whole.
     ``layout_key``: ``family.layout_key(width, depth, resolution)`` where the caller has it already.
     """
     import torch
@@ -48,10 +49,14 @@ def count(family, width=None, depth=None, resolution=None, *, layout_key=None) -
         _MODELS.move_to_end(memo)
         entry = _MODELS[memo]
     else:
-        model = family.build(width, depth, resolution, device="meta")
-        # units found on the first count (False: not yet); the digest per input shape (hashing the text is
-        # a good part of a candidate's cost once its blocks are costed)
-        entry = [model, module_text(model), False, {}]
+        # the model (None: not built), its module_text, its cost units (False: not looked for yet), the digest
+        # per input shape (hashing the text is a good part of a candidate's cost once its blocks are costed)
+        parts = None if key is None else blockcount.assembled(family, width, depth, resolution)
+        if parts is not None:     # an EfficientNet: its text and units from its distinct blocks, not built
+            entry = [None, parts[0], parts[1], {}]
+        else:
+            model = family.build(width, depth, resolution, device="meta")
+            entry = [model, module_text(model), False, {}]
         if memo is not None:
             _MODELS[memo] = entry
             if len(_MODELS) > _MAX_MODELS:
@@ -67,6 +72,8 @@ def count(family, width=None, depth=None, resolution=None, *, layout_key=None) -
             entry[2] = blockcount.units_of(model)
         totals = None if entry[2] is None else blockcount.count_units(entry[2], shape)
         if totals is None:
+            if model is None:
+                model = entry[0] = family.build(width, depth, resolution, device="meta")
             t = profile(model, [shape], device="meta", quiet=True).totals
             totals = {f: getattr(t, f) for f in blockcount.FIELDS}
         if len(_COUNTS) >= _MAX_COUNTS:
