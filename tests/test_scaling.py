@@ -114,6 +114,18 @@ def test_budget_parsing_and_tolerance():
         parse_budget("2x", 1.5)
 
 
+def test_grids_up_to_a_million_candidates_are_accepted():
+    from scaleprof.scaling.options import GridOptions
+
+    fam = resolve_family("efficientnet")
+    ok = GridOptions(alpha="1.0:1.99:0.01", beta="1.0:1.99:0.01", gamma="1.0:1.99:0.01").ranges(fam, [])
+    assert math.prod(len(v) for v in ok.values()) == 1_000_000
+    with pytest.raises(ScaleprofError, match="1010000 candidates; at most 1000000"):
+        GridOptions(alpha="1.0:2.0:0.01", beta="1.0:1.99:0.01", gamma="1.0:1.99:0.01").ranges(fam, [])
+    first = next(gridmod.iter_grid(ok["alpha"], ok["beta"], ok["gamma"], phi=1, base_knobs=fam.base_knobs))
+    assert (first.depth, first.width, first.resolution, first.index) == (1.0, 1.0, 224, 0)
+
+
 def test_pareto_ranks_equal_the_quadratic_definition():
     from scaleprof.scaling.pareto import dominates
 
