@@ -7,7 +7,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 MODEL   ?= efficientnet_b0
 
-.PHONY: install demo test test-slow verify-cuda check-zoo bench reports lint clean
+ORT_WEB ?= onnxruntime-web@1.30.0
+
+.PHONY: install install-web demo test test-slow verify-cuda check-zoo bench reports lint clean
 
 install: $(STAMP)
 
@@ -16,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory install-web \
+	  || echo "install: npm could not fetch $(ORT_WEB); export --web and bench --runtime web need it"; \
+	  else echo "install: no npm here: skipping $(ORT_WEB) (export --web, bench --runtime web)"; fi
 	touch $(STAMP)
+
+# onnxruntime-web's WebAssembly files for `export --web` and `bench --runtime web` (needs npm).
+install-web:
+	npm install --prefix .web --no-audit --no-fund --silent $(ORT_WEB)
 
 # The main job: what the default model costs, then where its time really goes (FLOPs are not latency).
 demo: install

@@ -18,7 +18,10 @@ def profile(model, inputs=None, **kwargs):
 
 
 _LAZY = {"bench": ("bench", "bench"), "compare": ("bench", "compare"), "scale": ("scaling", "scale"),
-         "check": ("gate", "check"), "zoo": ("zoo", None)}
+         "check": ("gate", "check"), "zoo": ("zoo", None),
+         # scaleprof.predict is the package, callable as predict() (predict/__init__.py)
+         "calibrate": ("predict", "calibrate"), "predict": ("predict", None),
+         "export": ("bench.export", "export")}
 
 
 def __getattr__(name):

@@ -140,11 +140,16 @@ def _cmd_bench(args) -> int:
     if not args.spec:
         raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
     # flags the user did not give are None: BenchOptions holds the defaults
-    result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
-                   batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
-                   max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                   memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
-                   level=args.level, progress=True, log=args.log, resume=args.resume)
+    from .bench.export import keep_onnx
+
+    with keep_onnx(args.keep_onnx, args.spec) as kept:
+        result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
+                       batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
+                       max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
+                       memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
+                       level=args.level, progress=True, log=args.log, resume=args.resume)
+    for path in kept:
+        print(f"bench: kept {path}", file=sys.stderr)
     if args.roofline and result.roofline is not None:
         from .files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
@@ -169,7 +174,7 @@ def _build_bench(sub) -> None:
                                    "peak memory per runtime, device and batch size.")
     p.add_argument("spec", nargs="?", help="zoo name, module:callable, file.py:callable, torchvision:NAME or timm:NAME")
     _add_knob_args(p)
-    p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all)")
+    p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all), web (onnxruntime-web in headless Chromium)")
     p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default: the input's own)")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads")
@@ -188,6 +193,8 @@ def _build_bench(sub) -> None:
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",
                    help="take rows an earlier run of the same bench finished in --log; measure the rest")
+    p.add_argument("--keep-onnx", default=None, metavar="DIR",
+                   help="keep the ONNX files the onnxruntime and web runtimes export, in DIR")
     _add_common(p)
     p.set_defaults(func=_cmd_bench)
 
@@ -438,8 +445,140 @@ def _build_scale(sub) -> None:
     p.set_defaults(func=_cmd_scale)
 
 
+# --- calibrate -------------------------------------------------------------------------------------------
+
+def _cmd_calibrate(args) -> int:
+    from .predict import calibrate
+    from .predict.calibrate import DEFAULT_MODELS, DEFAULT_REDRAWS
+    from .report.predict_tables import format_calibration
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
+    result = calibrate(device=args.device, runtime=args.runtime, dtype=args.dtype, threads=args.threads,
+                       batch=args.batch, max_time=args.max_time if args.max_time is not None
+                       else (90.0 if args.quick else 300.0), out=args.out, models=models,
+                       redraws=() if args.quick else DEFAULT_REDRAWS, restart=args.restart,
+                       clock=args.clock, progress=not args.quiet)
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(format_calibration(result))
+    return 0
+
+
+def _build_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="measure this machine's op latencies and write a latency predictor",
+                       description="Time every distinct op configuration of the calibration zoo models alone "
+                                   "(replayed on real tensors) and the models whole, fit the per-op latency "
+                                   "model and write the predictor file (JSON) that `scaleprof predict` uses. "
+                                   "A killed calibration resumes from its journal (<out>.journal.jsonl) when "
+                                   "started again with the same target.")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--runtime", default="eager", help="eager (the only one calibrated so far)")
+    p.add_argument("--dtype", default="float32", help="float32 (default), float16, bfloat16, float64")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the calibration models (default 1)")
+    p.add_argument("--max-time", type=float, default=None,
+                   help="seconds for the whole calibration (default 300; 90 with --quick)")
+    p.add_argument("--quick", action="store_true", help="the calibration models only, no redrawn sizes")
+    p.add_argument("--models", default=None, help="calibration zoo models, comma-separated")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="predictor file (default: $XDG_CACHE_HOME/scaleprof/predictors/<fingerprint>-<target>.json)")
+    p.add_argument("--restart", action="store_true", help="discard an interrupted calibration's journal")
+    p.add_argument("--clock", choices=["auto", "wall", "thread"], default="auto",
+                   help="what times a block: thread CPU time (auto with --threads 1 on cpu: other processes "
+                        "slow it far less than the wall clock), else the wall clock")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_common(p)
+    p.set_defaults(func=_cmd_calibrate)
+
+
+# --- predict ---------------------------------------------------------------------------------------------
+
+def _cmd_predict(args) -> int:
+    from .predict import predict
+    from .report.predict_tables import format_prediction
+
+    result = predict(args.spec, inputs=args.input, knobs=_knobs(args), device=args.device, runtime=args.runtime,
+                     dtype=args.dtype, threads=args.threads, predictor=args.predictor, force=args.force)
+    if args.json or args.format == "json":
+        _emit_json(result.to_dict())
+        return 0
+    for n in result.notices:
+        print(f"scaleprof predict: notice: {n}", file=sys.stderr)
+    print(format_prediction(result, by=args.by, level=args.level, fmt=args.format))
+    return 0
+
+
+def _build_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predicted latency from the count, without running the model",
+                       description="Count the model on meta tensors (no weights) and predict each op's latency "
+                                   "with the predictor calibrated for this environment and target (`scaleprof "
+                                   "calibrate`); with none, the roofline alone with seeded peaks.")
+    _add_model_args(p)
+    p.add_argument("--device", default="cpu", help="the target device: cpu (default) or cuda")
+    p.add_argument("--runtime", default="eager", help="the target runtime: eager")
+    p.add_argument("--threads", type=int, default=None, help="the target's torch threads (default: torch's)")
+    p.add_argument("--predictor", default=None, metavar="FILE", help="predictor file (default: this environment's)")
+    p.add_argument("--force", action="store_true", help="use a predictor calibrated in another environment")
+    p.add_argument("--by", choices=["kind", "module", "layer"], default="kind")
+    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
+    p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    _add_common(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+# --- export ----------------------------------------------------------------------------------------------
+
+def _cmd_export(args) -> int:
+    from .bench.export import ExportOptions, export
+
+    options = ExportOptions(opset=args.opset, dynamic_batch=args.dynamic_batch, exporter=args.exporter,
+                            tolerance=args.tolerance, check=not args.no_check)
+    result = export(args.spec, args.out, inputs=args.input, dtype=args.dtype, knobs=_knobs(args), options=options,
+                    web=args.web, progress=True)
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        print(f"wrote {result.path} ({result.bytes:,} bytes, {result.exporter} exporter, opset {result.opset}, "
+              f"inputs {', '.join(result.inputs)}{', dynamic batch' if result.dynamic_batch else ''})")
+        for c in result.checks:
+            print(f"onnxruntime against eager at batch {c.batch_size}: max |diff| {c.max_abs_diff:.3g}, "
+                  f"{c.max_rel_diff:.2g} of the largest |output| ({c.max_ref:.3g}): "
+                  f"{'ok' if c.ok else 'BEYOND TOLERANCE'}")
+        if result.web:
+            print(f"wrote the page in {result.web['dir']}: serve it (python -m http.server -d {result.web['dir']}) "
+                  f"and open http://127.0.0.1:8000/; `scaleprof bench SPEC --runtime web` times it in headless Chromium")
+    if not result.ok():
+        print(f"scaleprof export: error: the export differs from eager by {result.max_rel_diff:.3g} of the "
+              f"largest output (max |diff| {result.max_abs_diff:.3g}), beyond --tolerance {options.tolerance:g}",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _build_export(sub) -> None:
+    p = sub.add_parser("export", help="ONNX file (and a browser page) of a model, checked against eager",
+                       description="Export a model to ONNX, run it in ONNX Runtime against eager PyTorch on the "
+                                   "same inputs (max abs difference; exit 2 beyond the tolerance); with --web, "
+                                   "also a self-contained page that times it with onnxruntime-web.")
+    _add_model_args(p)
+    p.add_argument("--out", "-o", default=None, metavar="FILE.onnx", help="the ONNX file to write")
+    p.add_argument("--web", default=None, metavar="DIR",
+                   help="write DIR/model.onnx beside index.html + JS that time it with onnxruntime-web (WebAssembly)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--dynamic-batch", action="store_true", help="make the leading (batch) dimension symbolic")
+    p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
+                   help="torch.onnx exporter (auto: dynamo, then torchscript)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest difference from eager, as a fraction of the largest |output| (default 1e-4)")
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check against eager")
+    _add_common(p)
+    p.set_defaults(func=_cmd_export)
+
+
 # One builder per verb; each verb's parser and command live together above.
-_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale]
+_BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale,
+             _build_calibrate, _build_predict, _build_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

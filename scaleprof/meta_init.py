@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from . import no_dynamo
+
 # In-place fills that weight initialisation uses; none changes a tensor's shape.
 _TENSOR_OPS = frozenset(getattr(torch.Tensor, n) for n in (
     "normal_", "uniform_", "zero_", "fill_", "erfinv_", "mul_", "add_", "sub_", "div_", "clamp_", "copy_",
@@ -26,7 +28,21 @@ _INIT_FUNCTIONS = frozenset(getattr(nn.init, n) for n in dir(nn.init)
 
 
 class SkipInitOnMeta(TorchFunctionMode):
-    """While a model is built: in-place initialisation of a meta tensor returns the tensor untouched."""
+    """While a model is built: in-place initialisation of a meta tensor returns the tensor untouched, and
+    torch's Python kernels that a meta build runs (layer-scale fills …) run without importing torch._dynamo
+    (no_dynamo.py)."""
+
+    def __enter__(self):
+        self._eager = getattr(self, "_eager", [])
+        self._eager.append(no_dynamo.eager())
+        self._eager[-1].__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return super().__exit__(*exc)
+        finally:
+            self._eager.pop().__exit__(None, None, None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -436,3 +436,149 @@ def test_mv_addmv_and_embedding_backward():
     rb = scaleprof.profile(Emb(), ["4x5:int64"], backward=True)
     # the embedding's gradient sums 4*5 rows of 8 into the table: one add per element
     assert rb.by_kind("backward")["elementwise"]["flops"] == 4 * 5 * 8 and rb.uncounted_ops == {}
+
+
+# --- no torch._dynamo (issue 16) ------------------------------------------------------------------------------
+
+NO_DYNAMO_SCRIPT = """
+import sys
+import torch
+from scaleprof.zoo import build
+from scaleprof.counting import profile
+assert "torch._dynamo" not in sys.modules, "imported before counting"
+for name in ("resnet50", "efficientnet_b0", "vit_b_16", "convnext_tiny", "mobilenet_v3_large", "googlenet"):
+    model = build(name, device="meta")
+    assert profile(model, quiet=True).totals.macs > 0
+    assert profile(model.train(), backward=True, quiet=True).totals.macs > 0
+print("dynamo" if "torch._dynamo" in sys.modules else "clean")
+"""
+
+
+def test_counting_never_imports_dynamo():
+    """torch's Python kernels on meta (add, batch norm, rsqrt …) sit behind a wrapper that imports
+    torch._dynamo on first use (~1.3 s); building and counting the zoo in a fresh process must not."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", NO_DYNAMO_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "clean"
+
+
+def test_no_dynamo_leaves_torch_as_found():
+    """The wrappers' cache is only borrowed while counting: afterwards none of torch's guarded functions
+    keeps the eager stand-in, so a later torch.compile builds the real one."""
+    from scaleprof import no_dynamo
+
+    guarded = no_dynamo.guarded()
+    assert guarded  # batch norm's and add's refs at least
+    before = [vars(fn).get("__dynamo_disable") for fn in guarded]
+    scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), ["1x3x8x8"])
+    assert [vars(fn).get("__dynamo_disable") for fn in guarded] == before
+
+
+# --- the registry's names -----------------------------------------------------------------------------------------
+
+def _torch_ops() -> set[str]:
+    return {n.split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names()}
+
+
+def test_every_registered_and_free_name_is_an_op():
+    """Each key names an op of this torch (its in-place form counts), or one of an optional library that is
+    not loaded (torchvision's deformable conv)."""
+    from scaleprof.counting import formulas
+    from scaleprof.counting.elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
+    from scaleprof.counting.meta_shapes import _UNARY
+
+    ops = _torch_ops()
+    loaded = {n.split("::", 1)[0] for n in ops}
+    names = set(formulas.registered_ops()) | VIEW_OPS | MOVEMENT_OPS | CREATION_OPS | _UNARY
+    missing = sorted(n for n in names if n not in ops and f"{n}_" not in ops
+                     and not (n.split("::", 1)[0] in formulas.OPTIONAL_NAMESPACES and n.split("::", 1)[0] not in loaded))
+    assert missing == []
+    assert {"aten::relu_backward", "aten::_to_copy_noop", "aten::tensor"}.isdisjoint(names)
+    # the free lists and the registry never both claim an op
+    assert set(formulas.registered_ops()).isdisjoint(VIEW_OPS | MOVEMENT_OPS | CREATION_OPS)
+
+
+def test_register_refuses_duplicates_and_non_ops():
+    from scaleprof.counting import formulas
+
+    def f(args, kwargs, out):
+        return formulas.Cost()
+
+    with pytest.raises(ValueError, match="twice"):
+        formulas.register("mm")(f)
+    with pytest.raises(ValueError, match="no op"):
+        formulas.register("relu_backward")(f)  # relu's backward is threshold_backward
+    with pytest.raises(ValueError, match="no op"):
+        formulas.register("scaleprof::deform_conv3d")(f)
+    assert formulas.is_op("aten::relu") and formulas.is_op("aten::bernoulli")  # in-place forms count
+    assert "aten::relu_backward" not in formulas.registered_ops()
+    assert formulas.lookup(torch.ops.aten.mm.default) is formulas.mm_cost  # nothing was replaced
+
+
+# --- layer kinds of modules and op names (counting/kinds.py) ------------------------------------------------------
+
+def test_module_kinds_and_op_classes():
+    from scaleprof.counting import kinds as K
+
+    assert K.module_kind(nn.Conv2d(8, 8, 3, groups=8)) == "conv.depthwise"
+    assert K.module_kind(nn.Conv2d(8, 16, 1)) == "conv.pointwise"
+    assert K.module_kind(nn.Conv2d(8, 16, 3, dilation=2)) == "conv.dilated"
+    assert K.module_kind(nn.ConvTranspose2d(8, 4, 2)) == "conv.transposed"
+    assert K.module_kind(nn.Linear(4, 4)) == "linear"
+    assert K.module_kind(nn.MultiheadAttention(8, 2)) == "attention"
+    assert K.module_kind(nn.BatchNorm2d(4)) == K.module_kind(nn.LayerNorm(4)) == "norm"
+    assert K.module_kind(nn.AdaptiveAvgPool2d(1)) == "pooling"
+    assert K.module_kind(nn.Sequential()) is None
+    # element-wise ops take a norm/activation/pooling layer's kind, never MultiheadAttention's
+    assert K.module_hint(nn.GELU()) == "activation" and K.module_hint(nn.MultiheadAttention(8, 2)) is None
+    assert K.module_hint(nn.Linear(4, 4)) is None
+    assert [K.op_class(n) for n in ("aten::conv2d", "aten::addmm", "aten::bmm", "aten::native_layer_norm",
+                                    "aten::hardswish_", "aten::mean", "aten::add", "aten::view")] == \
+        ["conv", "linear", "matmul", "norm", "activation", "pooling", "elementwise", "other"]
+
+
+# --- arguments by schema name (formulas.arguments) --------------------------------------------------------------
+
+def test_arguments_are_named_by_the_ops_schema():
+    from scaleprof.counting import arguments
+
+    aten = torch.ops.aten
+    x = torch.empty(2, 4, 3, 3, device="meta")
+    a = arguments(aten.avg_pool2d.default, (x, [2, 2]), {})
+    assert a.first is x and a["kernel_size"] == [2, 2]
+    assert a["stride"] == [] and a["padding"] == [0, 0] and a["divisor_override"] is None  # schema defaults
+    c = arguments(aten.clamp.default, (x,), {"max": 1.0})
+    assert c["min"] is None and c["max"] == 1.0
+    # the same packet, two schemas: training is the 6th argument with running stats, the 4th without
+    w = torch.empty(4, device="meta")
+    assert arguments(aten._native_batch_norm_legit.default, (x, w, w, w, w, False, 0.1, 1e-5), {})["training"] \
+        is False
+    assert arguments(aten._native_batch_norm_legit.no_stats, (x, w, w, True, 0.1, 1e-5), {})["training"] is True
+
+
+def test_formulas_read_names_not_positions():
+    from scaleprof.counting import arguments, formulas
+
+    aten = torch.ops.aten
+    x, w = torch.empty(2, 4, 3, 3, device="meta"), torch.empty(4, device="meta")
+    # batch norm without running stats, in eval: the folded scale and shift, 2 FLOPs * 72 elements
+    cost = formulas.batch_norm_cost(arguments(aten._native_batch_norm_legit.no_stats, (x, w, w, False, 0.1, 1e-5),
+                                              {}), None)
+    assert cost.flops == 2 * 72
+    # cudnn attention: (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal); the 5th
+    # argument is compute_log_sumexp, not the causal flag. B*H = 2, L = S = 4, E = 8: 32 scores,
+    # 32 * 16 = 512 MACs; FLOPs 2 * 512 + Q's scaling 2 * 4 * 8 + softmax 5 * 32 (+ 32 mask adds if causal)
+    q = torch.empty(1, 2, 4, 8, device="meta")
+    op = aten._scaled_dot_product_cudnn_attention.default
+    plain = formulas.sdpa_cost(arguments(op, (q, q, q, None, True), {}), None)
+    assert (plain.macs, plain.flops) == (512, 1024 + 64 + 160)
+    causal = formulas.sdpa_cost(arguments(op, (q, q, q, None, False, 0.0, True), {}), None)
+    assert causal.flops == 1024 + 64 + 160 + 32

@@ -32,29 +32,6 @@ from ..errors import one_line
 
 _RANGE = "scaleprof::module::"
 
-# Coarse classes of top-level aten ops, by name fragments (checked in order).
-_OP_CLASSES = (
-    ("attention", ("scaled_dot_product", "_flash_attention", "_efficient_attention", "multi_head_attention")),
-    ("conv", ("conv", "deform")),
-    ("linear", ("linear", "addmm")),
-    ("matmul", ("matmul", "bmm", "baddbmm", "einsum", "::mm", "dot")),
-    ("norm", ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "native_norm")),
-    ("activation", ("relu", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "elu", "mish",
-                    "hardtanh", "softplus", "leaky", "prelu", "threshold", "clamp", "glu", "softmax")),
-    ("pooling", ("pool", "mean")),
-    ("elementwise", ("::add", "::sub", "::mul", "::div", "::rsub", "::neg", "::exp", "::sqrt", "::pow",
-                     "::where", "::maximum", "::minimum", "::cat", "::stack")),
-)
-
-
-def op_class(op_name: str) -> str:
-    name = op_name.lower()
-    for cls, frags in _OP_CLASSES:
-        if any(f in name for f in frags):
-            return cls
-    return "other"
-
-
 @dataclass
 class AttributionRow:
     name: str                 # module path ("" is the root) or kind
@@ -213,20 +190,19 @@ def counter_rows(model: nn.Module, inputs: list[torch.Tensor]):
         return None, f"counter failed: {one_line(exc)}"
 
 
-def _module_conv_kind(mod: nn.Module) -> str:
-    if isinstance(mod, nn.modules.conv._ConvNd):
-        return K.conv_kind(in_channels=mod.in_channels, groups=mod.groups, kernel=tuple(mod.kernel_size),
-                           dilation=tuple(mod.dilation), transposed=mod.transposed)
-    return K.CONV_STANDARD
+def _conv_kind(mod: nn.Module | None) -> str:
+    """A conv op's kind from the module running it (conv.standard under a module that is no convolution)."""
+    kind = K.module_kind(mod) if mod is not None else None
+    return kind if kind in K.CONV_KINDS else K.CONV_STANDARD
 
 
 def _choose_kind(op: str, module_kinds: set[str], mod: nn.Module | None) -> str:
-    cls = op_class(op)
+    cls = K.op_class(op)
     if cls == "conv":
         convs = sorted(k for k in module_kinds if k.startswith("conv."))
         if convs:
             return convs[0]
-        return _module_conv_kind(mod) if mod is not None else K.CONV_STANDARD
+        return _conv_kind(mod)
     if cls in module_kinds:
         return cls
     if cls == "linear" and K.MATMUL in module_kinds:
@@ -236,11 +212,10 @@ def _choose_kind(op: str, module_kinds: set[str], mod: nn.Module | None) -> str:
     if cls == "other" and len(module_kinds) == 1:
         return next(iter(module_kinds))
     if cls == "other" and mod is not None:
-        # free or unknown ops under a leaf module belong to that module's kind
-        if isinstance(mod, nn.Linear):
-            return K.LINEAR
-        if isinstance(mod, nn.modules.conv._ConvNd):
-            return _module_conv_kind(mod)
+        # free or unknown ops under a linear or conv layer belong to that layer's kind
+        kind = K.module_kind(mod)
+        if kind == K.LINEAR or kind in K.CONV_KINDS:
+            return kind
     return cls
 
 

@@ -255,7 +255,9 @@ def _run_row(rt, placed, specs, dev, batch, run: _Run) -> RunResult:
         xs = prepare.make_inputs(specs, dev, dt)
         prepared = rt.prepare(placed, xs, dev)
         with prepared.context():
-            m = measure(prepared.call, run.timer(f"{rt.label()} {dev} b{batch}"), block_timer=block_timer_for(dev))
+            config = run.timer(f"{rt.label()} {dev} b{batch}")
+            m = (prepared.measure(config) if prepared.measure is not None
+                 else measure(prepared.call, config, block_timer=block_timer_for(dev)))
         row.fill(m.summary, m.samples_ms)
         row.cold_ms = prepared.setup_s * 1000.0 + m.cold_ms
         row.details = {**m.details(), "setup_ms": prepared.setup_s * 1000.0, "first_call_ms": m.cold_ms,

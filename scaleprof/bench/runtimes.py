@@ -47,6 +47,8 @@ class Prepared:
     context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     cleanup: Callable[[], None] | None = None
     onnx_path: str | None = None  # the exported graph, while prepared (the memory subprocess runs it)
+    # A runtime that times itself (web: the browser's clock) gives measure(TimerConfig) -> timer.Measurement.
+    measure: Callable[..., object] | None = None
 
     def close(self) -> None:
         if self.cleanup is not None:
@@ -317,9 +319,14 @@ def _ort_level_name(ort, level) -> str:
     return next(n for n in ORT_OPT_LEVELS if _ort_level(ort, n) == level)
 
 
-def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporter: str = "auto") -> tuple[str, str]:
-    """Export to `path`; returns (path, exporter used). Exporter chatter on stdout is captured, so a
-    `--json` stdout stays clean."""
+# Called as hook(path, inputs) after every successful export (`bench --keep-onnx` copies the file).
+EXPORT_HOOKS: list[Callable[[str, list[torch.Tensor]], None]] = []
+
+
+def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporter: str = "auto",
+                **options) -> tuple[str, str]:
+    """Export to `path`; returns (path, exporter used). `options` go to torch.onnx.export (opset_version,
+    dynamic_axes, ...). Exporter chatter on stdout is captured, so a `--json` stdout stays clean."""
     order = {"auto": ("dynamo", "torchscript"), "dynamo": ("dynamo",), "torchscript": ("torchscript",)}[exporter]
     reasons = []
     for name in order:
@@ -327,7 +334,9 @@ def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporte
         try:
             with contextlib.redirect_stdout(sink), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(model, tuple(inputs), path, dynamo=(name == "dynamo"), verbose=False)
+                torch.onnx.export(model, tuple(inputs), path, dynamo=(name == "dynamo"), verbose=False, **options)
+            for hook in EXPORT_HOOKS:
+                hook(path, inputs)
             return path, name
         except Exception as exc:
             reasons.append(f"{name}: {one_line(exc)}")
@@ -335,7 +344,7 @@ def export_onnx(model: nn.Module, inputs: list[torch.Tensor], path: str, exporte
 
 
 def get_runtime(name: str, *, threads: int | None = None) -> Runtime:
-    """`eager`, `compile`, `compile:MODE`, `onnxruntime` (also `ort`) or `onnxruntime:LEVEL`."""
+    """`eager`, `compile`, `compile:MODE`, `onnxruntime` (also `ort`), `onnxruntime:LEVEL` or `web`."""
     base, _, arg = name.strip().partition(":")
     base = base.lower()
     if base == "eager" and not arg:
@@ -348,4 +357,8 @@ def get_runtime(name: str, *, threads: int | None = None) -> Runtime:
             raise ScaleprofError(f"unknown ONNX Runtime optimization level {arg!r} in {name!r}; "
                                  f"use onnxruntime:{{{','.join(ORT_OPT_LEVELS)}}}")
         return OnnxRuntime(intra_op_threads=threads, opt_level=level)
-    raise ScaleprofError(f"unknown runtime {name!r}; use eager, compile[:MODE] or onnxruntime[:LEVEL]")
+    if base == "web" and not arg:
+        from .web import Web
+
+        return Web(threads=threads)
+    raise ScaleprofError(f"unknown runtime {name!r}; use eager, compile[:MODE], onnxruntime[:LEVEL] or web")

@@ -99,12 +99,12 @@ VIEW_OPS = frozenset(f"aten::{n}" for n in (
     "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "permute", "transpose", "t", "expand",
     "expand_as", "squeeze", "unsqueeze", "slice", "select", "split", "split_with_sizes", "unsafe_split",
     "chunk", "unbind", "narrow", "detach", "alias", "lift_fresh", "lift", "view_as", "view_as_real",
-    "view_as_complex", "unfold", "diagonal", "movedim", "flatten", "unflatten", "_to_copy_noop", "numpy_T",
+    "view_as_complex", "unfold", "diagonal", "movedim", "flatten", "unflatten", "numpy_T",
     "_local_scalar_dense", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_same_size",
     "_has_compatible_shallow_copy_type", "set", "resize", "_resize_output", "_nested_tensor_size",
     "item", "_assert_async", "_assert_scalar", "sym_constrain_range_for_size", "_functional_assert_async",
     "record_stream", "dim", "size", "stride", "contiguous", "real", "imag", "conj", "_conj", "_neg_view",
-    "resolve_conj", "resolve_neg", "_unsafe_split", "split_copy", "expand_copy_noop", "detach_copy",
+    "resolve_conj", "resolve_neg", "split_copy", "detach_copy",
 ))
 MOVEMENT_OPS = frozenset(f"aten::{n}" for n in (
     "clone", "_to_copy", "copy", "cat", "stack", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d",
@@ -117,15 +117,15 @@ MOVEMENT_OPS = frozenset(f"aten::{n}" for n in (
     "tril", "triu", "take", "take_along_dim", "narrow_copy", "slice_scatter", "select_scatter",
     "as_strided_scatter", "diagonal_scatter", "select_backward", "slice_backward", "as_strided_copy",
     "permute_copy", "transpose_copy", "view_copy", "expand_copy", "unsqueeze_copy", "squeeze_copy",
-    "t_copy", "unbind_copy", "split_with_sizes_copy", "alias_copy", "lift_fresh_copy", "_unsafe_view_copy",
-    "nonzero", "unique", "_unique2", "unique_consecutive", "sort", "argsort", "topk", "kthvalue", "mode",
-    "to", "contiguous_copy", "_pin_memory", "pin_memory",
+    "t_copy", "unbind_copy", "split_with_sizes_copy", "alias_copy", "lift_fresh_copy",
+    "nonzero", "_unique2", "unique_consecutive", "sort", "argsort", "topk", "kthvalue", "mode",
+    "to", "_pin_memory", "pin_memory",
 ))
 CREATION_OPS = frozenset(f"aten::{n}" for n in (
     "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like",
     "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones", "new_full", "arange", "linspace",
     "logspace", "eye", "scalar_tensor", "randn", "randn_like", "rand", "rand_like", "randint",
-    "randint_like", "randperm", "normal", "uniform", "fill", "zero", "tensor", "_efficientzerotensor",
+    "randint_like", "randperm", "normal", "uniform", "fill", "zero", "_efficientzerotensor",
     "exponential", "geometric", "cauchy", "log_normal", "random", "multinomial",
     "tril_indices", "triu_indices", "empty_permuted", "_empty_affine_quantized",
 ))

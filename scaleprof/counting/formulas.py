@@ -1,6 +1,7 @@
 """Cost formulas: one pure function per op family, in one registry (like torch/utils/flop_counter.py).
 
-A formula takes the op's (args, kwargs, out) and returns a ``Cost`` (or a list of them, for fused ops
+A formula takes the op's arguments by schema name (``Args``: ``a["stride"]``, normalised once per call from
+the op's schema, defaults filled in) and its output, and returns a ``Cost`` (or a list of them, for fused ops
 that span several kinds, such as the MHA fast path). Shapes are all it reads, so it works on meta tensors.
 The convention (what a MAC is, what each element-wise op costs in FLOPs) is written in docs/counting.md;
 the per-element numbers live in ``elementwise.py``.
@@ -9,6 +10,7 @@ the per-element numbers live in ``elementwise.py``.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .. import layers  # noqa: F401  (defines the scaleprof:: ops the deformable-conv formulas are for)
 from . import kinds as K
 from .elementwise import (
     ACTIVATION_COST,
@@ -41,8 +44,47 @@ class Cost:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-Formula = Callable[[tuple, dict, Any], "Cost | list[Cost]"]
+class Args(dict):
+    """One call's arguments by name, in the op's schema order, defaults filled in: what a formula reads.
+    ``first`` is the first argument (the op's input, whether the schema calls it ``self`` or ``input``)."""
+
+    __slots__ = ()
+
+    @property
+    def first(self):
+        return next(iter(self.values()))
+
+
+Formula = Callable[[Args, Any], "Cost | list[Cost]"]
 _REGISTRY: dict[str, Formula] = {}
+
+
+def _schema_signature(schema) -> tuple[tuple[str, ...], tuple]:
+    args = schema.arguments
+    return tuple(a.name for a in args), tuple(a.default_value if a.has_default_value() else None for a in args)
+
+
+@functools.cache
+def signature(func) -> tuple[tuple[str, ...], tuple]:
+    """(argument names, defaults) of an OpOverload from its schema, once per op. For a torch function costed
+    as a whole: its Python signature, or for a builtin (F.scaled_dot_product_attention) the aten op's."""
+    schema = getattr(func, "_schema", None)
+    if schema is not None:
+        return _schema_signature(schema)
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return _schema_signature(getattr(torch.ops.aten, func.__name__).default._schema)
+    return tuple(p.name for p in params), tuple(None if p.default is p.empty else p.default for p in params)
+
+
+def arguments(func, args: tuple, kwargs: dict) -> Args:
+    """The call's arguments by name: the normaliser every formula reads through."""
+    names, defaults = signature(func)
+    a = Args(zip(names, args, strict=False))
+    for n, d in zip(names[len(args):], defaults[len(args):], strict=True):
+        a[n] = kwargs.get(n, d)
+    return a
 
 
 @functools.cache
@@ -52,12 +94,51 @@ def op_key(func) -> str:
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
 
 
+# Namespaces of libraries that may be absent: a formula for their ops is kept for when they load.
+OPTIONAL_NAMESPACES = frozenset({"torchvision", "quantized", "torchaudio", "xformers", "mmcv", "flash_attn"})
+
+
+@functools.cache
+def _op_names() -> frozenset[str]:
+    """Every op the dispatcher knows now, without overload (``aten::add``), in-place ones included."""
+    return frozenset(n.split(".", 1)[0] for n in torch._C._dispatch_get_all_op_names())
+
+
+def _namespace_loaded(namespace: str) -> bool:
+    return any(n.startswith(f"{namespace}::") for n in _op_names())
+
+
+def is_op(key: str) -> bool:
+    """Whether a registry key (``aten::relu``, the in-place ``relu_`` shares it) names an op torch has,
+    or one of an optional library that is not loaded."""
+    ops = _op_names()
+    if key in ops or f"{key}_" in ops:
+        return True
+    namespace = key.split("::", 1)[0]
+    if namespace in OPTIONAL_NAMESPACES and not _namespace_loaded(namespace):
+        return True
+    _op_names.cache_clear()  # a library may have defined ops since the set was read
+    ops = _op_names()
+    return key in ops or f"{key}_" in ops
+
+
+def op_name(name: str) -> str:
+    """The registry key for a name as formulas and the free-op lists write it (``mm``: ``aten::mm``)."""
+    return name if "::" in name else f"aten::{name}"
+
+
 def register(*names: str):
-    """Register one formula for several ops (``aten::mm``); in-place variants share the key."""
+    """Register one formula for several ops (``aten::mm``); in-place variants share the key. A name that is
+    no op, or one already registered, is refused (a misspelt key would silently count nothing)."""
 
     def deco(fn: Formula) -> Formula:
         for n in names:
-            _REGISTRY[n if "::" in n else f"aten::{n}"] = fn
+            key = op_name(n)
+            if key in _REGISTRY:
+                raise ValueError(f"a formula for {key} is registered twice")
+            if not is_op(key):
+                raise ValueError(f"{key} is no op torch knows: no formula can be registered for it")
+            _REGISTRY[key] = fn
         return fn
 
     return deco
@@ -85,12 +166,6 @@ def _first_tensor(out) -> torch.Tensor | None:
             if isinstance(o, torch.Tensor):
                 return o
     return None
-
-
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default=None):
-    if len(args) > i:
-        return args[i]
-    return kwargs.get(name, default)
 
 
 def _prod(xs: Sequence[int]) -> int:
@@ -127,27 +202,21 @@ def _conv_info(x, w, stride, padding, dilation, transposed, groups) -> tuple[str
 
 
 @register("convolution", "_convolution", "convolution_overrideable")
-def conv_cost(args, kwargs, out):
-    x, w, b = args[0], args[1], _arg(args, kwargs, 2, "bias")
-    name_transposed = len(args) > 6 and isinstance(args[6], bool)
-    transposed = bool(args[6]) if name_transposed else False
-    stride, padding, dilation = _arg(args, kwargs, 3, "stride", 1), _arg(args, kwargs, 4, "padding", 0), \
-        _arg(args, kwargs, 5, "dilation", 1)
-    groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
-    kind, info = _conv_info(x, w, stride, padding, dilation, transposed, groups)
+def conv_cost(a: Args, out):
+    x, w, transposed = a["input"], a["weight"], bool(a["transposed"])
+    kind, info = _conv_info(x, w, a["stride"], a["padding"], a["dilation"], transposed, int(a["groups"]))
     macs = conv_macs(x.shape, w.shape, out.shape, transposed)
-    flops = 2 * macs + (_numel(out) if b is not None else 0)
+    flops = 2 * macs + (_numel(out) if a["bias"] is not None else 0)
     return Cost(macs, flops, kind, info=info)
 
 
 @register("convolution_backward")
-def conv_backward_cost(args, kwargs, out):
+def conv_backward_cost(a: Args, out):
     # Each of grad_input and grad_weight costs what the forward costs: a grouped/depthwise weight gradient
     # is g small products, not g times the forward (torch's own counter overcounts it by g).
-    grad_out, x, w = args[0], args[1], args[2]
-    stride, padding, dilation, transposed = args[4], args[5], args[6], bool(args[7])
-    groups, mask = int(args[9]), args[10]
-    kind, info = _conv_info(x, w, stride, padding, dilation, transposed, groups)
+    grad_out, x, w, transposed, mask = a["grad_output"], a["input"], a["weight"], bool(a["transposed"]), \
+        a["output_mask"]
+    kind, info = _conv_info(x, w, a["stride"], a["padding"], a["dilation"], transposed, int(a["groups"]))
     fwd = conv_macs(x.shape, w.shape, grad_out.shape, transposed)
     macs = fwd * (int(bool(mask[0])) + int(bool(mask[1])))
     flops = 2 * macs + (_numel(grad_out) if mask[2] else 0)
@@ -157,65 +226,64 @@ def conv_backward_cost(args, kwargs, out):
 # --- products -------------------------------------------------------------------------------------------------
 
 @register("mm")
-def mm_cost(args, kwargs, out):
-    a, b = args[0], args[1]
+def mm_cost(args: Args, out):
+    a, b = args["self"], args["mat2"]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
     return Cost(macs, 2 * macs)
 
 
 @register("addmm")
-def addmm_cost(args, kwargs, out):
-    a, b = args[1], args[2]
+def addmm_cost(args: Args, out):
+    a, b = args["mat1"], args["mat2"]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
     return Cost(macs, 2 * macs + _numel(out))
 
 
 @register("_addmm_activation")
-def addmm_activation_cost(args, kwargs, out):
-    # (self, mat1, mat2, beta, alpha, use_gelu): the fused bias + ReLU/GELU epilogue of a linear layer
-    gelu = bool(_arg(args, kwargs, 5, "use_gelu", False))
-    act = ACTIVATION_COST["gelu" if gelu else "relu"] * _numel(out)
-    return [addmm_cost(args, kwargs, out), Cost(0, act, K.ACTIVATION, activations=0)]
+def addmm_activation_cost(a: Args, out):
+    # the fused bias + ReLU/GELU epilogue of a linear layer
+    act = ACTIVATION_COST["gelu" if a["use_gelu"] else "relu"] * _numel(out)
+    return [addmm_cost(a, out), Cost(0, act, K.ACTIVATION, activations=0)]
 
 
 @register("bmm")
-def bmm_cost(args, kwargs, out):
-    a, b = args[0], args[1]
+def bmm_cost(args: Args, out):
+    a, b = args["self"], args["mat2"]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
     return Cost(macs, 2 * macs)
 
 
 @register("baddbmm")
-def baddbmm_cost(args, kwargs, out):
-    a, b = args[1], args[2]
+def baddbmm_cost(args: Args, out):
+    a, b = args["batch1"], args["batch2"]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
     return Cost(macs, 2 * macs + _numel(out))
 
 
 @register("addbmm")
-def addbmm_cost(args, kwargs, out):
-    a, b = args[1], args[2]
+def addbmm_cost(args: Args, out):
+    a, b = args["batch1"], args["batch2"]
     macs = int(a.shape[0]) * int(a.shape[1]) * int(a.shape[2]) * int(b.shape[2])
     # batch sum: (B-1) adds per output element, plus the bias add
     return Cost(macs, 2 * macs + _numel(out) * int(a.shape[0]))
 
 
 @register("mv")
-def mv_cost(args, kwargs, out):
-    macs = int(args[0].shape[0]) * int(args[0].shape[1])
+def mv_cost(a: Args, out):
+    macs = int(a["self"].shape[0]) * int(a["self"].shape[1])
     return Cost(macs, 2 * macs)
 
 
 @register("addmv")
-def addmv_cost(args, kwargs, out):
-    # (self, mat, vec): the product plus one add per output for the bias
-    macs = int(args[1].shape[0]) * int(args[1].shape[1])
+def addmv_cost(a: Args, out):
+    # the product plus one add per output for the bias
+    macs = int(a["mat"].shape[0]) * int(a["mat"].shape[1])
     return Cost(macs, 2 * macs + _numel(out))
 
 
 @register("dot", "vdot")
-def dot_cost(args, kwargs, out):
-    macs = _numel(args[0])
+def dot_cost(a: Args, out):
+    macs = _numel(a["self"])
     return Cost(macs, 2 * macs)
 
 
@@ -249,55 +317,36 @@ def attention_backward_cost(q_shape, k_shape, v_shape, *, masked: bool, layout: 
     return Cost(macs, flops, K.ATTENTION, activations=0, info=fwd.info)
 
 
-def _sdpa_masked(args, kwargs, mask_index: int, causal_index: int) -> bool:
-    mask = _arg(args, kwargs, mask_index, "attn_mask")
-    causal = _arg(args, kwargs, causal_index, "is_causal", False)
-    return mask is not None or bool(causal)
+def sdpa_masked(a: Args) -> bool:
+    """Whether an attention call adds a mask to its scores: a mask or bias tensor, or the causal flag."""
+    mask = a.get("attn_mask", a.get("attn_bias"))
+    return mask is not None or bool(a.get("is_causal", False))
 
 
-@register("_scaled_dot_product_flash_attention_for_cpu")
-def sdpa_flash_cpu_cost(args, kwargs, out):
-    q, k, v = args[0], args[1], args[2]
-    return attention_cost(q.shape, k.shape, v.shape, masked=_sdpa_masked(args, kwargs, 5, 4))
-
-
-@register("_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention",
-          "_scaled_dot_product_fused_attention_overrideable")
-def sdpa_flash_cost(args, kwargs, out):
-    q, k, v = args[0], args[1], args[2]
-    return attention_cost(q.shape, k.shape, v.shape, masked=bool(_arg(args, kwargs, 4, "is_causal", False)))
-
-
-@register("_scaled_dot_product_efficient_attention")
-def sdpa_efficient_cost(args, kwargs, out):
-    q, k, v = args[0], args[1], args[2]
-    bias = _arg(args, kwargs, 3, "attn_bias")
-    causal = _arg(args, kwargs, 6, "is_causal", False)
-    return attention_cost(q.shape, k.shape, v.shape, masked=bias is not None or bool(causal))
+@register("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+          "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_fused_attention_overrideable",
+          "_scaled_dot_product_efficient_attention")
+def sdpa_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
+    return attention_cost(q.shape, k.shape, v.shape, masked=sdpa_masked(a))
 
 
 @register("_flash_attention_forward", "_efficient_attention_forward")
-def attention_kernel_cost(args, kwargs, out):
-    q, k, v = args[0], args[1], args[2]
+def attention_kernel_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
     return attention_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
 
 
-@register("_scaled_dot_product_flash_attention_for_cpu_backward")
-def sdpa_flash_cpu_backward_cost(args, kwargs, out):
-    q, k, v = args[1], args[2], args[3]
-    return attention_backward_cost(q.shape, k.shape, v.shape, masked=False)
-
-
-@register("_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_efficient_attention_backward",
-          "_scaled_dot_product_cudnn_attention_backward")
-def sdpa_backward_cost(args, kwargs, out):
-    q, k, v = args[1], args[2], args[3]
+@register("_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward",
+          "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
+def sdpa_backward_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
     return attention_backward_cost(q.shape, k.shape, v.shape, masked=False)
 
 
 @register("_flash_attention_backward", "_efficient_attention_backward")
-def attention_kernel_backward_cost(args, kwargs, out):
-    q, k, v = args[1], args[2], args[3]
+def attention_kernel_backward_cost(a: Args, out):
+    q, k, v = a["query"], a["key"], a["value"]
     return attention_backward_cost(q.shape, k.shape, v.shape, masked=False, layout="blhe")
 
 
@@ -318,12 +367,10 @@ def mha_cost(*, B: int, L: int, S: int, E: int, H: int, kdim: int, vdim: int, in
 
 
 @register("_native_multi_head_attention")
-def native_mha_cost(args, kwargs, out):
-    q, k = args[0], args[1]
-    E, H = int(args[3]), int(args[4])
-    qkv_bias, proj_bias = args[6], args[8]
-    mask = _arg(args, kwargs, 9, "mask")
-    need_weights = bool(_arg(args, kwargs, 10, "need_weights", True))
+def native_mha_cost(a: Args, out):
+    q, k = a["query"], a["key"]
+    E, H = int(a["embed_dim"]), int(a["num_head"])
+    qkv_bias, proj_bias, mask, need_weights = a["qkv_bias"], a["proj_bias"], a["mask"], bool(a["need_weights"])
     B, L, S = int(q.shape[0]), int(q.shape[-2]), int(k.shape[-2])
     if q.dim() == 2:
         B = 1
@@ -332,15 +379,12 @@ def native_mha_cost(args, kwargs, out):
 
 
 @register("_transformer_encoder_layer_fwd")
-def transformer_encoder_layer_cost(args, kwargs, out):
-    src, E, H = args[0], int(args[1]), int(args[2])
-    use_gelu = bool(args[7])
-    w1 = args[14]
-    F_ = int(w1.shape[0])
+def transformer_encoder_layer_cost(a: Args, out):
+    src, E, H, use_gelu = a["src"], int(a["embed_dim"]), int(a["num_heads"]), bool(a["use_gelu"])
+    F_ = int(a["ffn_weight_1"].shape[0])
     B, L = (int(src.shape[0]), int(src.shape[1])) if src.dim() == 3 else (1, int(src.shape[0]))
-    mask = _arg(args, kwargs, 18, "mask")
     parts = mha_cost(B=B, L=L, S=L, E=E, H=H, kdim=E, vdim=E, in_bias=True, out_bias=True,
-                     masked=mask is not None, need_weights=False)
+                     masked=a["mask"] is not None, need_weights=False)
     tokens = B * L
     norm = norm_cost_per_element("layer_norm", affine=True)
     ffn = tokens * E * F_
@@ -366,34 +410,34 @@ def deform_conv_cost_parts(x_shape, w_shape, out_shape, use_mask: bool) -> tuple
     return conv, 4 * samples, samples if use_mask else 0
 
 
-def _deform_info(x, w, args, i0: int) -> dict:
-    return {"kernel": [int(w.shape[2]), int(w.shape[3])], "stride": [int(args[i0]), int(args[i0 + 1])],
-            "padding": [int(args[i0 + 2]), int(args[i0 + 3])], "dilation": [int(args[i0 + 4]), int(args[i0 + 5])],
-            "groups": int(args[i0 + 6]), "offset_groups": int(args[i0 + 7]), "modulated": bool(args[i0 + 8]),
+def _deform_info(a: Args) -> dict:
+    x, w = a["input"], a["weight"]
+    return {"kernel": [int(w.shape[2]), int(w.shape[3])], "stride": [int(a["stride_h"]), int(a["stride_w"])],
+            "padding": [int(a["pad_h"]), int(a["pad_w"])], "dilation": [int(a["dilation_h"]), int(a["dilation_w"])],
+            "groups": int(a["groups"]), "offset_groups": int(a["offset_groups"]), "modulated": bool(a["use_mask"]),
             "in_channels": int(x.shape[1]), "out_channels": int(w.shape[0])}
 
 
 @register("scaleprof::deform_conv2d", "torchvision::deform_conv2d")
-def deform_conv_cost(args, kwargs, out):
-    # schema (torchvision's): input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
-    # dilation_h, dilation_w, groups, offset_groups, use_mask
-    x, w, bias = args[0], args[1], args[4]
-    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, out.shape, bool(args[13]))
+def deform_conv_cost(a: Args, out):
+    # the schema is torchvision's (input, weight, offset, mask, bias, stride_h … use_mask) in both libraries
+    x, w, bias = a["input"], a["weight"], a["bias"]
+    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, out.shape, bool(a["use_mask"]))
     macs = conv + sampling + mask
     flops = 2 * macs + (_numel(out) if bias is not None and bias.numel() else 0)
-    info = _deform_info(x, w, args, 5) | {"sampling_macs": sampling, "mask_macs": mask}
+    info = _deform_info(a) | {"sampling_macs": sampling, "mask_macs": mask}
     return Cost(macs, flops, K.CONV_DEFORMABLE, info=info)
 
 
 @register("scaleprof::deform_conv2d_backward", "torchvision::_deform_conv2d_backward")
-def deform_conv_backward_cost(args, kwargs, out):
-    # grad, input, weight, offset, mask, bias, stride_h, ... use_mask. grad_input and grad_weight cost the
-    # conv's MACs each; the sampling is differentiated w.r.t. the input values and both offset coordinates
-    # (3× its forward MACs); the mask multiply w.r.t. the mask and the sampled value (2×).
-    grad, x, w = args[0], args[1], args[2]
-    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, grad.shape, bool(args[14]))
+def deform_conv_backward_cost(a: Args, out):
+    # grad_input and grad_weight cost the conv's MACs each; the sampling is differentiated w.r.t. the input
+    # values and both offset coordinates (3× its forward MACs); the mask multiply w.r.t. the mask and the
+    # sampled value (2×).
+    grad, x, w = a["grad"], a["input"], a["weight"]
+    conv, sampling, mask = deform_conv_cost_parts(x.shape, w.shape, grad.shape, bool(a["use_mask"]))
     macs = 2 * conv + 3 * sampling + 2 * mask
-    return Cost(macs, 2 * macs + _numel(grad), K.CONV_DEFORMABLE, activations=0, info=_deform_info(x, w, args, 6))
+    return Cost(macs, 2 * macs + _numel(grad), K.CONV_DEFORMABLE, activations=0, info=_deform_info(a))
 
 
 # --- norms ----------------------------------------------------------------------------------------------------
@@ -405,84 +449,83 @@ def _norm(name: str, x, weight, *, training: bool = True, factor: float = 1.0) -
 
 @register("native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_functional",
           "cudnn_batch_norm", "miopen_batch_norm")
-def batch_norm_cost(args, kwargs, out):
-    # (input, weight, bias, running_mean, running_var, training, ...) or, without running stats,
-    # (input, weight, bias, training, ...)
-    if len(args) > 5 and isinstance(args[5], bool):
-        training = args[5]
-    elif len(args) > 3 and isinstance(args[3], bool):
-        training = args[3]
-    else:
-        training = bool(kwargs.get("training", True))
-    return _norm("batch_norm", args[0], args[1], training=training)
+def batch_norm_cost(a: Args, out):
+    return _norm("batch_norm", a["input"], a["weight"], training=bool(a["training"]))
 
 
 @register("_native_batch_norm_legit_no_training", "_batch_norm_no_update")
-def batch_norm_eval_cost(args, kwargs, out):
-    return _norm("batch_norm", args[0], args[1], training=False)
+def batch_norm_eval_cost(a: Args, out):
+    return _norm("batch_norm", a["input"], a["weight"], training=False)
 
 
 @register("_batch_norm_with_update", "_batch_norm_with_update_functional")
-def batch_norm_update_cost(args, kwargs, out):
-    return _norm("batch_norm", args[0], args[1], training=True)
+def batch_norm_update_cost(a: Args, out):
+    return _norm("batch_norm", a["input"], a["weight"], training=True)
 
 
 @register("native_batch_norm_backward", "batch_norm_backward", "cudnn_batch_norm_backward",
           "miopen_batch_norm_backward")
-def batch_norm_backward_cost(args, kwargs, out):
-    return _norm("batch_norm", args[1], args[2], factor=NORM_BACKWARD_FACTOR)
+def batch_norm_backward_cost(a: Args, out):
+    return _norm("batch_norm", a["input"], a["weight"], factor=NORM_BACKWARD_FACTOR)
 
 
 @register("native_layer_norm")
-def layer_norm_cost(args, kwargs, out):
-    return _norm("layer_norm", args[0], _arg(args, kwargs, 2, "weight"))
+def layer_norm_cost(a: Args, out):
+    return _norm("layer_norm", a["input"], a["weight"])
 
 
 @register("native_layer_norm_backward")
-def layer_norm_backward_cost(args, kwargs, out):
-    return _norm("layer_norm", args[1], _arg(args, kwargs, 5, "weight"), factor=NORM_BACKWARD_FACTOR)
+def layer_norm_backward_cost(a: Args, out):
+    return _norm("layer_norm", a["input"], a["weight"], factor=NORM_BACKWARD_FACTOR)
 
 
 @register("native_group_norm")
-def group_norm_cost(args, kwargs, out):
-    return _norm("group_norm", args[0], _arg(args, kwargs, 1, "weight"))
+def group_norm_cost(a: Args, out):
+    return _norm("group_norm", a["input"], a["weight"])
 
 
 @register("native_group_norm_backward")
-def group_norm_backward_cost(args, kwargs, out):
-    return _norm("group_norm", args[1], _arg(args, kwargs, 4, "weight"), factor=NORM_BACKWARD_FACTOR)
+def group_norm_backward_cost(a: Args, out):
+    return _norm("group_norm", a["input"], a["weight"], factor=NORM_BACKWARD_FACTOR)
 
 
 @register("_fused_rms_norm")
-def rms_norm_cost(args, kwargs, out):
-    return _norm("rms_norm", args[0], _arg(args, kwargs, 2, "weight"))
+def rms_norm_cost(a: Args, out):
+    return _norm("rms_norm", a["input"], a["weight"])
 
 
 @register("_fused_rms_norm_backward")
-def rms_norm_backward_cost(args, kwargs, out):
-    return _norm("rms_norm", args[1], _arg(args, kwargs, 4, "weight"), factor=NORM_BACKWARD_FACTOR)
+def rms_norm_backward_cost(a: Args, out):
+    return _norm("rms_norm", a["input"], a["weight"], factor=NORM_BACKWARD_FACTOR)
 
 
 # --- activations, softmax, element-wise, reductions -------------------------------------------------------------
 
 def _per_output(cost: float, kind: str):
-    def formula(args, kwargs, out):
+    def formula(a: Args, out):
         return Cost(0, int(cost * _numel(_first_tensor(out))), kind, activations=0)
 
     return formula
 
 
 def _per_input(cost: float, kind: str):
-    def formula(args, kwargs, out):
-        return Cost(0, int(cost * _numel(args[0])), kind, activations=0)
+    def formula(a: Args, out):
+        return Cost(0, int(cost * _numel(a.first)), kind, activations=0)
 
     return formula
 
 
+# The backward op of an activation where torch has one of its own: relu's is threshold_backward, relu6's
+# hardtanh_backward, celu's and selu's elu_backward, prelu's _prelu_kernel_backward; sgn has none.
+_SHARED_BACKWARD = frozenset({"relu", "relu6", "celu", "selu", "prelu", "sgn"})
+_BACKWARD_NAME = {"log_sigmoid_forward": "log_sigmoid_backward"}
+
 for _name, _c in ACTIVATION_COST.items():
     register(_name)(_per_output(_c, K.ACTIVATION))
-    # The backward of an activation: its forward's work plus the chain-rule multiply.
-    register(f"{_name}_backward")(_per_output(1 if _name in ("relu", "threshold") else _c + 1, K.ACTIVATION))
+    if _name not in _SHARED_BACKWARD:
+        # The backward of an activation: its forward's work plus the chain-rule multiply.
+        register(_BACKWARD_NAME.get(_name, f"{_name}_backward"))(
+            _per_output(1 if _name == "threshold" else _c + 1, K.ACTIVATION))
 for _name, _c in ELEMENTWISE_COST.items():
     register(_name)(_per_output(_c, K.ELEMENTWISE))
 for _name, _c in REDUCTION_COST.items():
@@ -496,67 +539,69 @@ for _name, _c in UPSAMPLE_COST.items():
 
 
 @register("clamp")
-def clamp_cost(args, kwargs, out):
-    lo, hi = _arg(args, kwargs, 1, "min"), _arg(args, kwargs, 2, "max")
+def clamp_cost(a: Args, out):
+    lo, hi = a["min"], a["max"]
     return Cost(0, _numel(out) * ((lo is not None) + (hi is not None)), K.ELEMENTWISE, activations=0)
 
 
 @register("native_dropout")
-def dropout_cost(args, kwargs, out):
-    train = _arg(args, kwargs, 2, "train", True)
-    # a random draw compared with p, then one multiply by the scaled mask; free in eval
-    return Cost(0, 2 * _numel(args[0]) if train is not False else 0, K.ELEMENTWISE, activations=0)
+def dropout_cost(a: Args, out):
+    # a random draw compared with p, then one multiply by the scaled mask; free in eval (train=None: train)
+    return Cost(0, 2 * _numel(a["input"]) if a["train"] is not False else 0, K.ELEMENTWISE, activations=0)
 
 
 @register("native_dropout_backward")
-def dropout_backward_cost(args, kwargs, out):
+def dropout_backward_cost(a: Args, out):
     return Cost(0, _numel(out), K.ELEMENTWISE, activations=0)
 
 
-def _accumulate(src_index: int, accumulate_index: int | None = None):
-    """Scatter-adds: one add per source element (index_put without accumulate only moves data)."""
+def _accumulate(source: str, *, accumulate_flag: bool = False):
+    """Scatter-adds: one add per element of the ``source`` argument (index_put without ``accumulate`` only
+    moves data)."""
 
-    def formula(args, kwargs, out):
-        if accumulate_index is not None and not _arg(args, kwargs, accumulate_index, "accumulate", False):
+    def formula(a: Args, out):
+        if accumulate_flag and not a["accumulate"]:
             return Cost(0, 0, K.OTHER, activations=0)
-        return Cost(0, _numel(args[src_index]), K.ELEMENTWISE, activations=0)
+        return Cost(0, _numel(a[source]), K.ELEMENTWISE, activations=0)
 
     return formula
 
 
-register("embedding_dense_backward", "embedding_backward")(_accumulate(0))  # grad rows summed per index
-register("index_add", "scatter_add", "scatter_reduce", "index_reduce")(_accumulate(3))
-register("index_put", "_index_put_impl", "_unsafe_index_put")(_accumulate(2, accumulate_index=3))
+register("embedding_dense_backward")(_accumulate("grad_output"))  # grad rows summed per index
+register("embedding_backward")(_accumulate("grad"))
+register("index_add", "index_reduce")(_accumulate("source"))
+register("scatter_add", "scatter_reduce")(_accumulate("src"))
+register("index_put", "_index_put_impl", "_unsafe_index_put")(_accumulate("values", accumulate_flag=True))
 
 
 # --- pooling --------------------------------------------------------------------------------------------------
 
 @register("max_pool1d", "max_pool2d", "max_pool3d", "max_pool2d_with_indices", "max_pool3d_with_indices",
           "max_pool1d_with_indices")
-def max_pool_cost(args, kwargs, out):
-    x, ks = args[0], _arg(args, kwargs, 1, "kernel_size")
+def max_pool_cost(a: Args, out):
+    x, ks = a["self"], a["kernel_size"]
     nd = len(ks) if isinstance(ks, (list, tuple)) and len(ks) > 1 else max(1, x.dim() - 2)
     k = _prod(_pair(ks, nd))
     return Cost(0, _numel(_first_tensor(out)) * (k - 1), K.POOLING, activations=0, info={"kernel": _pair(ks, nd)})
 
 
 @register("avg_pool1d", "avg_pool2d", "avg_pool3d")
-def avg_pool_cost(args, kwargs, out):
-    x, ks = args[0], _arg(args, kwargs, 1, "kernel_size")
+def avg_pool_cost(a: Args, out):
+    x, ks = a["self"], a["kernel_size"]
     nd = len(ks) if isinstance(ks, (list, tuple)) and len(ks) > 1 else max(1, x.dim() - 2)
     k = _prod(_pair(ks, nd))
     return Cost(0, _numel(out) * k, K.POOLING, activations=0, info={"kernel": _pair(ks, nd)})
 
 
 @register("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward")
-def max_pool_backward_cost(args, kwargs, out):
-    return Cost(0, _numel(args[0]), K.POOLING, activations=0)
+def max_pool_backward_cost(a: Args, out):
+    return Cost(0, _numel(a["grad_output"]), K.POOLING, activations=0)
 
 
 @register("avg_pool2d_backward", "avg_pool3d_backward")
-def avg_pool_backward_cost(args, kwargs, out):
-    k = _prod(_pair(args[2], args[1].dim() - 2))
-    return Cost(0, _numel(args[0]) * k, K.POOLING, activations=0)
+def avg_pool_backward_cost(a: Args, out):
+    k = _prod(_pair(a["kernel_size"], a["self"].dim() - 2))
+    return Cost(0, _numel(a["grad_output"]) * k, K.POOLING, activations=0)
 
 
 def adaptive_bin_total(in_size: int, out_size: int) -> int:
@@ -571,18 +616,18 @@ def _adaptive_reads(x, out) -> int:
 
 
 @register("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d")
-def adaptive_avg_pool_cost(args, kwargs, out):
+def adaptive_avg_pool_cost(a: Args, out):
     # each bin: (n - 1) adds and one divide = n FLOPs per output, n = the bin's size
-    return Cost(0, _adaptive_reads(args[0], out), K.POOLING, activations=0)
+    return Cost(0, _adaptive_reads(a["self"], out), K.POOLING, activations=0)
 
 
 @register("adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_max_pool1d")
-def adaptive_max_pool_cost(args, kwargs, out):
+def adaptive_max_pool_cost(a: Args, out):
     o = _first_tensor(out)
-    return Cost(0, _adaptive_reads(args[0], o) - _numel(o), K.POOLING, activations=0)
+    return Cost(0, _adaptive_reads(a["self"], o) - _numel(o), K.POOLING, activations=0)
 
 
 @register("_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward",
           "adaptive_max_pool3d_backward")
-def adaptive_pool_backward_cost(args, kwargs, out):
+def adaptive_pool_backward_cost(a: Args, out):
     return Cost(0, _numel(out), K.POOLING, activations=0)

@@ -92,20 +92,7 @@ class PeerCount:
 
 
 def _module_group(mod: nn.Module) -> str:
-    if isinstance(mod, nn.modules.conv._ConvTransposeNd):
-        return "conv.transposed"
-    if isinstance(mod, nn.modules.conv._ConvNd):
-        return "conv"
-    if isinstance(mod, nn.Linear):
-        return "linear/matmul"
-    if isinstance(mod, nn.MultiheadAttention):
-        return "attention"
-    mod_path = type(mod).__module__
-    for suffix, g in (("batchnorm", "norm"), ("normalization", "norm"), ("instancenorm", "norm"),
-                      ("activation", "activation"), ("pooling", "pooling")):
-        if mod_path.endswith(suffix):
-            return g
-    return "other"
+    return _group(K.module_kind(mod) or K.OTHER)
 
 
 _FVCORE_GROUPS = {"conv": "conv", "linear": "linear/matmul", "addmm": "linear/matmul", "matmul": "linear/matmul",

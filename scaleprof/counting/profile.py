@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
-from .recorder import BACKWARD, FORWARD, Recorder
+from .recorder import FORWARD, Recorder
 from .result import Layer, ProfileResult, Totals
 
 
@@ -88,14 +88,13 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool) ->
             out = torch.func.functional_call(model, (params, buffers), tuple(args), kwargs or {}, strict=False,
                                              tie_weights=True)
         if backward:
-            rec.resolve_pending()
             outs = _outputs_for_backward(out)
             wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
             if outs and wrt:
-                rec.active = False
-                seeds = [torch.ones_like(o) for o in outs]
-                rec.active, rec.phase = True, BACKWARD
-                torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+                with rec.paused():
+                    seeds = [torch.ones_like(o) for o in outs]
+                with rec.backward():
+                    torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
 
 
 def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) -> str:

@@ -25,9 +25,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .. import no_dynamo
 from . import kinds as K
 from .elementwise import CREATION_OPS, MOVEMENT_OPS, VIEW_OPS
-from .formulas import Cost, attention_cost, lookup, mha_cost, op_key
+from .formulas import Args, Cost, arguments, lookup, mha_cost, op_key, sdpa_cost
 from .meta_shapes import shortcut
 from .result import Layer
 
@@ -122,12 +123,32 @@ class Recorder:
         pre = nn.modules.module.register_module_forward_pre_hook(self._pre_hook)
         post = nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True)
         try:
-            with _Regions(self), _Counting(self):
+            with no_dynamo.eager(), _Regions(self), _Counting(self):
                 yield self
         finally:
             pre.remove()
             post.remove()
             self.pending.clear()
+
+    @contextlib.contextmanager
+    def backward(self):
+        """The backward pass of what was recorded so far: its ops are recorded as backward ops, each
+        attributed through the autograd node running it to the forward op it differentiates."""
+        self.resolve_pending()
+        self.phase = BACKWARD
+        try:
+            yield self
+        finally:
+            self.phase = FORWARD
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Ops run here (the backward's seed gradients) are not the model's and are not recorded."""
+        active, self.active = self.active, False
+        try:
+            yield self
+        finally:
+            self.active = active
 
     # --- tagging for backward attribution ------------------------------------------------------------
 
@@ -154,8 +175,7 @@ class Recorder:
     def module_hint(self) -> str | None:
         """The kind a torch.nn layer stands for, for element-wise ops it runs (AdaptiveAvgPool2d(1) runs
         as a mean; some norms decompose on some devices)."""
-        mod = self.stack[-1][1]
-        return _MODULE_HINTS.get(type(mod).__module__) if not isinstance(mod, nn.MultiheadAttention) else None
+        return K.module_hint(self.stack[-1][1])
 
     def product_kind(self, args) -> str:
         """mm/bmm and friends: linear inside F.linear or when a parameter is an operand (MHA's projections
@@ -193,16 +213,16 @@ class Recorder:
                 self.uncounted[key] += 1
                 return
         else:
-            costs = self._apply(key, formula, args, kwargs, out)
+            costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is None:
                 return
         read = 0 if key in CREATION_OPS else None
         self.record(key, costs, args, kwargs, out, read_bytes=read)
 
-    def _apply(self, key, formula, args, kwargs, out) -> list[Cost] | None:
+    def _apply(self, key, formula, func, args, kwargs, out) -> list[Cost] | None:
         """A formula that cannot read an op's arguments lists the op as uncounted, never crashes the run."""
         try:
-            costs = formula(args, kwargs, out)
+            costs = formula(arguments(func, args, kwargs), out)
         except Exception as exc:
             self.uncounted[key] += 1
             self.formula_errors.setdefault(key, f"{type(exc).__name__}: {exc}")
@@ -293,7 +313,7 @@ class Recorder:
             self.regions.pop()
         if not self.suppress and self.active:
             key = _function_key(func)
-            costs = self._apply(key, formula, args, kwargs, out)
+            costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is not None:
                 self.record(key, costs, args, kwargs, out)
         return out
@@ -303,43 +323,23 @@ def _function_key(func) -> str:
     return f"F.{getattr(func, '__name__', str(func))}"
 
 
-def _sdpa_function_cost(args, kwargs, out) -> Cost:
-    q, k, v = args[0], kwargs.get("key", args[1] if len(args) > 1 else None), \
-        kwargs.get("value", args[2] if len(args) > 2 else None)
-    mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
-    causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
-    return attention_cost(q.shape, k.shape, v.shape, masked=mask is not None or bool(causal))
-
-
-def _mha_function_cost(args, kwargs, out) -> list[Cost]:
-    names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
-             "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias")
-    a = dict(zip(names, args, strict=False)) | kwargs
+def _mha_function_cost(a: Args, out) -> list[Cost]:
     q, k = a["query"], a["key"]
     E, H = int(a["embed_dim_to_check"]), int(a["num_heads"])
     batched = q.dim() == 3
     L, B = (int(q.shape[0]), int(q.shape[1])) if batched else (int(q.shape[0]), 1)
-    S = int(k.shape[0]) + (1 if a.get("bias_k") is not None else 0) + (1 if a.get("add_zero_attn") else 0)
-    if a.get("use_separate_proj_weight"):
+    S = int(k.shape[0]) + (1 if a["bias_k"] is not None else 0) + (1 if a["add_zero_attn"] else 0)
+    if a["use_separate_proj_weight"]:
         kdim, vdim = int(a["k_proj_weight"].shape[1]), int(a["v_proj_weight"].shape[1])
     else:
         kdim = vdim = E
-    masked = a.get("attn_mask") is not None or a.get("key_padding_mask") is not None or bool(a.get("is_causal"))
-    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=kdim, vdim=vdim, in_bias=a.get("in_proj_bias") is not None,
-                    out_bias=a.get("out_proj_bias") is not None, masked=masked,
-                    need_weights=bool(a.get("need_weights", True)))
+    masked = a["attn_mask"] is not None or a["key_padding_mask"] is not None or bool(a["is_causal"])
+    return mha_cost(B=B, L=L, S=S, E=E, H=H, kdim=kdim, vdim=vdim, in_bias=a["in_proj_bias"] is not None,
+                    out_bias=a["out_proj_bias"] is not None, masked=masked, need_weights=bool(a["need_weights"]))
 
-
-_MODULE_HINTS = {
-    "torch.nn.modules.pooling": K.POOLING,
-    "torch.nn.modules.batchnorm": K.NORM,
-    "torch.nn.modules.normalization": K.NORM,
-    "torch.nn.modules.instancenorm": K.NORM,
-    "torch.nn.modules.activation": K.ACTIVATION,
-}
 
 _WHOLE_FUNCTIONS = {
-    F.scaled_dot_product_attention: _sdpa_function_cost,
+    F.scaled_dot_product_attention: sdpa_cost,  # named by aten::scaled_dot_product_attention's schema
     F.multi_head_attention_forward: _mha_function_cost,
 }
 _LINEAR_FUNCTIONS = {F.linear}
@@ -374,6 +374,13 @@ def _decomposable(func) -> bool:
 
 
 class _Counting(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in its dynamo-disabling decorator unless the mode opts out,
+        # and that decorator imports torch._dynamo (~1.3 s) on the first op. Counting never runs under
+        # torch.compile, so there is nothing for the wrapper to guard.
+        return False
+
     def __init__(self, rec: Recorder):
         super().__init__()
         self.rec = rec

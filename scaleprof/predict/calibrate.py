@@ -1,0 +1,362 @@
+"""`calibrate()`: measure this machine for one target and write a predictor file.
+
+1. The machine's peaks (bench/roofline.py: a large matmul, a large copy) seed the roofline.
+2. Calibration models (zoo, on meta) are harvested: every distinct op configuration they run.
+3. Each calibration model is timed whole (eager, on real random weights): the ground truth for the
+   framework's per-op, per-module and per-forward overhead.
+4. Each distinct op configuration is replayed alone on real tensors (replay.py) and timed with bench's
+   adaptive timer, the configurations that weigh most in the models first (estimated time × calls).
+5. Redraws: the same models at other resolutions and widths (zoo knobs), whose new configurations sit
+   near the measured ones in channels and spatial size, measured while time is left (nn-Meter's
+   refinement, drawn from the zoo's own scaling rather than from the predicted-worst points: see
+   docs/prediction.md).
+6. Fit (model.py) and write the file atomically (predictor.py).
+
+Every finished measurement is appended to a JSON-lines journal beside the output (scaleprof/runlog.py),
+``<out>.journal.jsonl``. Resuming is automatic: a calibration started again with the same target, environment
+and models reads the journal back and measures only what is missing (a line cut by a kill is redone);
+``restart=True`` discards it. The journal is removed once the predictor is written. ``max_time`` bounds
+the whole run: when it is spent, the fit uses what was measured (ops not measured are predicted by
+their group's fit, or their kind's).
+
+``timer(what, make)`` is the measuring function: ``what`` is an OpEvent or a ModelRun, ``make()`` builds
+the callable to time. The default replays and measures; tests pass a fake that returns synthetic times.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ScaleprofError, one_line
+from ..runlog import RunLog
+from . import model as M
+from .harvest import Harvest, OpEvent, harvest
+from .predictor import Predictor, Target, current_environment, default_path, make_target
+
+# Calibration models: every kind the zoo has (standard, pointwise, depthwise and grouped convs, linear,
+# attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds.
+DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet")
+# Redraws of each model's configurations: other input sizes and widths.
+DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"width": 0.75}, {"width": 1.25})
+
+OP_TIME_S = 0.25        # per op configuration
+MODEL_TIME_S = 2.0      # per whole calibration model
+PEAKS_TIME_S = 1.0
+
+
+@dataclass
+class ModelRun:
+    """A calibration model: its spec, knobs, inputs and harvested ops."""
+
+    name: str
+    knobs: dict
+    inputs: list
+    harvest: Harvest
+
+    @property
+    def label(self) -> str:
+        return self.name + "".join(f" {k}={v}" for k, v in sorted(self.knobs.items()))
+
+
+@dataclass
+class CalibrationResult:
+    path: str
+    target: dict
+    fingerprint: str
+    samples: int
+    failed: int
+    measured_now: int
+    resumed: int
+    models: list[dict]
+    elapsed_s: float
+    stopped: str                       # done | max_time
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("path", "target", "fingerprint", "samples", "failed", "measured_now",
+                                               "resumed", "models", "elapsed_s", "stopped", "notices")}
+
+
+Timer = Callable[[object, Callable[[], Callable[[], object]]], float]
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(f"calibrate: {msg}", file=sys.stderr, flush=True)
+
+
+CLOCKS = ("auto", "wall", "thread")
+
+
+def resolve_clock(clock: str, target: Target) -> str:
+    """``auto``: the calling thread's CPU time for one thread on CPU, else the wall clock.
+
+    With one intra-op thread every kernel runs on the calling thread, so its CPU time is the latency the
+    op would have on a quiet machine: other processes taking the cores (a shared CI runner, a developer
+    box) slow the wall clock, not this one. With more threads, or on CUDA, only the wall clock (or CUDA
+    events) sees the work."""
+    if clock not in CLOCKS:
+        raise ScaleprofError(f"unknown clock {clock!r}: use {', '.join(CLOCKS)}")
+    if clock == "thread" and (target.device != "cpu" or target.threads != 1):
+        raise ScaleprofError("--clock thread measures one CPU thread: it needs --device cpu --threads 1")
+    if clock == "auto":
+        return "thread" if target.device == "cpu" and target.threads == 1 else "wall"
+    return clock
+
+
+def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
+                    clock: str = "auto") -> Timer:
+    """The real timer: bench's adaptive measure, under inference mode and the target's threads; blocks
+    timed by the clock ``resolve_clock`` picks (the run's time limit is always the wall clock)."""
+    import time as _time
+
+    import torch
+
+    from ..bench.env import torch_threads
+    from ..bench.timer import CpuBlockTimer, TimerConfig, block_timer_for, measure
+
+    use = resolve_clock(clock, target)
+
+    def timer(what, make) -> float:
+        is_model = isinstance(what, ModelRun)
+        cfg = TimerConfig(max_time=model_time if is_model else op_time, min_time=0.05 if not is_model else 0.5,
+                          target_ci=0.02, min_samples=8, warmup_window=3)
+        bt = CpuBlockTimer(_time.thread_time) if use == "thread" else block_timer_for(target.device)
+        with torch_threads(target.threads), torch.inference_mode():
+            fn = make()
+            return float(measure(fn, cfg, block_timer=bt, clock=_time.perf_counter).summary.median)
+
+    return timer
+
+
+def _model_maker(run: ModelRun, target: Target):
+    def make():
+        from ..shapes import parse_dtype
+        from ..spec import load_model
+
+        dt = parse_dtype(target.dtype)
+        model = load_model(run.name, device=target.device, **run.knobs).eval().to(dtype=dt)
+        xs = [s.make(target.device) for s in run.inputs]
+        xs = [x.to(dt) if x.is_floating_point() else x for x in xs]
+        return lambda: model(*xs)
+
+    return make
+
+
+def _op_maker(event: OpEvent, target: Target):
+    def make():
+        from .replay import replayable
+
+        return replayable(event, target.device)
+
+    return make
+
+
+def harvest_model(name: str, knobs: dict, target: Target) -> ModelRun:
+    from ..shapes import InputSpec, parse_dtype
+    from ..spec import load_model, resolve_inputs
+
+    model = load_model(name, device="meta", **knobs).eval()
+    specs = [InputSpec((target.batch, *s.shape[1:]), s.dtype) for s in resolve_inputs(name, model, None, knobs)]
+    return ModelRun(name, dict(knobs), specs, harvest(model, specs, name=name, dtype=parse_dtype(target.dtype)))
+
+
+def _redraw_knobs(name: str, redraw: dict) -> dict:
+    from ..spec import load_model, model_inputs
+
+    knobs = {}
+    for k, f in redraw.items():
+        if k == "resolution":
+            side = model_inputs(load_model(name, device="meta"))[0].shape[-1]
+            knobs[k] = max(32, int(round(side * f / 16)) * 16)
+        else:
+            knobs[k] = f
+    return knobs
+
+
+def _harvest_all(models, redraws, target: Target, progress: bool) -> tuple[list[ModelRun], list[ModelRun]]:
+    base = [harvest_model(n, {}, target) for n in models]
+    extra = []
+    for n in models:
+        for r in redraws:
+            try:
+                extra.append(harvest_model(n, _redraw_knobs(n, r), target))
+            except ScaleprofError as exc:   # a family without that knob
+                _say(progress, f"no redraw {r} of {n}: {one_line(exc)}")
+    return base, extra
+
+
+def _key(e: OpEvent) -> str:
+    return f"{e.kind}|{e.sig}"
+
+
+def _work_list(runs: list[ModelRun], estimate: Predictor, done: set[str]) -> list[OpEvent]:
+    """Distinct op configurations not yet measured, most expected error first: estimated time × calls ×
+    how far the configuration is from every sample of its group (1 - exp(-d), d in standard deviations;
+    1 when the group has none). Before any sample, that is the heaviest first."""
+    weight: dict[str, float] = {}
+    first: dict[str, OpEvent] = {}
+    for run in runs:
+        events = run.harvest.events
+        est = (estimate.events_ms(events) + estimate.overhead.per_op_ms) * estimate.novelty(events)
+        for e, ms in zip(events, est, strict=True):
+            k = _key(e)
+            if k in done:
+                continue
+            first.setdefault(k, e)
+            weight[k] = weight.get(k, 0.0) + float(ms)
+    return [first[k] for k in sorted(first, key=lambda k: -weight[k])]
+
+
+def _sample(e: OpEvent, ms: float | None) -> dict:
+    return {"key": _key(e), "group": e.group, "kind": e.kind, "macs": e.macs, "bytes": e.bytes,
+            "features": e.features(), "ms": ms}
+
+
+def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = 300.0,
+              out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, restart: bool = False,
+              progress: bool = True, clock: str = "auto", timer: Timer | None = None,
+              peaks: tuple[float, float] | None = None, environment: dict | None = None) -> CalibrationResult:
+    """Measure this machine for one target and write its predictor file (see the module docstring).
+
+    ``clock``: auto | wall | thread (``resolve_clock``). ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
+    ``environment`` the fingerprint (both for tests)."""
+    t0 = time.perf_counter()
+    if max_time <= 0:
+        raise ScaleprofError(f"--max-time must be positive, got {max_time}")
+    target = make_target(device, runtime, dtype, threads, batch)
+    env = environment if environment is not None else current_environment(target)
+    out_path = Path(out) if out is not None else default_path(target, env)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    journal_path = out_path.with_name(out_path.name + ".journal.jsonl")
+    if restart and journal_path.exists():
+        journal_path.unlink()
+    used_clock = resolve_clock(clock, target) if timer is None else "fake"
+    config = {"target": target.to_dict(), "fingerprint": env.get("fingerprint"), "models": list(models),
+              "redraws": list(redraws), "clock": used_clock}
+    log = RunLog(journal_path, config, resume=journal_path.exists(), tool="scaleprof calibrate",
+                 run="calibration")
+    try:
+        return _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress,
+                          timer or measuring_timer(target, clock=clock), peaks, journal_path, used_clock)
+    finally:
+        log.close()
+
+
+def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress, timer, peaks,
+               journal_path, clock) -> CalibrationResult:
+    records = log.records
+    resumed = len(records)
+    if resumed:
+        _say(progress, f"resuming from {journal_path}: {resumed} measurements already done")
+    deadline = t0 + max_time
+    peak_rec = next((r for r in records if r.get("type") == "peaks"), None)
+    if peak_rec is None:
+        gflops, gbps = peaks if peaks is not None else _measure_peaks(target, progress)
+        peak_rec = {"type": "peaks", "gflops": gflops, "gbps": gbps}
+        log.write(peak_rec)
+    pred = Predictor(target=target, environment=env, gflops=float(peak_rec["gflops"]), gbps=float(peak_rec["gbps"]))
+    seeded = Predictor.seeded(target, env)
+    seeded.gflops, seeded.gbps = pred.gflops, pred.gbps
+    base, extra = _harvest_all(models, redraws, target, progress)
+    measured_models = {r["label"]: r["ms"] for r in records if r.get("type") == "model"}
+    samples = {r["key"]: r for r in records if r.get("type") == "op"}
+    now = 0
+    stopped = "done"
+    for run in base:
+        if run.label in measured_models:
+            continue
+        if time.perf_counter() >= deadline:
+            stopped = "max_time"
+            break
+        ms = _timed(timer, run, _model_maker(run, target), progress)
+        measured_models[run.label] = ms
+        log.write({"type": "model", "label": run.label, "ms": ms})
+        now += 1
+        _say(progress, f"model {run.label}: {ms:.3f} ms" if ms is not None else f"model {run.label}: failed")
+    for runs, what in ((base, "ops"), (extra, "redrawn ops")):
+        estimate = seeded
+        if runs is extra and samples:
+            # the redraws are ordered by the first fit: far from what was measured and heavy first
+            estimate = Predictor(target=target, environment=env, gflops=pred.gflops, gbps=pred.gbps,
+                                 samples=[{k: v for k, v in r.items() if k != "type"} for r in samples.values()])
+            estimate.fit()
+        todo = _work_list(runs, estimate, set(samples))
+        if todo:
+            _say(progress, f"{len(todo)} {what} to measure")
+        for i, e in enumerate(todo):
+            if time.perf_counter() >= deadline:
+                stopped = "max_time"
+                break
+            ms = _timed(timer, e, _op_maker(e, target), False)
+            rec = {"type": "op", **_sample(e, ms)}
+            samples[rec["key"]] = rec
+            log.write(rec)
+            now += 1
+            if progress and (i + 1) % 25 == 0:
+                _say(progress, f"{what}: {i + 1}/{len(todo)} measured, {time.perf_counter() - t0:.0f}/"
+                               f"{max_time:g} s")
+        if stopped == "max_time":
+            _say(progress, f"--max-time {max_time:g} s reached: fitting on what was measured")
+            break
+    pred.samples = [{k: v for k, v in r.items() if k != "type"} for r in samples.values()]
+    pred.fit()
+    rows = _fit_overhead(pred, base, measured_models)
+    failed = sum(1 for s in pred.samples if s.get("ms") is None)
+    pred.calibration = {"models": [r.label for r in base], "redraws": [r.label for r in extra],
+                        "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped, "clock": clock,
+                        "samples": len(pred.samples) - failed, "failed": failed}
+    pred.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    path = pred.save(out_path)
+    log.close()
+    journal_path.unlink(missing_ok=True)
+    _say(progress, f"wrote {path} ({len(pred.samples) - failed} op samples, {len(rows)} models)")
+    return CalibrationResult(path=str(path), target=target.to_dict(), fingerprint=pred.fingerprint,
+                             samples=len(pred.samples) - failed, failed=failed, measured_now=now, resumed=resumed,
+                             models=rows, elapsed_s=round(time.perf_counter() - t0, 2), stopped=stopped)
+
+
+def _timed(timer: Timer, what, make, progress: bool) -> float | None:
+    """One measurement; an op that cannot be replayed is journaled as failed (never retried)."""
+    try:
+        ms = float(timer(what, make))
+    except Exception as exc:  # a replay can fail in ways no list foresees; the op is then predicted by its group
+        _say(progress, f"could not time {getattr(what, 'label', getattr(what, 'sig', '?'))[:80]}: {one_line(exc)}")
+        return None
+    return ms if ms > 0 and np.isfinite(ms) else None
+
+
+def _measure_peaks(target: Target, progress: bool) -> tuple[float, float]:
+    from ..bench.env import torch_threads
+    from ..bench.roofline import measure_peaks
+    from ..shapes import parse_dtype
+
+    _say(progress, "measuring peaks (matmul, copy)")
+    with torch_threads(target.threads):
+        p = measure_peaks(target.device, parse_dtype(target.dtype), max_time=PEAKS_TIME_S)
+    _say(progress, f"peaks: {p.gflops:.1f} GFLOP/s, {p.gbps:.1f} GB/s")
+    return p.gflops, p.gbps
+
+
+def _fit_overhead(pred: Predictor, base: list[ModelRun], measured: dict) -> list[dict]:
+    """Fit the whole-model overhead on the measured calibration models; their predicted-vs-measured rows."""
+    runs = [r for r in base if measured.get(r.label)]
+    sums = np.array([float(pred.events_ms(r.harvest.events).sum()) for r in runs])
+    n_ops = np.array([len(r.harvest.events) for r in runs], dtype=float)
+    n_mod = np.array([r.harvest.module_calls for r in runs], dtype=float)
+    meas = np.array([measured[r.label] for r in runs], dtype=float)
+    pred.overhead = M.fit_overhead(sums, n_ops, n_mod, meas)
+    pred.models = []
+    rows = []
+    for r, s, n, u, m in zip(runs, sums, n_ops, n_mod, meas, strict=True):
+        p = s + pred.overhead.total(int(n), int(u))
+        pred.models.append({"name": r.label, "measured_ms": m, "op_sum_ms": s, "n_ops": int(n), "n_modules": int(u)})
+        rows.append({"model": r.label, "measured_ms": m, "predicted_ms": p, "error": p / m - 1})
+    return rows

@@ -1,0 +1,53 @@
+"""Predicted latency and calibration results as tables for people; `--json` prints `to_dict()` instead.
+
+Reads only the result objects' dicts (predict.PredictionResult, predict.CalibrationResult), never the
+predictor's internals."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .tables import human, ms, pct, render
+
+
+def _predictor_line(p: dict) -> str:
+    if not p.get("calibrated", True):
+        return "predictor: none calibrated: the roofline alone with seeded peaks (run `scaleprof calibrate`)"
+    return (f"predictor: {p.get('path') or '(in memory)'} (fingerprint {p['fingerprint']}; {p['device']}, "
+            f"{p['runtime']}, {p['dtype']}, {p['threads']} threads)")
+
+
+def prediction_frame(result, by: str = "kind", level: int = 2) -> pd.DataFrame:
+    d = result.to_dict()
+    total = d["predicted_ms"] or 1.0
+    if by == "layer":
+        rows = [{"layer": r["name"] or "(root)", "kind": r["kind"], "calls": r["calls"], "macs": human(r["macs"]),
+                 "predicted ms": ms(r["predicted_ms"]), "share %": pct(r["predicted_ms"], total)}
+                for r in d["layers"]]
+        return pd.DataFrame(rows).set_index("layer")
+    table = d["by_kind"] if by == "kind" else result.by_module(level)
+    rows = [{by: k or "(root)", "macs": human(v["macs"]), "predicted ms": ms(v["predicted_ms"]),
+             "share %": pct(v["share"])} for k, v in table.items()]
+    return pd.DataFrame(rows).set_index(by)
+
+
+def format_prediction(result, by: str = "kind", level: int = 2, fmt: str = "table") -> str:
+    d = result.to_dict()
+    head = [f"{d['model']} on {', '.join(d['inputs'])}: predicted {d['predicted_ms']:.3f} ms "
+            f"({human(d['macs'])} MACs)", _predictor_line(d["predictor"])]
+    return "\n".join(head) + "\n\n" + render(prediction_frame(result, by, level), fmt)
+
+
+def format_calibration(result) -> str:
+    d = result.to_dict()
+    t = d["target"]
+    lines = [f"predictor: {d['path']}",
+             f"target: {t['device']}, {t['runtime']}, {t['dtype']}, {t['threads']} threads, batch {t['batch']}; "
+             f"fingerprint {d['fingerprint']}",
+             f"{d['samples']} op samples ({d['measured_now']} measured now, {d['resumed']} from the journal, "
+             f"{d['failed']} could not be replayed), {d['elapsed_s']:.0f} s, {d['stopped']}"]
+    rows = [{"model": r["model"], "measured ms": ms(r["measured_ms"]), "predicted ms": ms(r["predicted_ms"]),
+             "error %": pct(r["error"], signed=True)} for r in d["models"]]
+    if rows:
+        lines += ["", "calibration models (in-sample):", render(pd.DataFrame(rows).set_index("model"), "table")]
+    return "\n".join(lines)

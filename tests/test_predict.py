@@ -1,0 +1,275 @@
+"""Latency prediction (issue 13): calibration on a fake timer, the predictor file, resume, refusals, sums.
+
+No real timing is asserted: the timer is a function of each op's counted MACs and bytes, so the fit must
+recover the coefficients it was built from."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scaleprof.cli import main
+from scaleprof.errors import ScaleprofError
+from scaleprof.predict import Predictor, calibrate, default_path, make_target, predict
+from scaleprof.predict.calibrate import ModelRun, harvest_model
+from scaleprof.predict.harvest import OpEvent
+from scaleprof.spec import load_model
+
+GFLOPS, GBPS = 50.0, 10.0                 # the peaks the fake calibration is given
+C0, A, B = 0.004, 2.0, 1.5               # op ms = C0 + A·(2·macs/P) + B·(bytes/B) (P, B in ms units)
+PER_OP, PER_MODULE, PER_MODEL = 0.003, 0.002, 0.5
+MODELS = ("resnet18", "vit_tiny", "mobilenet_v3_small", "efficientnet_b0")
+
+
+def synthetic_op_ms(e: OpEvent) -> float:
+    return C0 + A * 2.0 * e.macs / (GFLOPS * 1e6) + B * e.bytes / (GBPS * 1e6)
+
+
+class FakeTimer:
+    """Synthetic timings; counts what it was asked to time (never builds the callable)."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.ops: list[str] = []
+        self.models: list[str] = []
+        self.fail_after = fail_after
+
+    def __call__(self, what, make) -> float:
+        if isinstance(what, ModelRun):
+            self.models.append(what.label)
+            ev = what.harvest.events
+            return (sum(synthetic_op_ms(e) for e in ev) + PER_OP * len(ev) + PER_MODULE * what.harvest.module_calls
+                    + PER_MODEL)
+        if self.fail_after is not None and len(self.ops) >= self.fail_after:
+            raise KeyboardInterrupt  # the kill
+        self.ops.append(f"{what.kind}|{what.sig}")
+        return synthetic_op_ms(what)
+
+
+def fake_calibrate(out, timer=None, models=MODELS, **kw):
+    return calibrate(threads=1, out=out, models=models, redraws=(), progress=False, timer=timer or FakeTimer(),
+                     peaks=(GFLOPS, GBPS), **kw)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred") / "p.json"
+    timer = FakeTimer()
+    result = fake_calibrate(out, timer)
+    return out, result, timer
+
+
+def test_fake_calibration_recovers_known_coefficients(calibrated):
+    out, result, timer = calibrated
+    pred = Predictor.load(out)
+    assert result.stopped == "done" and result.failed == 0 and result.resumed == 0
+    # every distinct op configuration was timed once, and each model whole once
+    assert len(timer.ops) == len(set(timer.ops)) == result.samples == len(pred.samples)
+    assert sorted(timer.models) == sorted(MODELS)
+    # a conv group has MACs and bytes apart: its roofline coefficients are the synthetic ones
+    conv = pred.groups["conv.pointwise|aten::convolution.default"]
+    assert conv.coef[0] == pytest.approx(C0, rel=1e-6)
+    assert conv.coef[1] == pytest.approx(A, rel=1e-6)
+    assert conv.coef[2] + conv.coef[3] == pytest.approx(B, rel=1e-6)
+    assert max(abs(r) for r in conv.log_ratio) < 1e-6        # nothing left for the residual
+    # the whole-model overhead: per op, per module call, per forward
+    assert pred.overhead.per_op_ms == pytest.approx(PER_OP, rel=1e-4)
+    assert pred.overhead.per_module_ms == pytest.approx(PER_MODULE, rel=1e-4)
+    assert pred.overhead.per_model_ms == pytest.approx(PER_MODEL, rel=1e-3)
+    for row in result.models:
+        assert row["error"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unseen_sizes_follow_the_fitted_roofline(calibrated):
+    out, _, _ = calibrated
+    run = harvest_model("resnet34", {"resolution": 160}, make_target(threads=1))   # no sample came from it
+    ev = run.harvest.events
+    pred = Predictor.load(out)
+    want = sum(synthetic_op_ms(e) for e in ev) + PER_OP * len(ev) + PER_MODULE * run.harvest.module_calls + PER_MODEL
+    got = predict("resnet34", knobs={"resolution": 160}, threads=1, predictor=out, force=True).predicted_ms
+    assert got == pytest.approx(want, rel=0.02)
+    # conv groups carry the exact linear law, whatever the shape
+    convs = [e for e in ev if e.kind.startswith("conv")]
+    np.testing.assert_allclose(pred.events_ms(convs), [synthetic_op_ms(e) for e in convs], rtol=1e-5)
+
+
+def test_predictor_file_round_trips(calibrated, tmp_path):
+    out, _, _ = calibrated
+    d = json.loads(out.read_text())
+    assert d["format"] == "scaleprof-predictor" and d["version"] == 1
+    assert set(d["target"]) == {"device", "runtime", "dtype", "threads", "batch"}
+    assert d["fingerprint"] == d["environment"]["fingerprint"]
+    again = tmp_path / "again.json"
+    Predictor.load(out).save(again)
+    assert json.loads(again.read_text()) == d
+    a = predict("mobilenet_v2", threads=1, predictor=out).predicted_ms
+    b = predict("mobilenet_v2", threads=1, predictor=again).predicted_ms
+    assert a == b
+
+
+def test_predict_sums_its_layers_and_kinds(calibrated):
+    out, _, _ = calibrated
+    r = predict("efficientnet_b0", threads=1, predictor=out)
+    d = r.to_dict()
+    assert d["predicted_ms"] == pytest.approx(sum(x["predicted_ms"] for x in d["layers"]), rel=1e-12)
+    assert sum(v["share"] for v in d["by_kind"].values()) == pytest.approx(1.0)
+    assert d["macs"] == sum(v["macs"] for v in d["by_kind"].values()) == 385_814_752
+    assert set(d["predictor"]) >= {"fingerprint", "runtime", "device", "dtype", "threads"}
+    assert d["predictor"]["threads"] == 1 and d["predictor"]["runtime"] == "eager"
+    # a calibration model is predicted as it was measured (its ops are samples; overhead as fitted)
+    assert r.predicted_ms == pytest.approx(
+        next(m["predicted_ms"] for m in fake_models(out) if m["model"] == "efficientnet_b0"), rel=1e-9)
+
+
+def fake_models(out):
+    p = Predictor.load(out)
+    return [{"model": m["name"], "predicted_ms": m["op_sum_ms"] + p.overhead.total(m["n_ops"], m["n_modules"])}
+            for m in p.models]
+
+
+def test_a_predictor_from_another_environment_is_refused_unless_forced(calibrated, tmp_path, capsys):
+    out, _, _ = calibrated
+    d = json.loads(out.read_text())
+    d["environment"]["cpu"] = "Some Other CPU"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(d))
+    with pytest.raises(ScaleprofError, match="cpu: 'Some Other CPU'"):
+        predict("resnet18", threads=1, predictor=other)
+    assert main(["predict", "resnet18", "--threads", "1", "--predictor", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cpu: 'Some Other CPU'" in err[0] and "--force" in err[0]
+    r = predict("resnet18", threads=1, predictor=other, force=True)
+    assert any("Some Other CPU" in n for n in r.notices)
+    # another thread count is another target
+    with pytest.raises(ScaleprofError, match="threads: 1 != 2"):
+        predict("resnet18", threads=2, predictor=out)
+
+
+def test_a_killed_calibration_resumes_without_remeasuring(tmp_path):
+    out = tmp_path / "p.json"
+    models = ("resnet18", "vit_tiny")
+    first = FakeTimer(fail_after=20)
+    with pytest.raises(KeyboardInterrupt):
+        fake_calibrate(out, first, models=models)
+    journal = out.with_name(out.name + ".journal.jsonl")
+    assert not out.exists() and journal.exists()
+    raw = journal.read_bytes()
+    journal.write_bytes(raw[:-7])          # the kill cut the last record mid-line
+    second = FakeTimer()
+    result = fake_calibrate(out, second, models=models)
+    assert second.models == []                              # both models were timed before the kill
+    assert not set(second.ops) & set(first.ops[:19])        # the 19 whole records are not measured again
+    assert first.ops[19] in second.ops                      # the cut one is
+    assert result.resumed == 2 + 1 + 19                     # models, peaks, ops
+    assert result.samples == len(set(first.ops[:19]) | set(second.ops))
+    assert not journal.exists()
+    # the same predictor as an uninterrupted run
+    fresh = tmp_path / "fresh.json"
+    fake_calibrate(fresh, models=models)
+    assert predict("resnet18", threads=1, predictor=out).predicted_ms == pytest.approx(
+        predict("resnet18", threads=1, predictor=fresh).predicted_ms, rel=1e-12)
+
+
+def test_default_location_and_the_roofline_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = make_target(threads=1)
+    r = predict("resnet18", threads=1)
+    assert r.predictor["calibrated"] is False and "roofline alone" in r.notices[0]
+    assert r.predicted_ms > 0
+    result = fake_calibrate(None, models=("resnet18",))
+    assert result.path == str(default_path(target))
+    assert str(tmp_path) in result.path
+    r = predict("resnet18", threads=1)
+    assert r.predictor["calibrated"] is True and r.predictor["path"] == result.path and not r.notices
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["predict", "resnet18", "--predictor", "{tmp}/missing.json"], "not found"),
+    (["predict", "resnet18", "--predictor", "{tmp}/garbage.json"], "not valid JSON"),
+    (["predict", "resnet18", "--predictor", "{tmp}/other.json"], "not a scaleprof predictor"),
+    (["predict", "resnet18", "--predictor", "{tmp}/cut.json"], "corrupt"),
+    (["predict", "resnet18", "--runtime", "onnxruntime"], "eager only"),
+    (["predict", "resnet18", "--device", "tpu"], "unknown device"),
+    (["calibrate", "--runtime", "compile", "--out", "{tmp}/x.json"], "eager only"),
+    (["calibrate", "--max-time", "0", "--out", "{tmp}/x.json"], "--max-time"),
+    (["calibrate", "--clock", "thread", "--threads", "2", "--out", "{tmp}/x.json"], "--threads 1"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, calibrated, argv, words):
+    (tmp_path / "garbage.json").write_text("{not json")
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    d = json.loads(calibrated[0].read_text())
+    del d["fit"]
+    (tmp_path / "cut.json").write_text(json.dumps(d))
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_cli_predict_json_and_tables(calibrated, capsys):
+    out, _, _ = calibrated
+    assert main(["predict", "mobilenet_v2", "--threads", "1", "--predictor", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {"predicted_ms", "by_kind", "layers", "predictor"} <= set(d)
+    assert set(d["by_kind"]["conv.depthwise"]) == {"predicted_ms", "macs", "share"}
+    for by in ("kind", "module", "layer"):
+        assert main(["predict", "mobilenet_v2", "--threads", "1", "--predictor", str(out), "--by", by]) == 0
+        text = capsys.readouterr().out
+        assert f"predicted {d['predicted_ms']:.3f} ms" in text
+
+
+def test_harvest_keys_ops_as_the_device_runs_them():
+    run = harvest_model("resnet18", {}, make_target(threads=1))
+    heads = {e.sig.split("(", 1)[0] for e in run.harvest.events}
+    # max pooling runs as aten::max_pool2d on a device, not as the meta path's max_pool2d_with_indices
+    assert "aten::max_pool2d.default" in heads and "aten::max_pool2d_with_indices.default" not in heads
+    assert sum(e.macs for e in run.harvest.events) == run.harvest.profile.totals.macs == 1_814_073_344
+    # the user's module is left as found: counting it twice gives the same events
+    model = load_model("resnet18", device="meta").eval()
+    from scaleprof.predict.harvest import harvest
+
+    a = harvest(model, [(1, 3, 224, 224)])
+    b = harvest(model, [(1, 3, 224, 224)])
+    assert [e.sig for e in a.events] == [e.sig for e in b.events]
+
+
+def test_the_clock_follows_the_target():
+    from scaleprof.predict.calibrate import resolve_clock
+
+    assert resolve_clock("auto", make_target(threads=1)) == "thread"   # one thread: its CPU time
+    assert resolve_clock("auto", make_target(threads=2)) == "wall"
+    assert resolve_clock("wall", make_target(threads=1)) == "wall"
+    with pytest.raises(ScaleprofError, match="unknown clock"):
+        resolve_clock("sundial", make_target(threads=1))
+
+
+def test_the_package_api(calibrated):
+    import scaleprof
+
+    out, _, _ = calibrated
+    r = scaleprof.predict("resnet18", threads=1, predictor=out)      # the package is callable as predict()
+    assert r.predicted_ms == predict("resnet18", threads=1, predictor=out).predicted_ms
+    assert scaleprof.calibrate is calibrate
+    assert scaleprof.predict.Predictor is Predictor
+
+
+def test_redraws_far_from_the_samples_come_first(calibrated):
+    from scaleprof.predict.calibrate import _work_list
+
+    out, _, _ = calibrated
+    pred = Predictor.load(out)
+    target = make_target(threads=1)
+    seen = harvest_model("resnet18", {}, target)
+    assert np.all(pred.novelty(seen.harvest.events) == 0.0)          # every configuration was measured
+    new = harvest_model("resnet18", {"resolution": 128}, target)
+    nov = pred.novelty(new.harvest.events)
+    assert np.all((nov >= 0) & (nov < 1)) and nov.max() > 0.3
+    todo = _work_list([new], pred, {s["key"] for s in pred.samples})
+    assert todo and all(f"{e.kind}|{e.sig}" not in {s["key"] for s in pred.samples} for e in todo)
+    weight: dict[str, float] = {}      # expected error: time (with the per-op overhead) × novelty, summed over calls
+    per_call = nov * (pred.events_ms(new.harvest.events) + pred.overhead.per_op_ms)
+    for e, w in zip(new.harvest.events, per_call, strict=True):
+        weight[f"{e.kind}|{e.sig}"] = weight.get(f"{e.kind}|{e.sig}", 0.0) + w
+    assert [weight[f"{e.kind}|{e.sig}"] for e in todo[:5]] == sorted(
+        (weight[f"{e.kind}|{e.sig}"] for e in todo[:5]), reverse=True)
