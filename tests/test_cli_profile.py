@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 
@@ -199,7 +198,5 @@ def test_profile_json_leaves_the_heavy_libraries_out(cli_imports):
     assert [m for m in cli_imports["loaded"] if m != "torch._dynamo"] == []
 
 
-@pytest.mark.skipif(not (pathlib.Path(__file__).resolve().parents[1] / "scaleprof" / "no_dynamo.py").exists(),
-                    reason="counting's dynamo opt-out (scaleprof/no_dynamo.py, r-count) not merged yet")
 def test_profile_json_never_imports_dynamo(cli_imports):
     assert "torch._dynamo" not in cli_imports["loaded"]
