@@ -56,7 +56,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _cmd_profile(args) -> int:
     from .counting import profile
-    from .report.tables import format_profile
     from .spec import resolve_target
 
     target = resolve_target(args.spec, args.input, knobs=_knobs(args), device=args.device, dtype=args.dtype,
@@ -77,6 +76,8 @@ def _cmd_profile(args) -> int:
             d["crosscheck"] = crosscheck.to_dict()
         _emit_json(d)
         return 0
+    from .report.tables import format_profile  # pandas: only the tables need it, not --json
+
     print(format_profile(result, by=args.by, level=args.level, fmt=args.format, title=_knob_title(args)))
     if crosscheck is not None:
         from .report.tables import format_crosscheck

@@ -158,3 +158,45 @@ def test_compare_refuses_a_result_of_another_kind(capsys, tmp_path):
     p.write_text(out)
     code, out, err = run(capsys, "compare", str(p), str(p))
     assert code == 2 and "profile file" in err
+
+
+# --- what a one-shot `profile --json` imports (issue 16) --------------------------------------------------
+
+HEAVY = ("pandas", "matplotlib", "scipy", "onnx", "onnxruntime", "tabulate")
+
+CLI_IMPORTS_SCRIPT = """
+import contextlib, io, json, sys
+from scaleprof import cli
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = cli.main(["profile", "resnet18", "--json"])
+print(json.dumps({"code": code, "macs": json.loads(out.getvalue())["totals"]["macs"],
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in %r or m == "torch._dynamo")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_imports():
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", CLI_IMPORTS_SCRIPT % (HEAVY,)], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_profile_json_leaves_the_heavy_libraries_out(cli_imports):
+    """A one-shot count pays torch's import and little else: the tables' pandas (and tabulate), the plots'
+    matplotlib, scipy and ONNX load only for the verbs and formats that use them."""
+    assert cli_imports["code"] == 0
+    assert cli_imports["macs"] == 1_814_073_344     # ResNet-18 at 224, as fvcore counts it (reports/crosscheck)
+    assert [m for m in cli_imports["loaded"] if m != "torch._dynamo"] == []
+
+
+def test_profile_json_never_imports_dynamo(cli_imports):
+    assert "torch._dynamo" not in cli_imports["loaded"]

@@ -114,6 +114,33 @@ def test_budget_parsing_and_tolerance():
         parse_budget("2x", 1.5)
 
 
+def test_grids_up_to_a_million_candidates_are_accepted():
+    from scaleprof.scaling.options import GridOptions
+
+    fam = resolve_family("efficientnet")
+    ok = GridOptions(alpha="1.0:1.99:0.01", beta="1.0:1.99:0.01", gamma="1.0:1.99:0.01").ranges(fam, [])
+    assert math.prod(len(v) for v in ok.values()) == 1_000_000
+    with pytest.raises(ScaleprofError, match="1010000 candidates; at most 1000000"):
+        GridOptions(alpha="1.0:2.0:0.01", beta="1.0:1.99:0.01", gamma="1.0:1.99:0.01").ranges(fam, [])
+    first = next(gridmod.iter_grid(ok["alpha"], ok["beta"], ok["gamma"], phi=1, base_knobs=fam.base_knobs))
+    assert (first.depth, first.width, first.resolution, first.index) == (1.0, 1.0, 224, 0)
+
+
+def test_pareto_ranks_equal_the_quadratic_definition():
+    from scaleprof.scaling.pareto import dominates
+
+    rng = np.random.default_rng(0)
+    pts = [tuple(int(v) for v in p) for p in rng.integers(0, 6, size=(300, 3))]     # many ties and repeats
+    ref, left, level = [-1] * len(pts), set(range(len(pts))), 0
+    while left:
+        front = {i for i in left if not any(dominates(pts[j], pts[i]) for j in left if j != i)}
+        for i in front:
+            ref[i] = level
+        left, level = left - front, level + 1
+    assert pareto_ranks(pts) == ref and max(ref) > 3
+    assert pareto_ranks([]) == []
+
+
 def test_pareto_ranks_by_hand():
     pts = [(1, 5), (2, 2), (5, 1), (3, 3), (4, 4), (2, 2)]
     # (1,5), (2,2) twice and (5,1) are on the front; (3,3) is beaten by (2,2); (4,4) by (3,3)
@@ -192,7 +219,7 @@ def test_cost_tasks_keep_each_architecture_in_one_task():
     tasks = cost_tasks(fam, cands, threads=1)
     assert sum(len(t["candidates"]) for t in tasks) == len(cands) and len(tasks) == 24
     for t in tasks:       # one module tree a task: a process or Ray worker builds it once, at all its inputs
-        assert len({fam.layout_key(c["width"], c["depth"], c["resolution"]) for c in t["candidates"]}) == 1
+        assert {fam.layout_key(c["width"], c["depth"], c["resolution"]) for c in t["candidates"]} == {t["layout_key"]}
     # without layouts (a user's callable): one task per (β, γ), as before
     tiny_fam = resolve_family(TINY)
     tiny_cands = gridmod.build_grid((1.0, 1.25, 1.5), (1.0, 1.5), (1.0, 1.25), phi=1, base_knobs=tiny_fam.base_knobs)
@@ -283,6 +310,90 @@ def test_block_count_only_where_it_is_exact():
     c = evaluate.count(fam, 1.1, 1.2, 258)
     assert blockcount._UNITS and c["macs"] == scaleprof.profile(fam.build(1.1, 1.2, 258), [(1, 3, 258, 258)],
                                                                device="meta", quiet=True).totals.macs
+
+
+def test_each_blocks_closed_form_equals_the_dispatchers_count():
+    # every distinct cost unit of a sample of the fine grid's layouts (its corners and two inside), chained
+    # at even, odd and batched inputs: the closed form gives the dispatcher's totals and output shape
+    from scaleprof.scaling import blockcount
+
+    fam = resolve_family("efficientnet")
+    checked: set = set()
+    for width, depth, inputs in ((1.0, 1.0, [(1, 3, 224, 224), (2, 3, 257, 257)]),
+                                 (1.25, 1.4, [(1, 3, 291, 291)]), (1.13, 1.02, [(1, 3, 241, 241)]),
+                                 (1.06, 1.3, [(1, 3, 250, 233)])):
+        units = blockcount.units_of(fam.build(width, depth, None))
+        for shape in inputs:
+            for unit, text in units:
+                form = blockcount.closed_form(unit)
+                assert form is not None, text[:80]
+                cost, out = form(shape)
+                if (text, shape) not in checked:
+                    x = torch.empty(shape, device="meta")
+                    totals, (y_shape, _, _) = blockcount._count_unit(unit, (shape, x.stride(), x.dtype))
+                    assert dict(zip(blockcount.FIELDS, cost, strict=True)) == totals, (width, depth, shape)
+                    assert out == y_shape
+                    checked.add((text, shape))
+                shape = out
+    assert len({t for t, _ in checked}) > 40
+
+
+def test_closed_forms_only_where_they_hold():
+    from scaleprof.scaling import blockcount
+
+    model = resolve_family("efficientnet").build(1.0, 1.0, 224)
+    block = model.features[2][1]                    # an MBConv with its residual add
+    assert blockcount.closed_form(block) is not None
+    block.train()                                   # stochastic depth and batch statistics run
+    assert blockcount.closed_form(block) is None
+    block.eval()
+    hook = block.block[0].register_forward_hook(lambda m, a, y: y)
+    assert blockcount.closed_form(block) is None
+    hook.remove()
+    block.block[1][0].padding_mode = "reflect"      # a padding the closed form does not know
+    assert blockcount.closed_form(block) is None
+    assert blockcount.closed_form(torch.nn.Sequential(torch.nn.GELU())) is None
+    stem = blockcount.closed_form(model.features[0])
+    assert stem((1, 4, 224, 224)) is None and stem((1, 3, 1, 1)) is not None and stem((1, 3, 0, 0)) is None
+
+
+def test_fast_grid_gives_the_dispatchers_table(monkeypatch):
+    # a sample of the fine grid: the search with closed forms, and with every model counted whole by the
+    # dispatcher (no block path at all), give the same table
+    from scaleprof.scaling import blockcount, evaluate
+
+    grid = {"alpha": "1.0,1.22,1.4", "beta": "1.0,1.13", "gamma": "1.0,1.07,1.21", "budget": "<=4x", **QUIET}
+
+    def table():
+        evaluate._COUNTS.clear(), evaluate._MODELS.clear(), blockcount._UNITS.clear()
+        return [{k: v for k, v in c.items() if k != "seconds"} for c in scale("efficientnet", **grid).candidates]
+
+    fast = table()
+    assert blockcount._UNITS
+    monkeypatch.setattr(blockcount, "assembled", lambda *a, **k: None)     # build every tree ...
+    monkeypatch.setattr(blockcount, "units_of", lambda model: None)         # ... and count it whole
+    whole = table()
+    assert fast == whole and len(fast) == 18
+
+
+def test_assembled_text_and_units_equal_the_built_models():
+    # the trees of a sample of the fine grid (different repeats, widths, a named model's own dropout):
+    # written from their distinct blocks, the text is module_text of the built model, byte for byte, and the
+    # units are its cost units (the same unit texts, the same counts)
+    from scaleprof.scaling import blockcount
+    from scaleprof.scaling.family import module_text
+
+    for family, width, depth in (("efficientnet", 1.0, 1.0), ("efficientnet", 1.13, 1.3),
+                                 ("efficientnet", 1.25, 1.4), ("efficientnet_b3", 1.06, 1.02)):
+        fam = resolve_family(family)
+        text, units = blockcount.assembled(fam, width, depth, 240)
+        model = fam.build(width, depth, 240)
+        built = blockcount.units_of(model)
+        assert text == module_text(model)
+        assert [t for _, t in units[:-1]] == [t for _, t in built[:-1]]
+        assert blockcount.count_units(units, (1, 3, 240, 240)) == blockcount._count_chain(built, (1, 3, 240, 240))
+    assert blockcount.assembled(resolve_family("resnet"), 1.0, 1.0, 224) is None
+    assert blockcount.assembled(resolve_family(TINY), 1.0, 1.0, 32) is None
 
 
 def test_arch_hash_sees_list_attributes():

@@ -6,6 +6,13 @@ appended to a JSON-lines file as they finish; a rerun skips what is already ther
 
     python -m scaleprof.dev.counting_speed --out reports          # all cases
     python -m scaleprof.dev.counting_speed --one scaleprof resnet50 # one case, JSON on stdout
+    python -m scaleprof.dev.counting_speed --cold                   # only the cold table, on stdout
+
+Two views. Warm: the median of repeated counts in one process after a warm-up (the counter's own cost).
+Cold: one count per fresh process, end to end, as a user runs it: ``scaleprof profile MODEL --json`` for
+scaleprof, and for each peer a plain script that builds the same model on CPU and counts it once; beside
+them ``python -c "import torch"``, the floor every one of them pays. Medians of COLD_ROUNDS processes per
+tool, the tools alternated round by round so that a busy spell of the machine falls on all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from ..bench.memory import maxrss_bytes  # VmHWM: a child's ru_maxrss can carry 
 MODELS = {"resnet50": ("resnet50", 224), "efficientnet_b7@600": ("efficientnet_b7", 600)}
 TOOLS = ("bare-meta", "scaleprof", "bare-cpu", "scaleprof-cpu", "fvcore", "thop", "torch")
 REPEATS = 3
+COLD_CASES = ("resnet50",)
+COLD_TOOLS = ("import-torch", "scaleprof", "fvcore", "thop", "torch")
+COLD_ROUNDS = 5
 
 
 # --- a 7-billion-parameter decoder-only transformer (LLaMA-7B shapes), for the meta-device case -----------
@@ -152,6 +162,109 @@ def measure_one(tool: str, case: str) -> dict:
             "peak_rss_bytes": maxrss_bytes()}
 
 
+# --- cold: one count per fresh process, end to end ------------------------------------------------------------
+
+def _cli() -> list[str]:
+    """The installed ``scaleprof`` command beside this interpreter (how a user runs it), else its main()."""
+    exe = Path(sys.executable).with_name("scaleprof")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "import sys; from scaleprof.cli import main; sys.exit(main())"]
+
+
+def cold_command(tool: str, case: str) -> list[str]:
+    if tool == "import-torch":
+        return [sys.executable, "-c", "import torch"]
+    name, res = MODELS[case]
+    if tool == "scaleprof":
+        return [*_cli(), "profile", name, "--input", f"1x3x{res}x{res}", "--json"]
+    # a peer's plain script: the model built on CPU (from the zoo: torchvision may be absent), counted once
+    head = (f"import warnings; warnings.simplefilter('ignore')\nimport torch\nfrom scaleprof.zoo import build\n"
+            f"model = build({name!r}, device='cpu').eval()\nx = torch.randn(1, 3, {res}, {res})\n")
+    return [sys.executable, "-c", head + _PEER_COUNT[tool]]
+
+
+_PEER_COUNT = {
+    "fvcore": ("from fvcore.nn import FlopCountAnalysis\nf = FlopCountAnalysis(model, (x,))\n"
+               "f.unsupported_ops_warnings(False)\nf.uncalled_modules_warnings(False)\nprint(int(f.total()))\n"),
+    "thop": "import thop\nprint(int(thop.profile(model, inputs=(x,), verbose=False)[0]))\n",
+    "torch": ("from torch.utils.flop_counter import FlopCounterMode\n"
+              "with torch.no_grad(), FlopCounterMode(display=False) as fc:\n    model(x)\n"
+              "print(fc.get_total_flops() // 2)\n"),
+}
+
+
+def _run_cold(tool: str, case: str, timeout: float) -> dict:
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cold_command(tool, case), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"timed out after {timeout:.0f} s"}
+    seconds = time.perf_counter() - t0
+    if p.returncode != 0:
+        return {"status": "failed", "reason": ((p.stderr.strip().splitlines() or ["no output"])[-1])[:200]}
+    return {"status": "ok", "seconds": seconds}
+
+
+def measure_cold(log: Path | None = None, rounds: int = COLD_ROUNDS, timeout: float = 600) -> dict:
+    """{(tool, case): [seconds of each round]}; with ``log`` (JSON lines) a rerun keeps the rounds done."""
+    runs: dict[tuple, dict] = {}
+    if log is not None and log.exists():
+        text = log.read_text()
+        if text and not text.endswith("\n"):      # a line cut off by a kill: the next record starts afresh
+            with log.open("a") as f:
+                f.write("\n")
+        for line in text.splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            runs[(r["tool"], r["case"], r["round"])] = r
+    for rnd in range(rounds):
+        for case in COLD_CASES:
+            for tool in COLD_TOOLS:
+                if (tool, case, rnd) in runs:
+                    continue
+                print(f"[cold {rnd + 1}/{rounds}] {tool} on {case}", file=sys.stderr, flush=True)
+                r = {"tool": tool, "case": case, "round": rnd, **_run_cold(tool, case, timeout)}
+                runs[(tool, case, rnd)] = r
+                if log is not None:
+                    with log.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
+    out: dict[tuple, list] = {}
+    for (tool, case, _), r in sorted(runs.items()):
+        out.setdefault((tool, case), []).append(r.get("seconds") if r.get("status") == "ok" else None)
+    return out
+
+
+def format_cold(cold: dict) -> str:
+    lines = ["### Cold: one count per fresh process", "",
+             "What a user waits for: a fresh process, end to end (interpreter start, imports, building the model, "
+             f"counting it once). scaleprof is `scaleprof profile MODEL --json`; each peer a plain script building "
+             f"the same model on CPU and counting it. Median of {COLD_ROUNDS} processes each, alternated.", ""]
+    for case in COLD_CASES:
+        floor = _median_ok(cold.get(("import-torch", case)))
+        ours = _median_ok(cold.get(("scaleprof", case)))
+        lines += [f"{case}:", "", "| run | median s | vs `import torch` | vs scaleprof |", "|---|---|---|---|"]
+        for tool in COLD_TOOLS:
+            m = _median_ok(cold.get((tool, case)))
+            label = "`python -c \"import torch\"`" if tool == "import-torch" else tool
+            if m is None:
+                lines.append(f"| {label} | failed | | |")
+                continue
+            lines.append(f"| {label} | {m:.2f} | {m / floor:.2f}x | {m / ours:.2f}x |" if floor and ours
+                         else f"| {label} | {m:.2f} | | |")
+        if floor and ours:
+            lines += ["", f"scaleprof cold / `import torch`: **{ours / floor:.2f}x** (target: within 1.4x)."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _median_ok(values) -> float | None:
+    ok = [v for v in values or () if v is not None]
+    return statistics.median(ok) if ok else None
+
+
 def _baseline_rss() -> int:
     """Peak RSS of a process that imports everything and builds nothing: what every case pays anyway."""
     code = ("import torch, scaleprof, scaleprof.zoo, scaleprof.counting;"
@@ -192,12 +305,13 @@ def run_selfbench(out_dir: str | Path = "reports", timeout: float = 600) -> str:
         done[(tool, case)] = r
         with log.open("a") as f:
             f.write(json.dumps(r) + "\n")
-    return format_markdown(done, _baseline_rss())
+    cold = measure_cold(out / ".counting_cold.jsonl", timeout=timeout)
+    return format_markdown(done, _baseline_rss()) + "\n" + format_cold(cold)
 
 
 def format_markdown(done: dict, base_rss: int) -> str:
     lines = ["## Counting speed", "",
-             "Median of 3 timed runs after one warm-up, each tool in a fresh process; peak memory is the "
+             "Warm: median of 3 timed runs after one warm-up, each tool in a fresh process; peak memory is the "
              "process's peak RSS minus that of a process that only imports torch and scaleprof "
              f"({base_rss / 2**20:.0f} MiB). scaleprof counts on meta tensors (no weights, no arithmetic); the "
              "peers need real tensors. MACs as each tool reports them (torch's FLOPs halved).", ""]
@@ -238,10 +352,16 @@ def format_markdown(done: dict, base_rss: int) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--one", nargs=2, metavar=("TOOL", "CASE"))
+    p.add_argument("--cold", action="store_true", help="only the cold table (no log kept), on stdout")
     p.add_argument("--out", default="reports")
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(measure_one(*args.one)))
+        return 0
+    if args.cold:
+        cold = measure_cold()
+        print(json.dumps({f"{t} {c}": v for (t, c), v in cold.items()}), file=sys.stderr)
+        print(format_cold(cold))
         return 0
     md = run_selfbench(args.out)
     (Path(args.out) / "counting-speed.md").write_text(md)

@@ -26,13 +26,15 @@ _MODELS: OrderedDict = OrderedDict()
 _MAX_MODELS = 4
 
 
-def count(family, width=None, depth=None, resolution=None) -> dict:
+def count(family, width=None, depth=None, resolution=None, *, layout_key=None) -> dict:
     """Build the family at these knobs on meta tensors, name the architecture, count it (once per process).
 
     None keeps the base's knob (the base itself: ``count(family)``). Returns {arch, input, macs, flops,
     params, activations}; a build or count error propagates. A family with layouts reuses the module tree
     of an equal layout key built just before (equal keys build equal models). An EfficientNet is counted as
-    the sum of its blocks, each block counted once per input (blockcount: exact); other models whole.
+    the sum of its blocks, each block costed once per input (blockcount: exact), and is not built at all:
+    its text and blocks come from blockcount.assemble; other models are built and counted whole.
+    ``layout_key``: ``family.layout_key(width, depth, resolution)`` where the caller has it already.
     """
     import torch
 
@@ -41,27 +43,37 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
     from .family import arch_digest, module_text
 
     res = family.base_knobs.get("resolution") if resolution is None else resolution
-    key = family.layout_key(width, depth, resolution)
+    key = family.layout_key(width, depth, resolution) if layout_key is None else layout_key
     memo = None if key is None else (key, torch.get_default_dtype())   # dtypes are part of arch_hash
     if memo is not None and memo in _MODELS:
         _MODELS.move_to_end(memo)
         entry = _MODELS[memo]
     else:
-        model = family.build(width, depth, resolution, device="meta")
-        entry = [model, module_text(model), False]        # units found on the first count (False: not yet)
+        # the model (None: not built), its module_text, its cost units (False: not looked for yet), the digest
+        # per input shape (hashing the text is a good part of a candidate's cost once its blocks are costed)
+        parts = None if key is None else blockcount.assembled(family, width, depth, resolution)
+        if parts is not None:     # an EfficientNet: its text and units from its distinct blocks, not built
+            entry = [None, parts[0], parts[1], {}]
+        else:
+            model = family.build(width, depth, resolution, device="meta")
+            entry = [model, module_text(model), False, {}]
         if memo is not None:
             _MODELS[memo] = entry
             if len(_MODELS) > _MAX_MODELS:
                 _MODELS.popitem(last=False)
     model, text = entry[0], entry[1]
     shape = family.input_shape(model, res)
-    arch = arch_digest(text, shape)
+    arch = entry[3].get(shape)
+    if arch is None:
+        arch = entry[3][shape] = arch_digest(text, shape)
     totals = _COUNTS.get(arch)
     if totals is None:
         if entry[2] is False:
             entry[2] = blockcount.units_of(model)
         totals = None if entry[2] is None else blockcount.count_units(entry[2], shape)
         if totals is None:
+            if model is None:
+                model = entry[0] = family.build(width, depth, resolution, device="meta")
             t = profile(model, [shape], device="meta", quiet=True).totals
             totals = {f: getattr(t, f) for f in blockcount.FIELDS}
         if len(_COUNTS) >= _MAX_COUNTS:
@@ -73,7 +85,8 @@ def count(family, width=None, depth=None, resolution=None) -> dict:
 def cost_group(task: dict) -> list[dict]:
     """Count each candidate of the group (``count``: each architecture once).
 
-    task: {"family": Family, "candidates": [Candidate.to_dict(), ...], "threads": int | None}
+    task: {"family": Family, "candidates": [Candidate.to_dict(), ...], "threads": int | None,
+           "layout_key": the candidates' common ``family.layout_key`` (optional)}
     Returns one record per candidate: the candidate's fields plus arch, input, macs, flops, params,
     activations, status, reason, seconds.
     """
@@ -88,7 +101,8 @@ def _cost_group(task) -> list[dict]:
         t0 = time.perf_counter()
         rec = dict(c)
         try:
-            rec.update(count(family, c["width"], c["depth"], c["resolution"]), status="ok", reason=None)
+            rec.update(count(family, c["width"], c["depth"], c["resolution"], layout_key=task.get("layout_key")),
+                       status="ok", reason=None)
         except Exception as exc:  # a build error or out of memory: record it, go on
             rec.update(arch=None, status="failed", reason=one_line(exc))
         rec["seconds"] = round(time.perf_counter() - t0, 4)

@@ -61,13 +61,17 @@ class Family:
 
         The layout's repr, not the layout: ``0 == 0.0`` but Dropout(0) and Dropout(0.0) hash apart.
         """
+        lay = self.layout(width, depth, resolution)
+        return None if lay is None else f"{zoo.family_of(self.zoo_name)}|{lay!r}"
+
+    def layout(self, width=None, depth=None, resolution=None):
+        """The zoo family's layout object at these knobs (see ``layout_key``), or None."""
         if self.zoo_name is None:
             return None
         try:
-            lay = zoo.layout(self.zoo_name, **self._knobs(width, depth, resolution), **self.kwargs)
+            return zoo.layout(self.zoo_name, **self._knobs(width, depth, resolution), **self.kwargs)
         except Exception:
             return None
-        return None if lay is None else f"{zoo.family_of(self.zoo_name)}|{lay!r}"
 
     def input_shape(self, model: nn.Module, resolution: int | None) -> tuple[int, ...]:
         """(1, 3, R, R) at the candidate's resolution (the model's own default input, resized, if it has one)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -145,13 +145,19 @@ def scaled_resolution(base: int | None, gamma: float, phi: float, multiple: int 
 def build_grid(alphas: Sequence[float], betas: Sequence[float], gammas: Sequence[float], *, phi: float,
                base_knobs: dict, resolution_multiple: int = 1) -> list[Candidate]:
     """Every (α, β, γ) in α-major order with its knobs: depth α^φ, width β^φ, resolution γ^φ times the base's."""
-    out = []
+    return list(iter_grid(alphas, betas, gammas, phi=phi, base_knobs=base_knobs,
+                          resolution_multiple=resolution_multiple))
+
+
+def iter_grid(alphas: Sequence[float], betas: Sequence[float], gammas: Sequence[float], *, phi: float,
+              base_knobs: dict, resolution_multiple: int = 1) -> Iterator[Candidate]:
+    """``build_grid`` one candidate at a time. Each knob depends on one coefficient only, so each is worked
+    out once per value (in decimal arithmetic), not once per candidate."""
+    depth = {a: scaled_multiplier(base_knobs.get("depth"), a, phi) for a in alphas}
+    width = {b: scaled_multiplier(base_knobs.get("width"), b, phi) for b in betas}
+    res = {g: scaled_resolution(base_knobs.get("resolution"), g, phi, resolution_multiple) for g in gammas}
     for i, (a, b, g) in enumerate(itertools.product(alphas, betas, gammas)):
-        out.append(Candidate(a, b, g, depth=scaled_multiplier(base_knobs.get("depth"), a, phi),
-                             width=scaled_multiplier(base_knobs.get("width"), b, phi),
-                             resolution=scaled_resolution(base_knobs.get("resolution"), g, phi,
-                                                          resolution_multiple), index=i))
-    return out
+        yield Candidate(a, b, g, depth=depth[a], width=width[b], resolution=res[g], index=i)
 
 
 def check_phi(phi) -> float:

@@ -44,7 +44,7 @@ class GridOptions:
     resolution_multiple: int = 1
     sweep: object = "0:7"              # φ values of the scale-up; None or "": none
     sweep_from: object = "best"        # best | paper | (α, β, γ) or "A,B,G"
-    max_candidates: int = 20_000
+    max_candidates: int = 1_000_000
 
     def __post_init__(self):
         object.__setattr__(self, "phi", gridmod.check_phi(self.phi))

@@ -13,15 +13,31 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 def pareto_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     """0 for the front, 1 for the front once the first is removed, and so on (all metrics minimized).
 
-    Equal points share a rank. Quadratic per front: fine for the few hundred candidates of a grid.
+    Equal points share a rank, so each distinct point is ranked once (a grid repeats architectures: the fine
+    grid's 16,926 candidates are 2,356 points); each front is found with ``dominates`` done on whole arrays,
+    a block of rows at a time (memory stays bounded for a million candidates).
     """
-    ranks = [-1] * len(points)
-    left = set(range(len(points)))
+    import numpy as np
+
+    index: dict[tuple, int] = {}
+    of = [index.setdefault(tuple(p), len(index)) for p in points]
+    if not index:
+        return []
+    pts = np.asarray(list(index), dtype=float)       # exact: counts stay far below 2^53
+    ranks = np.full(len(pts), -1)
+    left = np.arange(len(pts))
     level = 0
-    while left:
-        front = {i for i in left if not any(dominates(points[j], points[i]) for j in left if j != i)}
-        for i in front:
-            ranks[i] = level
-        left -= front
+    while left.size:
+        q = pts[left]
+        dominated = np.zeros(len(left), dtype=bool)
+        step = max(1, _BLOCK // len(left))
+        for start in range(0, len(left), step):
+            a = q[start:start + step, None, :]       # the possible dominators, against every point left
+            dominated |= ((a <= q[None]).all(-1) & (a < q[None]).any(-1)).any(0)
+        ranks[left[~dominated]] = level
+        left = left[dominated]
         level += 1
-    return ranks
+    return [int(ranks[i]) for i in of]
+
+
+_BLOCK = 1 << 22      # pairs compared at once

@@ -196,7 +196,9 @@ def cost_tasks(fam, candidates, threads) -> list[dict]:
     for c in candidates:
         key = fam.layout_key(c.width, c.depth, c.resolution)
         groups.setdefault(("beta_gamma", c.beta, c.gamma) if key is None else key, []).append(c.to_dict())
-    return [{"family": fam, "candidates": g, "threads": threads} for g in groups.values()]
+    # the key goes with its group: count() need not work it out again for each candidate
+    return [{"family": fam, "candidates": g, "threads": threads, "layout_key": k if isinstance(k, str) else None}
+            for k, g in groups.items()]
 
 
 def _count_base(fam) -> dict:

@@ -114,27 +114,50 @@ def efficientnet_layout(width: float = 1.0, depth: float = 1.0, resolution: int 
                               bn_eps, bn_momentum)
 
 
+def block_args(layout: EfficientNetLayout) -> list[list[tuple[int, int, int, int, int, float]]]:
+    """Per stage, each MBConv's (cin, cout, kernel, stride, expand, drop) as EfficientNet builds it (the
+    scaling search assembles a layout's blocks from these without building the model)."""
+    total = sum(s.repeats for s in layout.stages)
+    out, block_id = [], 0
+    for s in layout.stages:
+        stage = []
+        for i in range(s.repeats):
+            # the drop probability grows linearly with the block index: 0 for the first block
+            drop = layout.stochastic_depth * block_id / total
+            cin, stride = (s.cin, s.stride) if i == 0 else (s.cout, 1)
+            stage.append((cin, s.cout, s.kernel, stride, s.expand, drop))
+            block_id += 1
+        out.append(stage)
+    return out
+
+
+def norm_of(layout: EfficientNetLayout):
+    return partial(nn.BatchNorm2d, eps=layout.bn_eps, momentum=layout.bn_momentum)
+
+
+def stem_of(layout: EfficientNetLayout) -> nn.Sequential:
+    return conv_bn_act(3, layout.stem, 3, 2, norm=norm_of(layout), act=nn.SiLU)
+
+
+def head_of(layout: EfficientNetLayout) -> nn.Sequential:
+    return conv_bn_act(layout.stages[-1].cout, layout.head, 1, norm=norm_of(layout), act=nn.SiLU)
+
+
+def classifier_of(layout: EfficientNetLayout) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(layout.dropout), nn.Linear(layout.head, layout.num_classes))
+
+
 class EfficientNet(nn.Module):
     def __init__(self, layout: EfficientNetLayout):
         super().__init__()
-        norm = partial(nn.BatchNorm2d, eps=layout.bn_eps, momentum=layout.bn_momentum)
-        stages = layout.stages
-        layers: list[nn.Module] = [conv_bn_act(3, layout.stem, 3, 2, norm=norm, act=nn.SiLU)]
-        total = sum(s.repeats for s in stages)
-        block_id = 0
-        for s in stages:
-            stage = []
-            for i in range(s.repeats):
-                # the drop probability grows linearly with the block index: 0 for the first block
-                drop = layout.stochastic_depth * block_id / total
-                cin, stride = (s.cin, s.stride) if i == 0 else (s.cout, 1)
-                stage.append(MBConv(cin, s.cout, s.kernel, stride, s.expand, drop, norm))
-                block_id += 1
-            layers.append(nn.Sequential(*stage))
-        layers.append(conv_bn_act(stages[-1].cout, layout.head, 1, norm=norm, act=nn.SiLU))
+        norm = norm_of(layout)
+        layers: list[nn.Module] = [stem_of(layout)]
+        for stage in block_args(layout):
+            layers.append(nn.Sequential(*(MBConv(*args, norm) for args in stage)))
+        layers.append(head_of(layout))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(layout.dropout), nn.Linear(layout.head, layout.num_classes))
+        self.classifier = classifier_of(layout)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")

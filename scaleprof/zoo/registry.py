@@ -12,6 +12,7 @@ import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import torch
 from torch import nn
@@ -34,13 +35,19 @@ class Family:
 
     @property
     def knobs(self) -> tuple[str, ...]:
-        params = inspect.signature(self.builder).parameters
+        params = _parameters(self.builder)
         return tuple(k for k in KNOBS if k in params)
 
     @property
     def arguments(self) -> tuple[str, ...]:
-        params = inspect.signature(self.builder).parameters
+        params = _parameters(self.builder)
         return tuple(k for k in params if k not in KNOBS)
+
+
+@cache
+def _parameters(builder) -> tuple[str, ...]:
+    # read once per builder: the scaling search asks for every candidate's layout (16,926 in the fine grid)
+    return tuple(inspect.signature(builder).parameters)
 
 
 @dataclass(frozen=True)
