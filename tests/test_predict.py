@@ -273,3 +273,34 @@ def test_redraws_far_from_the_samples_come_first(calibrated):
         weight[f"{e.kind}|{e.sig}"] = weight.get(f"{e.kind}|{e.sig}", 0.0) + w
     assert [weight[f"{e.kind}|{e.sig}"] for e in todo[:5]] == sorted(
         (weight[f"{e.kind}|{e.sig}"] for e in todo[:5]), reverse=True)
+
+
+def test_the_counters_observer_hook_sees_each_forward_op_and_module():
+    from torch import nn
+
+    from scaleprof.counting import Observer, profile
+
+    class Seen(Observer):
+        def __init__(self):
+            self.starts, self.ops, self.modules = 0, [], []
+
+        def start(self):
+            self.starts += 1
+
+        def module(self, name, module):
+            self.modules.append(name)
+
+        def op(self, call):
+            self.ops.append((str(call.func), call.module, call.kind, call.macs, call.counted))
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Flatten())
+    seen = Seen()
+    r = profile(model, [(2, 4)], observer=seen, backward=False)
+    assert seen.starts == 1 and seen.modules == ["", "0", "1", "2"]
+    linear = [o for o in seen.ops if o[2] == "linear"]
+    assert linear == [("aten.addmm.default", "0", "linear", 2 * 4 * 3, True)]      # 24 MACs, by hand
+    assert ("aten.relu.default", "1", "activation", 0, True) in seen.ops
+    assert any(o[2] == "other" and not o[4] for o in seen.ops)                      # the flatten's view
+    assert r.totals.macs == 24
+    # no observer: the count is the same
+    assert profile(model, [(2, 4)]).totals.macs == 24

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
-from .recorder import FORWARD, Recorder
+from .recorder import FORWARD, Observer, Recorder
 from .result import Layer, ProfileResult, Totals
 
 
@@ -108,7 +108,7 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
 
 def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
             knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
-            quiet: bool = False) -> ProfileResult:
+            quiet: bool = False, observer: Observer | None = None) -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
     InputSpecs or tensors; default: the model's own input).
 
@@ -118,15 +118,17 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     reads values, or makes CPU tensors of its own) is rerun on CPU tensors, with a notice. A module is counted
     in the mode it is in (train/eval); a model built from a spec in eval mode, or train mode with
     ``backward=True``, which adds the backward pass (gradients of the parameters, as in a training step).
+    ``observer``: a recorder.Observer seeing each forward op call and module call (the latency predictor's
+    harvest uses it).
     """
     if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
-    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet)
+    return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, observer=observer)
 
 
 def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-           quiet: bool = False) -> ProfileResult:
+           quiet: bool = False, observer: Observer | None = None) -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
@@ -138,7 +140,7 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         params, buffers = _stand_ins(model, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
         rec = Recorder(model, params if params is not None else dict(model.named_parameters()),
-                       tag_backward=backward)
+                       tag_backward=backward, observer=observer)
         _run(rec, model, params, buffers, args, kwargs, backward)
         return rec
 
