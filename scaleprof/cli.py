@@ -346,7 +346,9 @@ def _cmd_scale(args) -> int:
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "latency_time": args.latency_time, "latency_target_ms": args.latency_target,
              "reward_w": args.reward_w, "proxy": args.proxy, "proxy_batch": args.proxy_batch,
-             "sweep_from": args.sweep_from, "threads": args.threads}
+             "sweep_from": args.sweep_from, "threads": args.threads,
+             "predictor": args.predictor, "confirm": args.confirm, "confirm_time": args.confirm_time,
+             "predictor_force": args.force}
     options = ScaleOptions.from_kwargs(**{k: v for k, v in given.items() if v is not None})
     result = run_search(options, progress=not args.quiet)
     paths = []
@@ -375,6 +377,7 @@ def _build_scale(sub) -> None:
     from .scaling.options import BudgetOptions as B
     from .scaling.options import GridOptions as G
     from .scaling.options import LatencyOptions as L
+    from .scaling.options import PredictedOptions as PR
     from .scaling.options import ProxyOptions as P
     from .scaling.options import TrainOptions as T
 
@@ -391,13 +394,15 @@ def _build_scale(sub) -> None:
     p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
     p.add_argument("--phi", type=float, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
     p.add_argument("--budget", default=None,
-                   help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling")
+                   help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling; "
+                        "25ms / <=25ms: predicted latency (with --objective predicted-latency)")
     p.add_argument("--tolerance", type=float, default=None,
                    help=f"relative tolerance of the budget and of α·β²·γ² (default {B.tolerance:g}: 2 ± 0.1)")
     p.add_argument("--constraint", choices=["cost", "formula", "both"], default=None,
                    help="what decides feasible: the real cost (default), the paper's formula, or both")
     p.add_argument("--objective", default=None,
-                   help="cost (default) | latency | train | proxy | python:module:function; join with + "
+                   help="cost (default) | latency | predicted-latency | train | proxy | python:module:function; "
+                        "join with + "
                         "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
                    help="where candidates run (default: local, or process with --jobs > 1)")
@@ -428,6 +433,14 @@ def _build_scale(sub) -> None:
     g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default=None,
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
     g.add_argument("--proxy-batch", type=int, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
+    g.add_argument("--predictor", default=None, metavar="FILE",
+                   help="predicted-latency: the predictor file (default: the one calibrated for this environment)")
+    g.add_argument("--confirm", type=int, default=None, metavar="K",
+                   help=f"predicted-latency: time the K best to confirm (default {PR.confirm}; 0: none)")
+    g.add_argument("--confirm-time", type=float, default=None, metavar="S",
+                   help=f"predicted-latency: seconds of timing per confirmed candidate (default {PR.confirm_time:g})")
+    g.add_argument("--force", action="store_const", const=True, default=None,
+                   help="predicted-latency: use a predictor from another environment")
     g.add_argument("--threads", type=int, default=None,
                    help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")

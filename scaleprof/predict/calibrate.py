@@ -136,6 +136,13 @@ def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: floa
     return timer
 
 
+def time_module(model, inputs: list, target: Target, max_time: float = MODEL_TIME_S, clock: str = "auto") -> float:
+    """A whole module's median ms on ``inputs`` (real tensors on the target device), timed as calibration
+    times its models (the same clock, threads and timer settings): what a prediction is checked against."""
+    run = ModelRun(getattr(model, "__class__", type(model)).__name__, {}, [], None)
+    return measuring_timer(target, model_time=max_time, clock=clock)(run, lambda: lambda: model(*inputs))
+
+
 def _model_maker(run: ModelRun, target: Target):
     def make():
         from ..shapes import parse_dtype
