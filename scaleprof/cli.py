@@ -139,8 +139,9 @@ def _cmd_bench(args) -> int:
     if not args.spec:
         raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
     # flags the user did not give are None: BenchOptions holds the defaults
+    by = args.by or ("kind" if args.predict else None)    # --predict sets each kind's prediction beside its time
     result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
-                   batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
+                   batch_sizes=args.batch, threads=args.threads, train=args.train, by=by,
                    max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
                    memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
                    level=args.level, progress=True, log=args.log, resume=args.resume)
@@ -151,15 +152,33 @@ def _cmd_bench(args) -> int:
         roof = result.roofline
         roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
                                                                         [p.to_dict() for p in roof.points])))
+    prediction = _bench_prediction(args, result) if args.predict and result.ok() else None
     if args.json:
-        _emit_json(result.to_dict())
+        d = result.to_dict()
+        if prediction is not None:
+            for row, p in zip(d["results"], prediction["rows"], strict=True):
+                row["predicted_ms"], row["predicted_error"] = p["predicted_ms"], p["error"]
+            d["prediction"] = prediction
+        _emit_json(d)
     else:
         print(table.format_bench(result))
+        if prediction is not None:
+            from .report.predict_tables import format_bench_prediction
+
+            print("\n" + format_bench_prediction(prediction))
     if not result.ok():
         first = next((r.reason for r in result.results if r.reason), "unknown reason")
         print(f"scaleprof bench: error: nothing could be measured: {first}", file=sys.stderr)
         return 2
     return 0
+
+
+def _bench_prediction(args, result) -> dict:
+    """bench --predict: the CLI composes (bench does not import predict)."""
+    from .predict.bench_join import predict_bench
+
+    return predict_bench(result.to_dict(), args.spec, knobs=_knobs(args), inputs=args.input, threads=args.threads,
+                         predictor=args.predictor, force=args.force)
 
 
 def _build_bench(sub) -> None:
@@ -176,6 +195,11 @@ def _build_bench(sub) -> None:
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
     p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
+    p.add_argument("--predict", action="store_true",
+                   help="print the predicted latency beside the measured, per row and per kind (implies --by kind)")
+    p.add_argument("--predictor", default=None, metavar="FILE",
+                   help="for --predict: the predictor file (default: the one calibrated for this environment)")
+    p.add_argument("--force", action="store_true", help="for --predict: use a predictor from another environment")
     p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
                    help="measure this machine's peaks and place each layer kind (plot to PNG)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")

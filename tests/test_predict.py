@@ -304,3 +304,44 @@ def test_the_counters_observer_hook_sees_each_forward_op_and_module():
     assert r.totals.macs == 24
     # no observer: the count is the same
     assert profile(model, [(2, 4)]).totals.macs == 24
+
+
+def test_bench_predict_joins_each_row_and_kind(calibrated):
+    from scaleprof.predict.bench_join import predict_bench
+
+    out, _, _ = calibrated
+    bench = {"results": [
+        {"runtime": "eager", "device": "cpu", "dtype": "float32", "batch_size": 1, "median_ms": 10.0, "status": "ok"},
+        {"runtime": "eager", "device": "cpu", "dtype": "float32", "batch_size": 2, "median_ms": None,
+         "status": "failed"},
+        {"runtime": "onnxruntime", "device": "cpu", "dtype": "float32", "batch_size": 1, "median_ms": 4.0,
+         "status": "ok"}],
+        "attribution": {"by": "kind", "rows": [{"name": "conv.standard", "time_ms": 6.0, "time_share": 0.6},
+                                               {"name": "norm", "time_ms": 4.0, "time_share": 0.4}]}}
+    d = predict_bench(bench, "resnet18", threads=1, predictor=out)
+    alone = predict("resnet18", threads=1, predictor=out)
+    first, failed, onnx = d["rows"]
+    assert first["predicted_ms"] == pytest.approx(alone.predicted_ms)
+    assert first["error"] == pytest.approx(alone.predicted_ms / 10.0 - 1)
+    assert failed["reason"] == "not measured" and failed["predicted_ms"] is None
+    assert "eager only" in onnx["reason"] and onnx["predicted_ms"] is None
+    conv = next(k for k in d["by_kind"] if k["kind"] == "conv.standard")
+    assert conv["measured_share"] == 0.6
+    assert conv["predicted_ms"] == pytest.approx(alone.by_kind()["conv.standard"]["predicted_ms"])
+    assert sum(k["predicted_share"] or 0 for k in d["by_kind"]) == pytest.approx(1.0)
+
+
+def test_cli_bench_predict(calibrated, capsys):
+    from pathlib import Path
+
+    out, _, _ = calibrated
+    tiny = f"{Path(__file__).with_name('test_scaling_models.py')}:tiny_net"
+    argv = ["bench", tiny, "--threads", "1", "--max-time", "0.2", "--no-memory", "--predict", "--predictor", str(out)]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    row = d["results"][0]
+    assert row["predicted_ms"] > 0 and row["predicted_error"] == pytest.approx(row["predicted_ms"] / row["median_ms"] - 1)
+    assert d["attribution"]["by"] == "kind" and d["prediction"]["by_kind"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "predicted beside measured" in text and "per kind" in text

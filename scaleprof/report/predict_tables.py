@@ -51,3 +51,25 @@ def format_calibration(result) -> str:
     if rows:
         lines += ["", "calibration models (in-sample):", render(pd.DataFrame(rows).set_index("model"), "table")]
     return "\n".join(lines)
+
+
+def format_bench_prediction(d: dict) -> str:
+    """bench --predict (predict.bench_join.predict_bench's dict): predicted beside measured, per row and per
+    kind (shares: the attribution's op time does not hold the framework's Python, the prediction does)."""
+    rows = [{"runtime": r["runtime"], "device": r["device"], "dtype": r["dtype"], "batch": r["batch_size"],
+             "measured ms": ms(r["measured_ms"]) if r["measured_ms"] else "-",
+             "predicted ms": ms(r["predicted_ms"]) if r["predicted_ms"] is not None else "-",
+             "error %": pct(r["error"], signed=True) if r["error"] is not None else (r["reason"] or "-")}
+            for r in d["rows"]]
+    lines = ["predicted beside measured:", _predictor_line(d["predictor"]),
+             render(pd.DataFrame(rows).set_index("runtime"), "table")]
+    kinds = [{"kind": k["kind"],
+              "measured ms": ms(k["measured_ms"]) if k["measured_ms"] is not None else "-",
+              "measured %": pct(k["measured_share"]) if k["measured_share"] is not None else "-",
+              "predicted ms": ms(k["predicted_ms"]) if k["predicted_ms"] is not None else "-",
+              "predicted %": pct(k["predicted_share"]) if k["predicted_share"] is not None else "-"}
+             for k in d["by_kind"]]
+    if kinds:
+        lines += ["", "per kind (the first predicted row):", render(pd.DataFrame(kinds).set_index("kind"), "table")]
+    lines += [f"note: {n}" for n in d.get("notices", [])]
+    return "\n".join(lines)
