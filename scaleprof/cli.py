@@ -308,7 +308,7 @@ def _cmd_check(args) -> int:
                        against=args.against, inputs=args.input, dtype=args.dtype, knobs=_knobs(args),
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
-                       max_time=args.max_time)
+                       max_time=args.max_time, predicted=_predicted_check(args))
     except Exception as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
@@ -323,6 +323,16 @@ def _cmd_check(args) -> int:
         print(verdict_markdown(result, all_rows=args.all), end="")
         print(f"verdict: {result.verdict}")
     return result.exit_code
+
+
+def _predicted_check(args):
+    if not args.predicted:
+        if args.predictor or args.force:
+            raise ScaleprofError("--predictor and --force go with --predicted")
+        return False
+    from .gate.predicted import PredictedCheck
+
+    return PredictedCheck(predictor=args.predictor, force=args.force)
 
 
 def _build_check(sub) -> None:
@@ -341,6 +351,11 @@ def _build_check(sub) -> None:
                    help="relative limits, e.g. macs=0.01,params=0 or macs[conv.depthwise]=0.05 (default: exact)")
     p.add_argument("--allow-decrease", action="store_true", help="a metric that fell beyond its limit passes")
     p.add_argument("--cost-only", action="store_true", help="skip the latency samples stored in the baseline")
+    p.add_argument("--predicted", action="store_true",
+                   help="gate on predicted latency (deterministic); with --save: store it and the predictor's identity")
+    p.add_argument("--predictor", default=None, metavar="FILE",
+                   help="for --predicted: the predictor file (default: this environment's, else the roofline)")
+    p.add_argument("--force", action="store_true", help="for --predicted: accept another predictor than the baseline's")
     p.add_argument("--against", metavar="SPEC", help="reference model timed in interleaved rounds in this job")
     p.add_argument("--threshold", type=float, default=0.10,
                    help="latency: slowdown that counts, as a fraction (default 0.10)")

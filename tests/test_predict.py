@@ -345,3 +345,50 @@ def test_cli_bench_predict(calibrated, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "predicted beside measured" in text and "per kind" in text
+
+
+def test_check_predicted_gates_on_the_same_predictors_figure(calibrated, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    out, _, _ = calibrated
+    base = tmp_path / "b.json"
+    pred = ["--predicted", "--predictor", str(out)]
+    assert main(["check", "mobilenet_v3_small", "--save", str(base), *pred]) == 0
+    capsys.readouterr()
+    d = json.loads(base.read_text())
+    alone = predict("mobilenet_v3_small", threads=1, predictor=out)
+    assert d["predicted"]["predicted_ms"] == pytest.approx(alone.predicted_ms)
+    assert d["predicted"]["predictor"]["digest"] == alone.predictor["digest"] == Predictor.load(out).digest
+    assert d["predicted"]["predictor"]["threads"] == 1
+    # the same model and predictor: the same figure, to the last digit
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(base), *pred, "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["checks"] if r["metric"] == "predicted_ms")
+    assert row["change"] == 0.0 and row["verdict"] == "pass"
+    # a baseline 20% faster: now 1/0.8 - 1 = 25% slower than it, over the default 10%: a regression
+    slow = dict(d, predicted={**d["predicted"], "predicted_ms": d["predicted"]["predicted_ms"] * 0.8})
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "slow.json"), *pred, "--json"]) == 1
+    row = next(r for r in json.loads(capsys.readouterr().out)["checks"] if r["metric"] == "predicted_ms")
+    assert row["change"] == pytest.approx(0.25) and row["verdict"] == "regression"
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "slow.json"), *pred,
+                 "--tolerance", "predicted=0.3"]) == 0
+    capsys.readouterr()
+    # another predictor than the baseline's: exit 2 naming the field, unless --force
+    other = dict(d, predicted={**d["predicted"], "predictor": {**d["predicted"]["predictor"], "digest": "0" * 16}})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "other.json"), *pred]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "predicted.predictor.digest" in err[0] and "--force" in err[0]
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "other.json"), *pred, "--force"]) == 0
+    # --predicted against a baseline without the record; --predictor without --predicted
+    plain = {k: v for k, v in d.items() if k != "predicted"}
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    capsys.readouterr()
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "plain.json"), *pred]) == 2
+    assert "holds no predicted latency" in capsys.readouterr().err
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(base), "--predictor", str(out)]) == 2
+    # a malformed record is one line, exit 2
+    bad = dict(d, predicted={"predicted_ms": -1})
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    capsys.readouterr()
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "bad.json")]) == 2
+    assert "predicted must hold" in capsys.readouterr().err

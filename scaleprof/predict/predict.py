@@ -117,6 +117,6 @@ def predict_harvest(pred: Predictor, h, inputs: list[str], notices: list[str]) -
     total = sum(r.predicted_ms for r in layers)
     info = {"fingerprint": pred.fingerprint, "runtime": pred.target.runtime, "device": pred.target.device,
             "dtype": pred.target.dtype, "threads": pred.target.threads, "path": pred.path,
-            "calibrated": pred.calibrated}
+            "calibrated": pred.calibrated, "digest": pred.digest}
     return PredictionResult(model=h.profile.model, inputs=inputs, predicted_ms=total, layers=layers, predictor=info,
                             macs=h.profile.totals.macs, elapsed_ms=0.0, notices=list(notices))
