@@ -41,8 +41,13 @@ from .harvest import Harvest, OpEvent, harvest
 from .predictor import Predictor, Target, current_environment, default_path, make_target
 
 # Calibration models: every kind the zoo has (standard, pointwise, depthwise and grouped convs, linear,
-# attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds.
-DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet")
+# attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds; the
+# deformable ResNet for its deformable convs (no other model has them); synthetic MLP, CNN and attention
+# nets (predict/synthetic.py) for more whole-model points, so that the per-op and per-model overheads are
+# fitted on models of very different op counts and sizes.
+DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet",
+                  "deform_resnet50", "scaleprof.predict.synthetic:mlp", "scaleprof.predict.synthetic:cnn",
+                  "scaleprof.predict.synthetic:attention")
 # Redraws of each model's configurations: other input sizes and widths.
 DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"width": 0.75}, {"width": 1.25})
 
