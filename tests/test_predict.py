@@ -392,3 +392,37 @@ def test_check_predicted_gates_on_the_same_predictors_figure(calibrated, tmp_pat
     capsys.readouterr()
     assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "bad.json")]) == 2
     assert "predicted must hold" in capsys.readouterr().err
+
+
+def test_the_reports_baselines_and_ranking_by_hand():
+    from scaleprof.dev.latency_prediction import analyse, apply_baseline, fit_baseline, spearman
+
+    rows = [{"macs": m, "activations": a, "measured_ms": 2.0 + 3e-6 * m} for m, a in
+            ((1e6, 5), (4e6, 9), (9e6, 1), (2e7, 7))]
+    coef = fit_baseline(rows, ("macs",))
+    assert coef == pytest.approx([2.0, 3e-6], rel=1e-6)
+    assert apply_baseline(coef, {"macs": 1e7}, ("macs",)) == pytest.approx(32.0)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    models = [dict(r, calibration=True, predicted_ms=r["measured_ms"]) for r in rows]
+    models += [{"macs": 1e7, "activations": 3, "measured_ms": 40.0, "predicted_ms": 43.0, "calibration": False,
+                "status": "ok"},
+               {"macs": 1e7, "activations": 3, "measured_ms": 40.0, "predicted_ms": 30.0, "calibration": False,
+                "status": "ok"}]
+    for m in models:
+        m.setdefault("status", "ok")
+    s = analyse(models, [])
+    # +7.5% is within ±10%, -25% is not; the MACs-only fit says 32 ms for both: -20%, out
+    assert s["held_out"] == 2 and s["within"] == 0.5 and s["within MACs only"] == 0.0
+    assert models[-1]["error MACs only"] == pytest.approx(32.0 / 40.0 - 1)
+
+
+def test_synthetic_nets_load_and_calibrate_by_default():
+    from scaleprof.counting import profile
+    from scaleprof.predict.calibrate import DEFAULT_MODELS
+    from scaleprof.predict.synthetic import CALIBRATION, HELD_OUT, spec
+
+    assert {spec(n) for n in CALIBRATION} <= set(DEFAULT_MODELS)
+    assert not {spec(n) for n in HELD_OUT} & set(DEFAULT_MODELS)
+    # mlp at width 1: 1024x512 + 512x512 + 512x256 + 256x10 MACs, by hand
+    assert profile(spec("mlp")).totals.macs == 1024 * 512 + 512 * 512 + 512 * 256 + 256 * 10
