@@ -387,6 +387,7 @@ def _cmd_scale(args) -> int:
              "reward_w": args.reward_w, "proxy": args.proxy, "proxy_batch": args.proxy_batch,
              "sweep_from": args.sweep_from, "threads": args.threads,
              "predictor": args.predictor, "confirm": args.confirm, "confirm_time": args.confirm_time,
+             "predict_threads": args.threads,     # the predicted-latency target's threads too
              "predictor_force": args.force}
     options = ScaleOptions.from_kwargs(**{k: v for k, v in given.items() if v is not None})
     result = run_search(options, progress=not args.quiet)
@@ -481,7 +482,8 @@ def _build_scale(sub) -> None:
     g.add_argument("--force", action="store_const", const=True, default=None,
                    help="predicted-latency: use a predictor from another environment")
     g.add_argument("--threads", type=int, default=None,
-                   help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
+                   help="torch threads for train/proxy/latency and the predicted-latency target (default: torch's, "
+                        "or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
