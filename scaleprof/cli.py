@@ -407,6 +407,11 @@ def _cmd_scale(args) -> int:
         from .report.scale_tables import format_scale
 
         print(format_scale(result.to_dict(), top=args.top))
+        from .report.predict_tables import format_scale_prediction
+
+        extra = format_scale_prediction(result.to_dict())
+        if extra:
+            print("\n" + extra)
         for p in paths:
             print(f"plot: {p}")
     return 0

@@ -634,3 +634,13 @@ def test_cli_scale_predicted_latency(fake_predictor, capsys):
     assert len(fake_predictor) == 2
     assert main(["scale", "--family", TINY, "--objective", "predicted-latency", "--confirm", "-1"]) == 2
     assert "--confirm" in capsys.readouterr().err
+
+
+def test_cli_scale_predicted_latency_table(fake_predictor, capsys):
+    assert main(["scale", "--family", TINY, "--alpha", "1.0,1.5", "--beta", "1.0,1.5", "--gamma", "1.0,1.25",
+                 "--objective", "predicted-latency", "--budget", "<=8.5ms", "--sweep", "", "--threads", "1",
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "predicted latency (the best timed to confirm)" in text
+    # the first by measurement: (α 1, β 1.5, 32 px), predicted = measured = 7.965 ms (MACs/1e5 + 0.5)
+    assert "7.965" in text and "+0.0" in text and "-16.7" in text      # 1/1.2 - 1 for the one over

@@ -73,3 +73,22 @@ def format_bench_prediction(d: dict) -> str:
         lines += ["", "per kind (the first predicted row):", render(pd.DataFrame(kinds).set_index("kind"), "table")]
     lines += [f"note: {n}" for n in d.get("notices", [])]
     return "\n".join(lines)
+
+
+def format_scale_prediction(d: dict) -> str:
+    """scale --objective predicted-latency (a ScaleResult's dict): the ranked candidates' predicted ms, and
+    the measured ms of those timed to confirm; "" when no candidate was predicted."""
+    rows = [c for c in d["candidates"] if c.get("rank") and c.get("predicted_ms") is not None]
+    if not rows:
+        return ""
+    rows.sort(key=lambda c: c["rank"])
+    out = []
+    for c in rows[:10]:
+        meets = c.get("measured_meets_budget")
+        out.append({"rank": c["rank"], "α,β,γ": f"{c['alpha']:g},{c['beta']:g},{c['gamma']:g}",
+                    "predicted ms": ms(c["predicted_ms"]),
+                    "measured ms": ms(c["measured_ms"]) if c.get("measured_ms") is not None else
+                    (c.get("confirm_failed") or "-"),
+                    "error %": pct(c["predicted_error"], signed=True) if c.get("predicted_error") is not None else "-",
+                    "meets budget (measured)": "-" if meets is None else ("yes" if meets else "no")})
+    return "predicted latency (the best timed to confirm):\n" + render(pd.DataFrame(out).set_index("rank"), "table")
