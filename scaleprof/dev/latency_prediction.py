@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -115,12 +116,26 @@ def evaluate(spec: str, knobs: dict, predictor: Path, time_s: float, *, measure:
     out = {"spec": spec, "knobs": knobs, "inputs": [str(s) for s in specs], "macs": tot.macs,
            "activations": tot.activations, "n_ops": len(h.events), "n_modules": h.module_calls,
            "predicted_ms": r.predicted_ms, "predict_s": predict_s, "novel_share": far,
-           "by_kind": {k: v["share"] for k, v in r.by_kind().items()}, "measured_ms": None, "status": "ok"}
+           "by_kind": {k: v["share"] for k, v in r.by_kind().items()}, "measured_ms": None, "status": "ok",
+           # the whole-model overhead terms' part of the prediction (per op, per module call, per forward)
+           "overhead_ms": float(pred.overhead.per_op_ms * len(h.events) + pred.overhead.per_module_ms
+                                * h.module_calls + pred.overhead.per_model_ms),
+           "load": _load()}
     if measure and tot.macs <= MEASURE_MAX_GMACS * 1e9:
         out["measured_ms"] = _measured(spec, knobs, specs, time_s)
     elif measure:
         out["reason"] = f"not timed: over {MEASURE_MAX_GMACS:g} GMACs"
     return out
+
+
+def _load() -> float | None:
+    """The 1-minute load average when a piece was measured (a quiet machine reads below its cores)."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _safe(fn):
@@ -283,6 +298,7 @@ def model_table(rows: list[dict]) -> pd.DataFrame:
                     "measured ms": f"{m['measured_ms']:.2f}" if m.get("measured_ms") else m.get("reason", "-"),
                     "predicted ms": f"{m['predicted_ms']:.2f}", "error %": _pct(m.get("error")),
                     **{f"{k} %": _pct(m.get(f"error {k}")) for k in BASELINES},
+                    "overhead": _share(m["overhead_ms"] / m["predicted_ms"]) if m.get("predicted_ms") else "-",
                     "far from samples": _share(m.get("novel_share")), "top kind": f"{top[0]} {_share(top[1])}"})
     return pd.DataFrame(out)
 
@@ -300,6 +316,11 @@ def failures(rows: list[dict]) -> list[str]:
     return out
 
 
+def _loads(rows: list[dict]) -> str:
+    xs = [r["load"] for r in rows if r.get("load") is not None]
+    return f"{min(xs):.1f} to {max(xs):.1f}" if xs else "unknown"
+
+
 def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dict, mode: Mode,
                    elapsed_s: float) -> Document:
     doc = Document("Latency prediction: `scaleprof predict` against measurement on this CPU")
@@ -309,7 +330,10 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
     gok = [g for g in grid if g.get("status") == "ok" and g.get("measured_ms")]
     doc.add(Para(("**A quick run (`--quick`)**: a short calibration, a few models and a small grid, to see the "
                   "pipeline work; these are not the report's figures. " if mode.quick else "")
-                 + f"Eager, float32, {THREADS} thread, batch 1. Built in {elapsed_s / 60:.1f} minutes."))
+                 + f"Eager, float32, {THREADS} thread, batch 1; times are thread CPU time (the calibration's "
+                 f"clock for one thread). Built in {elapsed_s / 60:.1f} minutes; load average while models "
+                 f"were timed: {_loads(models + grid)} (on {os.cpu_count()} cores: above that, the figures "
+                 "measure the contention too)."))
     doc.add(Heading("Summary"), Bullets([
         f"held-out models within ±10%: **{_share(summary['within'])}** of {summary['held_out']} "
         f"(mean |error| {_share(summary['mean_abs_error'])}); the issue's target is 90%",
@@ -325,7 +349,7 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
             Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model timed whole and each of its "
                  "distinct op configurations replayed alone (docs/prediction.md); the MACs-only and MACs + "
                  "activations fits use the same whole-model measurements of the calibration models."),
-            Table(pd.DataFrame([{"model": r.get("model"), "measured ms": f"{r['measured_ms']:.2f}",
+            Table(pd.DataFrame([{"model": str(r.get("model")).rsplit(":", 1)[-1], "measured ms": f"{r['measured_ms']:.2f}",
                                  "predicted ms": f"{r['predicted_ms']:.2f}", "error %": _pct(r.get("error"))}
                                 for r in cal.get("models", []) if r.get("measured_ms")]),
                   caption="in-sample: the calibration models"))
@@ -334,8 +358,9 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
                 Figure("predicted-vs-measured", scatter(measured, "predicted against measured"),
                        "log-log; the band is ±10%; labelled: outside it"),
                 Table(model_table(sorted(ok, key=lambda m: (m["calibration"], m["source"], m["macs"]))),
-                      caption="'far from samples': the share of predicted time from ops at a distance from every "
-                              "calibration sample of their group"))
+                      caption="'overhead': the share of the prediction from the whole-model overhead terms (per op, "
+                              "per module call, per forward); 'far from samples': the share of predicted time from "
+                              "ops at a distance from every calibration sample of their group"))
     if gok:
         doc.add(Heading("The EfficientNet grid"),
                 Figure("grid", scatter(gok, f"EfficientNet grid: ρ = {summary['spearman']:.3f}", "key"),

@@ -271,7 +271,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     deadline = t0 + max_time
     peak_rec = next((r for r in records if r.get("type") == "peaks"), None)
     if peak_rec is None:
-        gflops, gbps = peaks if peaks is not None else _measure_peaks(target, progress)
+        gflops, gbps = peaks if peaks is not None else _measure_peaks(target, progress, clock)
         peak_rec = {"type": "peaks", "gflops": gflops, "gbps": gbps}
         log.write(peak_rec)
     pred = Predictor(target=target, environment=env, gflops=float(peak_rec["gflops"]), gbps=float(peak_rec["gbps"]))
@@ -345,14 +345,20 @@ def _timed(timer: Timer, what, make, progress: bool) -> float | None:
     return ms if ms > 0 and np.isfinite(ms) else None
 
 
-def _measure_peaks(target: Target, progress: bool) -> tuple[float, float]:
+def _measure_peaks(target: Target, progress: bool, clock: str = "wall") -> tuple[float, float]:
+    """The roofline's peaks, timed by the clock the ops are timed by: peaks by the wall clock under load and
+    ops by thread CPU time made every efficiency the ratio of two clocks, not of two speeds."""
+    import time as _time
+
     from ..bench.env import torch_threads
     from ..bench.roofline import measure_peaks
+    from ..bench.timer import CpuBlockTimer
     from ..shapes import parse_dtype
 
     _say(progress, "measuring peaks (matmul, copy)")
+    bt = CpuBlockTimer(_time.thread_time) if clock == "thread" else None
     with torch_threads(target.threads):
-        p = measure_peaks(target.device, parse_dtype(target.dtype), max_time=PEAKS_TIME_S)
+        p = measure_peaks(target.device, parse_dtype(target.dtype), max_time=PEAKS_TIME_S, block_timer=bt)
     _say(progress, f"peaks: {p.gflops:.1f} GFLOP/s, {p.gbps:.1f} GB/s")
     return p.gflops, p.gbps
 

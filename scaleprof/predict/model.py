@@ -35,6 +35,7 @@ import numpy as np
 K_NEIGHBOURS = 4
 MIN_GROUP_SAMPLES = 3      # fewer and the group borrows its kind's fit
 MIN_FULL_FIT = 6           # fewer and the base uses only c0 and the roof term
+FULL_FIT_GAIN = 0.8        # the four-term base only if its relative RMS error is 20% below [c0, roof]
 
 # Seeded peaks and overhead when nothing was calibrated (the roofline alone): per device type, per thread
 # for the FLOP rate. Rough, on purpose: the answer is labelled as uncalibrated.
@@ -138,7 +139,13 @@ def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None 
     efficiency is fitted (``c0`` None: the old two-column fit [c0, roof], for no well-sampled group)."""
     coef = np.zeros(X.shape[1])
     if len(t) >= MIN_FULL_FIT:
-        coef[[0, 1, 2, 3]] = nnls_relative(X, t)
+        coef[[0, 3]] = nnls_relative(X[:, [0, 3]], t)
+        full = nnls_relative(X, t)
+        # separate compute and memory rates only where the samples tell them apart: samples all on one
+        # side of the ridge leave the other rate at 0, and the op past the ridge (a GEMV at batch 1 after
+        # compute-bound GEMMs) would be predicted by compute alone; the roof term max() holds both sides
+        if _rel_rms(X @ full, t) < FULL_FIT_GAIN * _rel_rms(X @ coef, t):
+            coef = full
     elif c0 is not None:
         coef[0] = min(c0, float(t.min()))
         rest = np.maximum(t - coef[0], 0.0)
@@ -158,6 +165,10 @@ def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None 
     g.points = ((lf - mean) / scale).tolist()
     g.log_ratio = np.log(t / g.base(X)).tolist()
     return g
+
+
+def _rel_rms(pred: np.ndarray, t: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(((pred - t) / t) ** 2)))
 
 
 def _shared_c0(fits: dict[str, GroupFit]) -> float | None:
