@@ -406,6 +406,10 @@ def main(argv=None) -> int:
         print(f"latency_prediction: error: {one_line(exc)}", file=sys.stderr)
         return 2
     log(f"latency_prediction: wrote {path} ({time.perf_counter() - t0:.0f} s)")
+    if (Path(opts.out) / "README.md").is_file():    # the reports' index (make reports wrote it just before)
+        from .build_reports import write_index
+
+        write_index(Path(opts.out))
     return 0
 
 
