@@ -363,8 +363,8 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
                               "ops at a distance from every calibration sample of their group"))
     if gok:
         doc.add(Heading("The EfficientNet grid"),
-                Figure("grid", scatter(gok, f"EfficientNet grid: ρ = {summary['spearman']:.3f}", "key"),
-                       "α, β, γ spread over the default grid (φ = 1)"),
+                Figure("grid", scatter(gok, f"EfficientNet grid: ρ = {summary['spearman']:.3f}", ""),
+                       "α, β, γ spread over the default grid (φ = 1); the table below names each point"),
                 Table(pd.DataFrame([{"α,β,γ": g["key"], "MACs (G)": f"{g['macs'] / 1e9:.3f}",
                                      "measured ms": f"{g['measured_ms']:.2f}", "predicted ms": f"{g['predicted_ms']:.2f}",
                                      "error %": _pct(g["error"])} for g in gok])))
