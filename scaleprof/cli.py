@@ -167,9 +167,10 @@ def _cmd_bench(args) -> int:
     # flags the user did not give are None: BenchOptions holds the defaults
     from .bench.export import keep_onnx
 
+    by = args.by or ("kind" if args.predict else None)    # --predict sets each kind's prediction beside its time
     with keep_onnx(args.keep_onnx, args.spec) as kept:
         result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
-                       batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
+                       batch_sizes=args.batch, threads=args.threads, train=args.train, by=by,
                        max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
                        memory=not args.no_memory, mfu=not args.no_mfu, roofline=args.roofline is not None,
                        optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
@@ -188,15 +189,33 @@ def _cmd_bench(args) -> int:
     elif args.roofline == "" and result.roofline is not None:
         # never a file the user did not name (a --json run once overwrote ./roofline.png)
         print("scaleprof bench: roofline plot not written: give it a path, --roofline PNG", file=sys.stderr)
+    prediction = _bench_prediction(args, result) if args.predict and result.ok() else None
     if args.json:
-        _emit_json(result.to_dict())
+        d = result.to_dict()
+        if prediction is not None:
+            for row, p in zip(d["results"], prediction["rows"], strict=True):
+                row["predicted_ms"], row["predicted_error"] = p["predicted_ms"], p["error"]
+            d["prediction"] = prediction
+        _emit_json(d)
     else:
         print(table.format_bench(result))
+        if prediction is not None:
+            from .report.predict_tables import format_bench_prediction
+
+            print("\n" + format_bench_prediction(prediction))
     if not result.ok():
         first = next((r.reason for r in result.results if r.reason), "unknown reason")
         print(f"scaleprof bench: error: nothing could be measured: {first}", file=sys.stderr)
         return 2
     return 0
+
+
+def _bench_prediction(args, result) -> dict:
+    """bench --predict: the CLI composes (bench does not import predict)."""
+    from .predict.bench_join import predict_bench
+
+    return predict_bench(result.to_dict(), args.spec, knobs=_knobs(args), inputs=args.input, threads=args.threads,
+                         predictor=args.predictor, force=args.force)
 
 
 def _build_bench(sub) -> None:
@@ -214,6 +233,11 @@ def _build_bench(sub) -> None:
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
     p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
+    p.add_argument("--predict", action="store_true",
+                   help="print the predicted latency beside the measured, per row and per kind (implies --by kind)")
+    p.add_argument("--predictor", default=None, metavar="FILE",
+                   help="for --predict: the predictor file (default: the one calibrated for this environment)")
+    p.add_argument("--force", action="store_true", help="for --predict: use a predictor from another environment")
     p.add_argument("--roofline", nargs="?", const="", default=None, metavar="PNG",
                    help="measure this machine's peaks and place each layer kind (and plot it to PNG, if given)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
@@ -330,7 +354,7 @@ def _cmd_check(args) -> int:
                        against=args.against, inputs=args.input, dtype=args.dtype, knobs=_knobs(args),
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
-                       max_time=args.max_time)
+                       max_time=args.max_time, predicted=_predicted_check(args))
     except Exception as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
@@ -345,6 +369,16 @@ def _cmd_check(args) -> int:
         print(verdict_markdown(result, all_rows=args.all), end="")
         print(f"verdict: {result.verdict}")
     return result.exit_code
+
+
+def _predicted_check(args):
+    if not args.predicted:
+        if args.predictor or args.force:
+            raise ScaleprofError("--predictor and --force go with --predicted")
+        return False
+    from .gate.predicted import PredictedCheck
+
+    return PredictedCheck(predictor=args.predictor, force=args.force)
 
 
 def _build_check(sub) -> None:
@@ -363,6 +397,11 @@ def _build_check(sub) -> None:
                    help="relative limits, e.g. macs=0.01,params=0 or macs[conv.depthwise]=0.05 (default: exact)")
     p.add_argument("--allow-decrease", action="store_true", help="a metric that fell beyond its limit passes")
     p.add_argument("--cost-only", action="store_true", help="skip the latency samples stored in the baseline")
+    p.add_argument("--predicted", action="store_true",
+                   help="gate on predicted latency (deterministic); with --save: store it and the predictor's identity")
+    p.add_argument("--predictor", default=None, metavar="FILE",
+                   help="for --predicted: the predictor file (default: this environment's, else the roofline)")
+    p.add_argument("--force", action="store_true", help="for --predicted: accept another predictor than the baseline's")
     p.add_argument("--against", metavar="SPEC", help="reference model timed in interleaved rounds in this job")
     p.add_argument("--threshold", type=float, default=0.10,
                    help="latency: slowdown that counts, as a fraction (default 0.10)")
@@ -392,7 +431,10 @@ def _cmd_scale(args) -> int:
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "latency_time": args.latency_time, "latency_target_ms": args.latency_target,
              "reward_w": args.reward_w, "proxy": args.proxy, "proxy_batch": args.proxy_batch,
-             "sweep_from": args.sweep_from, "threads": args.threads}
+             "sweep_from": args.sweep_from, "threads": args.threads,
+             "predictor": args.predictor, "confirm": args.confirm, "confirm_time": args.confirm_time,
+             "predict_threads": args.threads,     # the predicted-latency target's threads too
+             "predictor_force": args.force}
     options = ScaleOptions.from_kwargs(**{k: v for k, v in given.items() if v is not None})
     result = run_search(options, progress=not args.quiet)
     paths = []
@@ -411,6 +453,11 @@ def _cmd_scale(args) -> int:
         from .report.scale_tables import format_scale
 
         print(format_scale(result.to_dict(), top=args.top))
+        from .report.predict_tables import format_scale_prediction
+
+        extra = format_scale_prediction(result.to_dict())
+        if extra:
+            print("\n" + extra)
         for p in paths:
             print(f"plot: {p}")
     return 0
@@ -421,6 +468,7 @@ def _build_scale(sub) -> None:
     from .scaling.options import BudgetOptions as B
     from .scaling.options import GridOptions as G
     from .scaling.options import LatencyOptions as L
+    from .scaling.options import PredictedOptions as PR
     from .scaling.options import ProxyOptions as P
     from .scaling.options import TrainOptions as T
 
@@ -437,13 +485,15 @@ def _build_scale(sub) -> None:
     p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
     p.add_argument("--phi", type=float, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
     p.add_argument("--budget", default=None,
-                   help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling")
+                   help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling; "
+                        "25ms / <=25ms: predicted latency (with --objective predicted-latency)")
     p.add_argument("--tolerance", type=float, default=None,
                    help=f"relative tolerance of the budget and of α·β²·γ² (default {B.tolerance:g}: 2 ± 0.1)")
     p.add_argument("--constraint", choices=["cost", "formula", "both"], default=None,
                    help="what decides feasible: the real cost (default), the paper's formula, or both")
     p.add_argument("--objective", default=None,
-                   help="cost (default) | latency | train | proxy | python:module:function; join with + "
+                   help="cost (default) | latency | predicted-latency | train | proxy | python:module:function; "
+                        "join with + "
                         "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
                    help="where candidates run (default: local, or process with --jobs > 1)")
@@ -474,8 +524,17 @@ def _build_scale(sub) -> None:
     g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default=None,
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
     g.add_argument("--proxy-batch", type=int, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
+    g.add_argument("--predictor", default=None, metavar="FILE",
+                   help="predicted-latency: the predictor file (default: the one calibrated for this environment)")
+    g.add_argument("--confirm", type=int, default=None, metavar="K",
+                   help=f"predicted-latency: time the K best to confirm (default {PR.confirm}; 0: none)")
+    g.add_argument("--confirm-time", type=float, default=None, metavar="S",
+                   help=f"predicted-latency: seconds of timing per confirmed candidate (default {PR.confirm_time:g})")
+    g.add_argument("--force", action="store_const", const=True, default=None,
+                   help="predicted-latency: use a predictor from another environment")
     g.add_argument("--threads", type=int, default=None,
-                   help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
+                   help="torch threads for train/proxy/latency and the predicted-latency target (default: torch's, "
+                        "or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
     p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

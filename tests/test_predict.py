@@ -273,3 +273,156 @@ def test_redraws_far_from_the_samples_come_first(calibrated):
         weight[f"{e.kind}|{e.sig}"] = weight.get(f"{e.kind}|{e.sig}", 0.0) + w
     assert [weight[f"{e.kind}|{e.sig}"] for e in todo[:5]] == sorted(
         (weight[f"{e.kind}|{e.sig}"] for e in todo[:5]), reverse=True)
+
+
+def test_the_counters_observer_hook_sees_each_forward_op_and_module():
+    from torch import nn
+
+    from scaleprof.counting import Observer, profile
+
+    class Seen(Observer):
+        def __init__(self):
+            self.starts, self.ops, self.modules = 0, [], []
+
+        def start(self):
+            self.starts += 1
+
+        def module(self, name, module):
+            self.modules.append(name)
+
+        def op(self, call):
+            self.ops.append((str(call.func), call.module, call.kind, call.macs, call.counted))
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Flatten())
+    seen = Seen()
+    r = profile(model, [(2, 4)], observer=seen, backward=False)
+    assert seen.starts == 1 and seen.modules == ["", "0", "1", "2"]
+    linear = [o for o in seen.ops if o[2] == "linear"]
+    assert linear == [("aten.addmm.default", "0", "linear", 2 * 4 * 3, True)]      # 24 MACs, by hand
+    assert ("aten.relu.default", "1", "activation", 0, True) in seen.ops
+    assert any(o[2] == "other" and not o[4] for o in seen.ops)                      # the flatten's view
+    assert r.totals.macs == 24
+    # no observer: the count is the same
+    assert profile(model, [(2, 4)]).totals.macs == 24
+
+
+def test_bench_predict_joins_each_row_and_kind(calibrated):
+    from scaleprof.predict.bench_join import predict_bench
+
+    out, _, _ = calibrated
+    bench = {"results": [
+        {"runtime": "eager", "device": "cpu", "dtype": "float32", "batch_size": 1, "median_ms": 10.0, "status": "ok"},
+        {"runtime": "eager", "device": "cpu", "dtype": "float32", "batch_size": 2, "median_ms": None,
+         "status": "failed"},
+        {"runtime": "onnxruntime", "device": "cpu", "dtype": "float32", "batch_size": 1, "median_ms": 4.0,
+         "status": "ok"}],
+        "attribution": {"by": "kind", "rows": [{"name": "conv.standard", "time_ms": 6.0, "time_share": 0.6},
+                                               {"name": "norm", "time_ms": 4.0, "time_share": 0.4}]}}
+    d = predict_bench(bench, "resnet18", threads=1, predictor=out)
+    alone = predict("resnet18", threads=1, predictor=out)
+    first, failed, onnx = d["rows"]
+    assert first["predicted_ms"] == pytest.approx(alone.predicted_ms)
+    assert first["error"] == pytest.approx(alone.predicted_ms / 10.0 - 1)
+    assert failed["reason"] == "not measured" and failed["predicted_ms"] is None
+    assert "eager only" in onnx["reason"] and onnx["predicted_ms"] is None
+    conv = next(k for k in d["by_kind"] if k["kind"] == "conv.standard")
+    assert conv["measured_share"] == 0.6
+    assert conv["predicted_ms"] == pytest.approx(alone.by_kind()["conv.standard"]["predicted_ms"])
+    assert sum(k["predicted_share"] or 0 for k in d["by_kind"]) == pytest.approx(1.0)
+
+
+def test_cli_bench_predict(calibrated, capsys):
+    from pathlib import Path
+
+    out, _, _ = calibrated
+    tiny = f"{Path(__file__).with_name('test_scaling_models.py')}:tiny_net"
+    argv = ["bench", tiny, "--threads", "1", "--max-time", "0.2", "--no-memory", "--predict", "--predictor", str(out)]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    row = d["results"][0]
+    assert row["predicted_ms"] > 0 and row["predicted_error"] == pytest.approx(row["predicted_ms"] / row["median_ms"] - 1)
+    assert d["attribution"]["by"] == "kind" and d["prediction"]["by_kind"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "predicted beside measured" in text and "per kind" in text
+
+
+def test_check_predicted_gates_on_the_same_predictors_figure(calibrated, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    out, _, _ = calibrated
+    base = tmp_path / "b.json"
+    pred = ["--predicted", "--predictor", str(out)]
+    assert main(["check", "mobilenet_v3_small", "--save", str(base), *pred]) == 0
+    capsys.readouterr()
+    d = json.loads(base.read_text())
+    alone = predict("mobilenet_v3_small", threads=1, predictor=out)
+    assert d["predicted"]["predicted_ms"] == pytest.approx(alone.predicted_ms)
+    assert d["predicted"]["predictor"]["digest"] == alone.predictor["digest"] == Predictor.load(out).digest
+    assert d["predicted"]["predictor"]["threads"] == 1
+    # the same model and predictor: the same figure, to the last digit
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(base), *pred, "--json"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["checks"] if r["metric"] == "predicted_ms")
+    assert row["change"] == 0.0 and row["verdict"] == "pass"
+    # a baseline 20% faster: now 1/0.8 - 1 = 25% slower than it, over the default 10%: a regression
+    slow = dict(d, predicted={**d["predicted"], "predicted_ms": d["predicted"]["predicted_ms"] * 0.8})
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "slow.json"), *pred, "--json"]) == 1
+    row = next(r for r in json.loads(capsys.readouterr().out)["checks"] if r["metric"] == "predicted_ms")
+    assert row["change"] == pytest.approx(0.25) and row["verdict"] == "regression"
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "slow.json"), *pred,
+                 "--tolerance", "predicted=0.3"]) == 0
+    capsys.readouterr()
+    # another predictor than the baseline's: exit 2 naming the field, unless --force
+    other = dict(d, predicted={**d["predicted"], "predictor": {**d["predicted"]["predictor"], "digest": "0" * 16}})
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "other.json"), *pred]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "predicted.predictor.digest" in err[0] and "--force" in err[0]
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "other.json"), *pred, "--force"]) == 0
+    # --predicted against a baseline without the record; --predictor without --predicted
+    plain = {k: v for k, v in d.items() if k != "predicted"}
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    capsys.readouterr()
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "plain.json"), *pred]) == 2
+    assert "holds no predicted latency" in capsys.readouterr().err
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(base), "--predictor", str(out)]) == 2
+    # a malformed record is one line, exit 2
+    bad = dict(d, predicted={"predicted_ms": -1})
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    capsys.readouterr()
+    assert main(["check", "mobilenet_v3_small", "--baseline", str(tmp_path / "bad.json")]) == 2
+    assert "predicted must hold" in capsys.readouterr().err
+
+
+def test_the_reports_baselines_and_ranking_by_hand():
+    from scaleprof.dev.latency_prediction import analyse, apply_baseline, fit_baseline, spearman
+
+    rows = [{"macs": m, "activations": a, "measured_ms": 2.0 + 3e-6 * m} for m, a in
+            ((1e6, 5), (4e6, 9), (9e6, 1), (2e7, 7))]
+    coef = fit_baseline(rows, ("macs",))
+    assert coef == pytest.approx([2.0, 3e-6], rel=1e-6)
+    assert apply_baseline(coef, {"macs": 1e7}, ("macs",)) == pytest.approx(32.0)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    models = [dict(r, calibration=True, predicted_ms=r["measured_ms"]) for r in rows]
+    models += [{"macs": 1e7, "activations": 3, "measured_ms": 40.0, "predicted_ms": 43.0, "calibration": False,
+                "status": "ok"},
+               {"macs": 1e7, "activations": 3, "measured_ms": 40.0, "predicted_ms": 30.0, "calibration": False,
+                "status": "ok"}]
+    for m in models:
+        m.setdefault("status", "ok")
+    s = analyse(models, [])
+    # +7.5% is within ±10%, -25% is not; the MACs-only fit says 32 ms for both: -20%, out
+    assert s["held_out"] == 2 and s["within"] == 0.5 and s["within MACs only"] == 0.0
+    assert models[-1]["error MACs only"] == pytest.approx(32.0 / 40.0 - 1)
+
+
+def test_synthetic_nets_load_and_calibrate_by_default():
+    from scaleprof.counting import profile
+    from scaleprof.predict.calibrate import DEFAULT_MODELS
+    from scaleprof.predict.synthetic import CALIBRATION, HELD_OUT, spec
+
+    assert {spec(n) for n in CALIBRATION} <= set(DEFAULT_MODELS)
+    assert not {spec(n) for n in HELD_OUT} & set(DEFAULT_MODELS)
+    # mlp at width 1: 1024x512 + 512x512 + 512x256 + 256x10 MACs, by hand
+    assert profile(spec("mlp")).totals.macs == 1024 * 512 + 512 * 512 + 512 * 256 + 256 * 10

@@ -673,3 +673,85 @@ def test_cli_unmet_budget_names_the_cheapest(capsys):
                "--budget", "10x", "--quiet", "--sweep", ""])
     err = capsys.readouterr().err
     assert rc == 2 and "no candidate meets the budget" in err and "cheapest is α=1 β=1 γ=1" in err
+
+
+# --- predicted latency (issue 13): a fake predictor and a fake timer on the tiny family ------------------------
+
+def _fake_predicted_ms(c) -> float:
+    return tiny.tiny_macs(c["width"], c["depth"], c["resolution"]) / 1e5 + 0.5      # ms, from MACs by hand
+
+
+@pytest.fixture
+def fake_predictor(monkeypatch, tmp_path):
+    from scaleprof.scaling import predicted
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))       # no calibrated predictor: the roofline's target
+    timed = []
+
+    def measure(family, c, target, max_time):
+        timed.append((c["depth"], c["width"], c["resolution"]))
+        slow = (c["depth"], c["width"], c["resolution"]) == (1.5, 1.0, 40)
+        return _fake_predicted_ms(c) * (1.2 if slow else 1.0)
+
+    monkeypatch.setattr(predicted, "predicted_metrics", lambda fam, c, opts: {"predicted_ms": _fake_predicted_ms(c)})
+    monkeypatch.setattr(predicted, "measure_ms", measure)
+    return timed
+
+
+TINY_LAT = {"alpha": "1.0,1.5", "beta": "1.0,1.5", "gamma": "1.0,1.25", "objective": "predicted-latency", **QUIET}
+
+
+def test_predicted_latency_under_a_latency_budget_then_confirmed(fake_predictor):
+    # predicted ms = MACs/1e5 + 0.5 (tiny_macs by hand): 4.00, 5.97, 7.97, 12.16 (α 1), 5.48, 8.28, 11.28, 17.35
+    # (α 1.5); <=8.5ms +5% admits up to 8.925 ms: five candidates, scored by their MACs
+    r = scale(TINY, budget="<=8.5ms", **TINY_LAT)
+    feasible = sorted((c["depth"], c["width"], c["resolution"]) for c in r.candidates if c["feasible"])
+    assert feasible == [(1.0, 1.0, 32), (1.0, 1.0, 40), (1.0, 1.5, 32), (1.5, 1.0, 32), (1.5, 1.0, 40)]
+    assert all(c["budget_ok"] == (c["predicted_ms"] <= 8.5 * 1.05) for c in r.candidates)
+    # by prediction the best is (α 1.5, 40 px: 777,632 MACs), then (β 1.5: 746,544), then (40 px: 547,232);
+    # the three are timed, and the first measures 1.2 × 8.28 = 9.93 ms, over the budget: it drops to third
+    assert fake_predictor == [(1.5, 1.0, 40), (1.0, 1.5, 32), (1.0, 1.0, 40)]
+    ranked = sorted((c for c in r.candidates if c["rank"]), key=lambda c: c["rank"])
+    assert [(c["depth"], c["width"], c["resolution"]) for c in ranked[:3]] == \
+        [(1.0, 1.5, 32), (1.0, 1.0, 40), (1.5, 1.0, 40)]
+    assert r.best["measured_meets_budget"] is True and r.best["predicted_error"] == pytest.approx(0.0)
+    assert ranked[2]["measured_meets_budget"] is False
+    assert ranked[2]["predicted_error"] == pytest.approx(1 / 1.2 - 1)
+    assert r.budget["target_ms"] == 8.5 and r.budget["kind"] == "latency"
+
+
+def test_predicted_latency_under_a_macs_budget_scores_the_fastest(fake_predictor):
+    # <=2x: feasible by MACs; among them the lowest predicted ms leads (the base itself, 4.00 ms)
+    r = scale(TINY, budget="<=2x", confirm=1, **TINY_LAT)
+    assert r.best["macs"] == tiny.tiny_macs(1.0, 1.0, 32) and r.best["score"] == pytest.approx(-4.0024)
+    assert fake_predictor == [(1.0, 1.0, 32)]
+
+
+def test_a_latency_budget_needs_the_predicted_objective_and_a_feasible_candidate(fake_predictor):
+    with pytest.raises(ScaleprofError, match="needs --objective predicted-latency"):
+        scale(TINY, alpha="1.0", beta="1.0", gamma="1.0", budget="25ms", **QUIET)
+    with pytest.raises(ScaleprofError, match=r"predicted from 4\.00 ms .* to 17\.35 ms"):
+        scale(TINY, budget="<=2ms", **TINY_LAT)
+    assert parse_budget("25ms", 0.05).kind == "latency" and parse_budget("<=2.5 ms", 0.05).ceiling
+
+
+def test_cli_scale_predicted_latency(fake_predictor, capsys):
+    rc = main(["scale", "--family", TINY, "--alpha", "1.0,1.5", "--beta", "1.0,1.5", "--gamma", "1.0,1.25",
+               "--objective", "predicted-latency", "--budget", "<=8.5ms", "--confirm", "2", "--sweep", "",
+               "--threads", "1", "--quiet", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["best"]["predicted_ms"] == pytest.approx(_fake_predicted_ms(
+        {"width": 1.5, "depth": 1.0, "resolution": 32}))
+    assert len(fake_predictor) == 2
+    assert main(["scale", "--family", TINY, "--objective", "predicted-latency", "--confirm", "-1"]) == 2
+    assert "--confirm" in capsys.readouterr().err
+
+
+def test_cli_scale_predicted_latency_table(fake_predictor, capsys):
+    assert main(["scale", "--family", TINY, "--alpha", "1.0,1.5", "--beta", "1.0,1.5", "--gamma", "1.0,1.25",
+                 "--objective", "predicted-latency", "--budget", "<=8.5ms", "--sweep", "", "--threads", "1",
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "predicted latency (the best timed to confirm)" in text
+    # the first by measurement: (α 1, β 1.5, 32 px), predicted = measured = 7.965 ms (MACs/1e5 + 0.5)
+    assert "7.965" in text and "+0.0" in text and "-16.7" in text      # 1/1.2 - 1 for the one over

@@ -132,7 +132,7 @@ def test_candidate_row_keys_in_the_json_order():
 
 
 def test_the_registry_knows_each_objective_once():
-    assert set(objmod.REGISTRY) == {"cost", "latency", "train", "proxy"} and set(objmod.PREFIXES) == {"python:"}
+    assert set(objmod.REGISTRY) == {"cost", "latency", "train", "proxy", "predicted-latency"} and set(objmod.PREFIXES) == {"python:"}
     assert objmod.make_objective("latency").where == objmod.MAIN
     assert objmod.make_objective("python:a.b:c").where == objmod.WORKER
     assert objmod.make_objective("cost").where is None

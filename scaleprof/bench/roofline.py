@@ -61,7 +61,8 @@ class Roofline:
 
 
 def measure_peaks(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *,
-                  matmul_n: int | None = None, copy_elems: int | None = None, max_time: float = 2.0) -> Peaks:
+                  matmul_n: int | None = None, copy_elems: int | None = None, max_time: float = 2.0,
+                  block_timer=None) -> Peaks:
     device = torch.device(device)
     cuda = device.type == "cuda"
     n = matmul_n or (8192 if cuda else 2048)
@@ -70,7 +71,7 @@ def measure_peaks(device: torch.device | str = "cpu", dtype: torch.dtype = torch
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     out = torch.empty(n, n, device=device, dtype=dtype)
-    bt = block_timer_for(device)
+    bt = block_timer or block_timer_for(device)     # calibration passes its own clock (thread CPU time)
     with torch.inference_mode():
         mm = measure(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), cfg, block_timer=bt)
     del a, b, out

@@ -2,6 +2,7 @@
 
 from .formulas import Args, Cost, arguments, register, registered_ops
 from .profile import profile
+from .recorder import Observer, OpCall
 from .result import Layer, ProfileResult, Totals
 
-__all__ = ["Args", "Cost", "arguments", "Layer", "ProfileResult", "Totals", "profile", "register", "registered_ops"]
+__all__ = ["Args", "Cost", "arguments", "Layer", "Observer", "OpCall", "ProfileResult", "Totals", "profile", "register", "registered_ops"]

@@ -20,7 +20,7 @@ from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
 from .host_memory import guard as memory_guard
 from .memory import OPTIMIZER_BUFFERS, SavedTensors, estimate, model_storages
-from .recorder import FORWARD, Recorder, _storage_key
+from .recorder import FORWARD, Observer, Recorder, _storage_key
 from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
 
@@ -141,7 +141,8 @@ def _failure_message(rec: Recorder | None, exc: Exception, labels: list[str]) ->
 
 def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict | None = None,
             knobs: dict | None = None, device=None, dtype=None, backward: bool = False, name: str | None = None,
-            quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
+            quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd",
+            observer: Observer | None = None) -> ProfileResult:
     """Count what ``model`` costs on ``inputs`` (shapes like ``"1x3x224x224"``/``(1, 3, 224, 224)``,
     InputSpecs or tensors; default: the model's own input).
 
@@ -157,16 +158,19 @@ def profile(model: nn.Module | str | Target, inputs: Any = None, *, kwargs: dict
     KV cache (counting/decode.py); ``phases`` holds ``prefill`` and ``decode``, ``kv_cache_bytes`` the cache.
     ``memory=True``: the memory estimate (counting/memory.py) as ``result.memory``, with the ``optimizer``'s
     state (sgd, adam, adamw) when ``backward``.
+    ``observer``: a recorder.Observer seeing each forward op call and module call (the latency predictor's
+    harvest uses it).
     """
     if kwargs and not isinstance(model, Target) and not as_input_list(inputs):
         inputs = ()   # keyword inputs only: no default positional input
     target = resolve_target(model, inputs, knobs=knobs, device=device, dtype=dtype, train=backward)
     return _count(target, kwargs=kwargs, backward=backward, name=name, quiet=quiet, decode=decode, memory=memory,
-                  optimizer=optimizer)
+                  optimizer=optimizer, observer=observer)
 
 
 def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False, name: str | None = None,
-           quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd") -> ProfileResult:
+           quiet: bool = False, decode: int = 0, memory: bool = False, optimizer: str = "sgd",
+           observer: Observer | None = None) -> ProfileResult:
     """``profile`` of a resolved Target: its device, dtype and inputs are taken as they are."""
     model, dev, dt = target.model, target.device, target.dtype
     notices: list[str] = []
@@ -189,7 +193,7 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         args = _make_inputs(target.feeds, device, dt)
         kw = _named_inputs(target.feeds, device, kwargs)
         named = params if params is not None else dict(runner.named_parameters())
-        rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward)
+        rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward, observer=observer)
         if memory and backward:
             own = (*params.values(), *buffers.values()) if params is not None else ()
             saved = SavedTensors(model_storages(runner) | {k for k in map(_storage_key, own) if k is not None})

@@ -38,6 +38,46 @@ FORWARD, BACKWARD = "forward", "backward"
 RECOMPUTE = "recompute"   # forward ops a backward runs again (activation checkpointing)
 
 
+@dataclass
+class OpCall:
+    """One forward op call as the recorder saw it: what an Observer's ``op`` receives.
+
+    ``func`` is the aten OpOverload, or the torch.nn.functional function for an op costed as a whole
+    (attention); ``args``/``kwargs``/``out`` are the call's own (meta tensors on a meta count: read shapes,
+    do not compute). ``kind`` is the layer kind ("other" for views and uncounted ops, which cost framework
+    time but no arithmetic); ``macs``/``flops``/``bytes`` the op's cost summed over its kinds; ``inputs`` the
+    tensors it read; ``counted`` whether a formula (or the free lists) costed it.
+    """
+
+    func: Any
+    args: tuple
+    kwargs: dict
+    out: Any
+    module: str
+    kind: str
+    macs: int = 0
+    flops: int = 0
+    bytes: int = 0
+    inputs: list = None  # type: ignore[assignment]
+    counted: bool = False
+
+
+class Observer:
+    """The public per-op hook: ``profile(..., observer=obs)`` calls ``obs.start()`` when a recording begins
+    (again if the count is retried on CPU), ``obs.module(name, module)`` on each module call and
+    ``obs.op(OpCall)`` on each forward op call, backward ops excluded. Subclass and override what you need;
+    the hooks run inside the dispatch mode, so they must not run torch ops on the tensors they are given."""
+
+    def start(self) -> None:
+        pass
+
+    def module(self, name: str, module: nn.Module) -> None:
+        pass
+
+    def op(self, call: OpCall) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Tag:
     module: str
@@ -83,7 +123,8 @@ def _shape(t) -> list[int] | None:
 
 
 class Recorder:
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], *, tag_backward: bool = False):
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], *, tag_backward: bool = False,
+                 observer: Observer | None = None):
         self.module_names: dict[int, str] = {}
         for name, mod in model.named_modules(remove_duplicate=False):
             self.module_names.setdefault(id(mod), name)
@@ -110,6 +151,9 @@ class Recorder:
         self.packed_seen: set[int] = set()
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
+        self.observer = observer
+        if observer is not None:
+            observer.start()
 
     # --- module stack --------------------------------------------------------------------------------
 
@@ -120,6 +164,8 @@ class Recorder:
         if name is None:
             name = self.call_names[key] = self._call_name(parent_name, parent, module)
         self.stack.append((name, module))
+        if self.observer is not None:
+            self.observer.module(name, module)
 
     def _call_name(self, parent_name: str, parent: nn.Module, module: nn.Module) -> str:
         """The path a call came through: a module shared by two parents is named under the one calling it
@@ -221,22 +267,32 @@ class Recorder:
         if key in VIEW_OPS:
             self.free_ops[key] += 1
             self._pend(out, Tag(module, K.OTHER))
-            return
+            return self._observe(func, args, kwargs, out, None)
         formula = lookup(func)
         if formula is None:
             if key in MOVEMENT_OPS or key in CREATION_OPS:
                 costs = [Cost(0, 0, K.OTHER, activations=0)]
             else:
                 self.uncounted[key] += 1
-                return
+                return self._observe(func, args, kwargs, out, None)
         else:
             costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is None:
-                return
+                return self._observe(func, args, kwargs, out, None)
         read = 0 if key in CREATION_OPS else None
         if key == "aten::embedding":   # a gather reads the rows it looks up, not the whole table
             read = _nbytes(args[1]) + _nbytes(out)
-        self.record(key, costs, args, kwargs, out, read_bytes=read)
+        self._observe(func, args, kwargs, out, self.record(key, costs, args, kwargs, out, read_bytes=read))
+
+    def _observe(self, func, args, kwargs, out, summary) -> None:
+        if self.observer is None or self.phase != FORWARD:
+            return
+        if summary is None:
+            call = OpCall(func, args, kwargs, out, self.stack[-1][0], K.OTHER,
+                          inputs=[a for a in args if isinstance(a, torch.Tensor)][:1])
+        else:
+            call = OpCall(func, args, kwargs, out, *summary, counted=True)
+        self.observer.op(call)
 
     def _apply(self, key, formula, func, args, kwargs, out) -> list[Cost] | None:
         """A formula that cannot read an op's arguments lists the op as uncounted, never crashes the run."""
@@ -248,7 +304,8 @@ class Recorder:
             return None
         return costs if isinstance(costs, list) else [costs]
 
-    def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> None:
+    def record(self, key: str, costs: list[Cost], args, kwargs, out, *, read_bytes: int | None = None) -> tuple:
+        """Add the op's costs to the tables; returns (module, kind, macs, flops, bytes, inputs) for the observer."""
         tag = None
         # a module running inside the backward is a checkpointed forward being recomputed
         phase = RECOMPUTE if self.phase == BACKWARD and len(self.stack) > 1 else self.phase
@@ -298,6 +355,8 @@ class Recorder:
                       ins, primary)
             self._add(self.op_rows, (phase, key), "", kind, key, cost, acts, extra, ins, primary)
         self._pend(out, Tag(module, first_kind or K.OTHER))
+        return (module, first_kind or K.OTHER, sum(int(c.macs) for c in costs), sum(int(c.flops) for c in costs),
+                op_bytes, ins)
 
     def _add(self, table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary) -> None:
         row = table.get(rkey)
@@ -345,7 +404,7 @@ class Recorder:
             key = _function_key(func)
             costs = self._apply(key, formula, func, args, kwargs, out)
             if costs is not None:
-                self.record(key, costs, args, kwargs, out)
+                self._observe(func, args, kwargs, out, self.record(key, costs, args, kwargs, out))
         return out
 
 

@@ -630,6 +630,8 @@ def write_index(out: Path) -> Path:
         if (out / name / "README.md").is_file():
             first = (out / name / "README.md").read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
             lines.append(f"- [{name}]({name}/README.md): {first}")
+    if (out / "latency-prediction" / "README.md").is_file():    # dev/latency_prediction.py builds it
+        lines.append("- [latency-prediction](latency-prediction/README.md): `scaleprof predict` against measurement")
     if (out / "performance.md").is_file():
         lines.append("- [performance](performance.md): scaleprof's own speed against its peers")
     return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -24,12 +24,13 @@ result.py (CheckRow, CheckResult). It renders nothing: scaleprof.report.verdict 
 
 from .baseline import FORMAT_VERSION, UNITS, cost_record, load_baseline, make_baseline, validate_baseline
 from .measure import DEFAULT_MAX_TIME, count, measure_latency
+from .predicted import PredictedCheck
 from .result import EXIT_CODES, CheckResult, CheckRow, error_result
 from .rules import DEFAULT_ALPHA, DEFAULT_THRESHOLD, cost_rows, latency_row, module_notes
 from .run import check
 from .tolerances import parse_tolerances
 
-__all__ = ["check", "CheckResult", "CheckRow", "error_result", "parse_tolerances", "load_baseline",
+__all__ = ["check", "PredictedCheck", "CheckResult", "CheckRow", "error_result", "parse_tolerances", "load_baseline",
            "validate_baseline", "make_baseline", "cost_record", "count", "measure_latency", "cost_rows",
            "latency_row", "module_notes", "FORMAT_VERSION", "UNITS", "EXIT_CODES", "DEFAULT_THRESHOLD",
            "DEFAULT_ALPHA", "DEFAULT_MAX_TIME"]

@@ -64,6 +64,10 @@ def validate_baseline(obj, source: str) -> dict:
     _validate_cost(obj.get("cost"), source)
     if obj.get("latency") is not None:
         _validate_latency(obj["latency"], source)
+    if obj.get("predicted") is not None:
+        from .predicted import validate_predicted
+
+        validate_predicted(obj["predicted"], source)
     return obj
 
 
@@ -82,7 +86,7 @@ def cost_record(result) -> dict:
     return rec
 
 
-def make_baseline(spec, result, knobs=None, latency: dict | None = None) -> dict:
+def make_baseline(spec, result, knobs=None, latency: dict | None = None, predicted: dict | None = None) -> dict:
     import torch
 
     d = {"scaleprof_baseline": FORMAT_VERSION, "model": spec_label(spec), "knobs": dict(knobs or {}),
@@ -92,6 +96,8 @@ def make_baseline(spec, result, knobs=None, latency: dict | None = None) -> dict
          "cost": cost_record(result)}
     if latency is not None:
         d["latency"] = latency
+    if predicted is not None:
+        d["predicted"] = predicted
     return d
 
 

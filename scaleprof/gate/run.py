@@ -8,6 +8,7 @@ from ..files import atomic_write_json
 from ..spec import spec_label
 from .baseline import check_save_target, cost_record, load_baseline, make_baseline, validate_baseline
 from .measure import DEFAULT_MAX_TIME, against_latency_row, count, measure_latency, stored_latency_row
+from .predicted import PredictedCheck
 from .result import CheckResult, CheckRow
 from .rules import DEFAULT_ALPHA, DEFAULT_THRESHOLD, cost_rows, module_notes
 from .tolerances import parse_tolerances
@@ -73,7 +74,31 @@ def _baseline_rows(spec, base: dict, current: dict, tols: dict, *, allow_decreas
     return rows, measured
 
 
-def _save(spec, save, result, knobs, *, latency, measured, runtime, device, dtype, max_time) -> tuple[str, bool]:
+def _predicted(spec, base, save, result, knobs, dtype, *, predicted, limit, device,
+               notes) -> tuple[list[CheckRow], dict | None]:
+    """check --predicted: the row against the baseline's predicted record, and the record to save."""
+    from .predicted import predicted_record, predicted_row
+
+    predictor, force = (predicted.predictor, predicted.force) if predicted else (None, False)
+    rows, record = [], None
+    stored = base.get("predicted") if base is not None else None
+    if stored is not None and predicted:
+        row, record = predicted_row(spec, stored, list(result.inputs), knobs, dtype, predictor=predictor,
+                                    force=force, limit=limit, notes=notes)
+        rows.append(row)
+    elif stored is not None:
+        notes.append("predicted latency in the baseline not checked (pass --predicted)")
+    elif predicted and base is not None and save is None:
+        raise ScaleprofError("--predicted: the baseline holds no predicted latency; save one with "
+                             "--save FILE --predicted")
+    if predicted and save is not None and record is None:
+        record = predicted_record(spec, list(result.inputs), knobs, dtype, predictor=predictor, device=device,
+                                  notes=notes)
+    return rows, record
+
+
+def _save(spec, save, result, knobs, *, latency, measured, runtime, device, dtype, max_time,
+          predicted=None) -> tuple[str, bool]:
     """Write the baseline; the path written and whether it holds latency samples."""
     lat = None
     if latency:
@@ -84,13 +109,13 @@ def _save(spec, save, result, knobs, *, latency, measured, runtime, device, dtyp
         else:
             lat = measure_latency(spec, list(result.inputs), runtime=runtime, device=device, dtype=dtype,
                                   max_time=max_time or DEFAULT_MAX_TIME, knobs=knobs)
-    return str(atomic_write_json(save, make_baseline(spec, result, knobs, lat))), lat is not None
+    return str(atomic_write_json(save, make_baseline(spec, result, knobs, lat, predicted))), lat is not None
 
 
-def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inputs=None, dtype=None,
+def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inputs=None, dtype=None,  # noqa: PLR0913
           knobs=None, latency: bool = False, cost_only: bool = False, allow_decrease: bool = False,
           threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, runtime: str = "eager",
-          device: str = "cpu", max_time: float | None = None) -> CheckResult:
+          device: str = "cpu", max_time: float | None = None, predicted=False) -> CheckResult:
     """Check a model (spec or nn.Module) against a stored baseline and/or a reference model.
 
     - ``baseline``: path (or dict) of a baseline written by ``save``; cost metrics compared with
@@ -99,6 +124,12 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
     - ``against``: a reference model spec timed in interleaved rounds in this process.
     - ``save``: write a baseline of the model as it is now (with latency samples when ``latency``),
       after any check.
+    - ``predicted``: gate on the predicted latency (gate/predicted.py): True (this environment's
+      predictor, else the roofline), a predictor file, or ``PredictedCheck(predictor, force)``. The
+      baseline's record against the same predictor's figure now (a different predictor is refused unless
+      ``force``); a slowdown beyond ``tolerances``' ``predicted`` (default ``threshold``) is a regression;
+      with ``save``, the record is stored. (One argument for all of it: check() was at the 16 the lint
+      allows, and this one is new.)
     Inputs default to the baseline's, then to the zoo model's own. Returns a CheckResult (verdict pass or
     regression); bad input raises ScaleprofError.
     """
@@ -106,6 +137,7 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
     tols = parse_tolerances(tolerances)
     if "latency" in tols:
         threshold = tols.pop("latency")
+    pred_limit = tols.pop("predicted", threshold)
     knobs = dict(knobs or {})
     base, base_source = _read_baseline(baseline)
     if save is not None:
@@ -126,6 +158,10 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
         rows, measured = _baseline_rows(spec, base, current, tols, allow_decrease=allow_decrease,
                                         cost_only=cost_only, knobs=knobs, threshold=threshold, alpha=alpha,
                                         max_time=max_time, notes=notes)
+    pred_rows, pred_record = _predicted(spec, base, save, result, knobs, use_dtype,
+                                        predicted=PredictedCheck.of(predicted), limit=pred_limit, device=device,
+                                        notes=notes)
+    rows += pred_rows
     if against is not None:
         rows.append(against_latency_row(spec, against, list(result.inputs), knobs=knobs, runtime=runtime,
                                         device=device, dtype=use_dtype, max_time=max_time or DEFAULT_MAX_TIME,
@@ -134,8 +170,9 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
     saved = None
     if save is not None:
         saved, with_latency = _save(spec, save, result, knobs, latency=latency, measured=measured, runtime=runtime,
-                                    device=device, dtype=use_dtype, max_time=max_time)
-        notes.append(f"baseline written to {saved}" + (" with latency samples" if with_latency else ""))
+                                    device=device, dtype=use_dtype, max_time=max_time, predicted=pred_record)
+        notes.append(f"baseline written to {saved}" + (" with latency samples" if with_latency else "")
+                     + (" with the predicted latency" if pred_record else ""))
 
     verdict = "regression" if any(r.failed for r in rows) else "pass"
     if any(r.verdict == "changed" for r in rows):

@@ -9,7 +9,7 @@ from ..errors import ScaleprofError
 
 
 def _metric_known(key: str) -> bool:
-    if key == "latency" or key in METRICS:
+    if key in ("latency", "predicted") or key in METRICS:
         return True
     if key.endswith("]") and "[" in key:
         base, kind = key[:-1].split("[", 1)

@@ -41,8 +41,13 @@ from .harvest import Harvest, OpEvent, harvest
 from .predictor import Predictor, Target, current_environment, default_path, make_target
 
 # Calibration models: every kind the zoo has (standard, pointwise, depthwise and grouped convs, linear,
-# attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds.
-DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet")
+# attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds; the
+# deformable ResNet for its deformable convs (no other model has them); synthetic MLP, CNN and attention
+# nets (predict/synthetic.py) for more whole-model points, so that the per-op and per-model overheads are
+# fitted on models of very different op counts and sizes.
+DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet",
+                  "deform_resnet50", "scaleprof.predict.synthetic:mlp", "scaleprof.predict.synthetic:cnn",
+                  "scaleprof.predict.synthetic:attention")
 # Redraws of each model's configurations: other input sizes and widths.
 DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"width": 0.75}, {"width": 1.25})
 
@@ -134,6 +139,13 @@ def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: floa
             return float(measure(fn, cfg, block_timer=bt, clock=_time.perf_counter).summary.median)
 
     return timer
+
+
+def time_module(model, inputs: list, target: Target, max_time: float = MODEL_TIME_S, clock: str = "auto") -> float:
+    """A whole module's median ms on ``inputs`` (real tensors on the target device), timed as calibration
+    times its models (the same clock, threads and timer settings): what a prediction is checked against."""
+    run = ModelRun(getattr(model, "__class__", type(model)).__name__, {}, [], None)
+    return measuring_timer(target, model_time=max_time, clock=clock)(run, lambda: lambda: model(*inputs))
 
 
 def _model_maker(run: ModelRun, target: Target):
@@ -259,7 +271,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     deadline = t0 + max_time
     peak_rec = next((r for r in records if r.get("type") == "peaks"), None)
     if peak_rec is None:
-        gflops, gbps = peaks if peaks is not None else _measure_peaks(target, progress)
+        gflops, gbps = peaks if peaks is not None else _measure_peaks(target, progress, clock)
         peak_rec = {"type": "peaks", "gflops": gflops, "gbps": gbps}
         log.write(peak_rec)
     pred = Predictor(target=target, environment=env, gflops=float(peak_rec["gflops"]), gbps=float(peak_rec["gbps"]))
@@ -333,14 +345,20 @@ def _timed(timer: Timer, what, make, progress: bool) -> float | None:
     return ms if ms > 0 and np.isfinite(ms) else None
 
 
-def _measure_peaks(target: Target, progress: bool) -> tuple[float, float]:
+def _measure_peaks(target: Target, progress: bool, clock: str = "wall") -> tuple[float, float]:
+    """The roofline's peaks, timed by the clock the ops are timed by: peaks by the wall clock under load and
+    ops by thread CPU time made every efficiency the ratio of two clocks, not of two speeds."""
+    import time as _time
+
     from ..bench.env import torch_threads
     from ..bench.roofline import measure_peaks
+    from ..bench.timer import CpuBlockTimer
     from ..shapes import parse_dtype
 
     _say(progress, "measuring peaks (matmul, copy)")
+    bt = CpuBlockTimer(_time.thread_time) if clock == "thread" else None
     with torch_threads(target.threads):
-        p = measure_peaks(target.device, parse_dtype(target.dtype), max_time=PEAKS_TIME_S)
+        p = measure_peaks(target.device, parse_dtype(target.dtype), max_time=PEAKS_TIME_S, block_timer=bt)
     _say(progress, f"peaks: {p.gflops:.1f} GFLOP/s, {p.gbps:.1f} GB/s")
     return p.gflops, p.gbps
 

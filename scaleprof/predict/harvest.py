@@ -1,7 +1,7 @@
 """Every aten op a forward runs, one event per call, from a single count on meta tensors.
 
-The counter's recorder already sees each op with its arguments and costs it; `Harvester` is that recorder
-with two additions: each op call (views and uncounted ops too: they cost framework time even when they
+The counter's recorder already sees each op with its arguments and costs it; `Harvester` is its public
+observer hook (counting.Observer, `profile(..., observer=)`): each op call (views and uncounted ops too: they cost framework time even when they
 cost no arithmetic) becomes an `OpEvent` with its signature, its layer row and its shape features, and module
 calls are counted (each costs Python time at batch 1). So `harvest()` is the count, plus a few µs per op.
 
@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..counting import kinds as K
 from ..counting.formulas import op_key
-from ..counting.profile import _collect, _make_inputs, _run, _stand_ins
-from ..counting.recorder import Recorder
+from ..counting.profile import profile
+from ..counting.recorder import Observer, OpCall
 from ..counting.result import ProfileResult
 
 # Shape features of an op (the residual model's space): log1p of each.
@@ -114,77 +113,42 @@ _SCRATCH_OPS = frozenset({"aten::empty", "aten::new_empty", "aten::empty_like", 
 _REAL_PATH = {"aten::max_pool2d_with_indices": lambda: (torch.ops.aten.max_pool2d.default, 6)}
 
 
-class Harvester(Recorder):
-    """The counter's recorder, also keeping every forward op call as an event (see the module docstring)."""
+class Harvester(Observer):
+    """The counter's public observer hook, keeping every forward op call as an event and counting module
+    calls (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor]):
-        super().__init__(model, params)
+    def __init__(self):
+        self.start()
+
+    def start(self) -> None:
         self.events: list[OpEvent] = []
         self.module_calls = 0
-        self._current: tuple | None = None
-        self._event: OpEvent | None = None
 
-    def _pre_hook(self, module, args):
+    def module(self, name: str, module: nn.Module) -> None:
         self.module_calls += 1
-        return super()._pre_hook(module, args)
 
-    def on_op(self, func, args, kwargs, out) -> None:
-        if not self.active or self.suppress:
-            return super().on_op(func, args, kwargs, out)
-        self._current, self._event = (func, args, kwargs), None
-        super().on_op(func, args, kwargs, out)
-        if self._event is None and op_key(func) not in _SCRATCH_OPS:
-            # a view or an uncounted op: framework time, no arithmetic
-            self._new_event(self.stack[-1][0], K.OTHER, 0, 0, 0, out if isinstance(out, torch.Tensor) else None,
-                            [a for a in args if isinstance(a, torch.Tensor)][:1])
-        self._current = None
-
-    def record(self, key, costs, args, kwargs, out, *, read_bytes=None) -> None:
-        if self._current is None:   # a function costed as a whole (attention): its own event
-            self._current, self._event = (_function_of(key), args, kwargs), None
-            super().record(key, costs, args, kwargs, out, read_bytes=read_bytes)
-            self._current = None
+    def op(self, call: OpCall) -> None:
+        func, args = call.func, call.args
+        op = hasattr(func, "overloadpacket")
+        if op and not call.counted and op_key(func) in _SCRATCH_OPS:
             return
-        super().record(key, costs, args, kwargs, out, read_bytes=read_bytes)
-
-    def _add(self, table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary) -> None:
-        super()._add(table, rkey, module_type, kind, opname, cost, acts, extra, ins, primary)
-        if table is not self.rows or self._current is None or self.phase != "forward":
-            return
-        if self._event is None:
-            self._new_event(rkey[1], kind, int(cost.macs), int(cost.flops), int(extra["bytes"]), primary, ins)
-        else:  # a fused op spanning kinds (MHA fast path): one call, its MACs summed
-            self._event.macs += int(cost.macs)
-            self._event.flops += int(cost.flops)
-
-    def _new_event(self, module, kind, macs, flops, nbytes, primary, ins) -> None:
-        func, args, kwargs = self._current
-        real = _REAL_PATH.get(op_key(func)) if hasattr(func, "overloadpacket") else None
+        real = _REAL_PATH.get(op_key(func)) if op else None
         if real is not None:
             func, n = real()
             args = args[:n]
-        in_numel, in_ch, in_last = _shape_info(ins)
-        self._event = OpEvent(func, args, kwargs, signature(func, args, kwargs), module, kind, macs, flops, nbytes,
-                              primary.numel() if isinstance(primary, torch.Tensor) else 0, in_numel, in_ch, in_last)
-        self.events.append(self._event)
-
-
-def _function_of(key: str):
-    import torch.nn.functional as F
-
-    return getattr(F, key[2:]) if key.startswith("F.") else key
+        outs = [call.out] if isinstance(call.out, torch.Tensor) else \
+            [t for t in (call.out if isinstance(call.out, (list, tuple)) else ()) if isinstance(t, torch.Tensor)]
+        primary = outs[0] if outs and (call.counted or isinstance(call.out, torch.Tensor)) else None
+        in_numel, in_ch, in_last = _shape_info(call.inputs)
+        self.events.append(OpEvent(func, args, call.kwargs, signature(func, args, call.kwargs), call.module,
+                                   call.kind, call.macs, call.flops, call.bytes,
+                                   primary.numel() if primary is not None else 0, in_numel, in_ch, in_last))
 
 
 def harvest(model: nn.Module, inputs, *, name: str | None = None, dtype=None) -> Harvest:
-    """Run ``model`` once on meta tensors (no weights) under the harvester: its op events and its count."""
-    dev = torch.device("meta")
-    dt = dtype
-    params, buffers = _stand_ins(model, dev, dt, False)
-    from ..shapes import as_input_list, input_spec
-
-    inputs = [x if isinstance(x, torch.Tensor) else input_spec(x) for x in as_input_list(inputs)]
-    args, labels = _make_inputs(tuple(inputs), dev, dt), [str(s) for s in inputs]
-    rec = Harvester(model, params if params is not None else dict(model.named_parameters()))
-    _run(rec, model, params, buffers, args, None, False)
-    prof = _collect(model, rec, name or type(model).__name__, labels, dev, dt, dev, [])
-    return Harvest(rec.events, rec.module_calls, prof)
+    """Count ``model`` once on meta tensors (no weights) with the harvester observing: its op events and
+    its count."""
+    obs = Harvester()
+    prof = profile(model, inputs, device="meta", dtype=dtype, name=name or type(model).__name__, quiet=True,
+                   observer=obs)
+    return Harvest(obs.events, obs.module_calls, prof)

@@ -35,6 +35,7 @@ import numpy as np
 K_NEIGHBOURS = 4
 MIN_GROUP_SAMPLES = 3      # fewer and the group borrows its kind's fit
 MIN_FULL_FIT = 6           # fewer and the base uses only c0 and the roof term
+FULL_FIT_GAIN = 0.8        # the four-term base only if its relative RMS error is 20% below [c0, roof]
 
 # Seeded peaks and overhead when nothing was calibrated (the roofline alone): per device type, per thread
 # for the FLOP rate. Rough, on purpose: the answer is labelled as uncalibrated.
@@ -130,10 +131,29 @@ class GroupFit:
         return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse]
 
 
-def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray) -> GroupFit:
-    cols = [0, 1, 2, 3] if len(t) >= MIN_FULL_FIT else [0, 3]
+def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None = None) -> GroupFit:
+    """The group's base and residual points. With MIN_FULL_FIT samples or more, all four coefficients;
+    with fewer, the fixed cost ``c0`` is not the group's to fit (one or two samples cannot tell a fixed cost
+    from a rate, and a free c0 then extrapolates one big sample's time to every small op of the kind):
+    it is the framework's per-op cost ``c0`` fitted on the well-sampled groups, and only the roof term's
+    efficiency is fitted (``c0`` None: the old two-column fit [c0, roof], for no well-sampled group)."""
     coef = np.zeros(X.shape[1])
-    coef[cols] = nnls_relative(X[:, cols], t)
+    if len(t) >= MIN_FULL_FIT:
+        coef[[0, 3]] = nnls_relative(X[:, [0, 3]], t)
+        full = nnls_relative(X, t)
+        # separate compute and memory rates only where the samples tell them apart: samples all on one
+        # side of the ridge leave the other rate at 0, and the op past the ridge (a GEMV at batch 1 after
+        # compute-bound GEMMs) would be predicted by compute alone; the roof term max() holds both sides
+        if _rel_rms(X @ full, t) < FULL_FIT_GAIN * _rel_rms(X @ coef, t):
+            coef = full
+    elif c0 is not None:
+        coef[0] = min(c0, float(t.min()))
+        rest = np.maximum(t - coef[0], 0.0)
+        roof = X[:, 3]
+        w = 1.0 / t
+        coef[3] = float((w * w * roof * rest).sum() / max((w * w * roof * roof).sum(), 1e-30))
+    else:
+        coef[[0, 3]] = nnls_relative(X[:, [0, 3]], t)
     if not coef.any():
         coef[0] = float(np.median(t))
     g = GroupFit(coef=coef.tolist(), n=len(t))
@@ -147,22 +167,36 @@ def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray) -> GroupFit:
     return g
 
 
+def _rel_rms(pred: np.ndarray, t: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(((pred - t) / t) ** 2)))
+
+
+def _shared_c0(fits: dict[str, GroupFit]) -> float | None:
+    """The per-op fixed cost of the well-sampled groups (their median c0), for the sparsely sampled."""
+    c0s = [f.coef[0] for f in fits.values() if f.n >= MIN_FULL_FIT and f.coef[0] > 0]
+    return float(np.median(c0s)) if c0s else None
+
+
 def fit_groups(groups: list[str], X: np.ndarray, feats: np.ndarray, t: np.ndarray) -> dict[str, GroupFit]:
     """One fit per group with enough samples, and one per kind (the fallback) from all of its groups."""
     out: dict[str, GroupFit] = {}
     keys = np.asarray(groups)
     kinds = np.asarray([g.split("|", 1)[0] for g in groups])
-    for key in sorted(set(groups)):
+    full = [key for key in sorted(set(groups)) if (keys == key).sum() >= MIN_FULL_FIT]
+    for key in full:
+        out[key] = fit_group(X[keys == key], feats[keys == key], t[keys == key])
+    c0 = _shared_c0(out)
+    for key in sorted(set(groups) - set(full)):
         m = keys == key
         if m.sum() >= MIN_GROUP_SAMPLES:
-            out[key] = fit_group(X[m], feats[m], t[m])
+            out[key] = fit_group(X[m], feats[m], t[m], c0)
     for kind in sorted(set(kinds.tolist())):
         m = kinds == kind
-        out[kind] = fit_group(X[m], feats[m], t[m])
+        out[kind] = fit_group(X[m], feats[m], t[m], c0)
     families = np.asarray([k.split(".", 1)[0] for k in kinds.tolist()])
     for fam in sorted(set(families.tolist()) - set(kinds.tolist())):
         m = families == fam     # every conv kind together: the fallback of a conv kind never sampled
-        out[fam] = fit_group(X[m], feats[m], t[m])
+        out[fam] = fit_group(X[m], feats[m], t[m], c0)
     return out
 
 

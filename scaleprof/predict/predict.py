@@ -74,11 +74,13 @@ class PredictionResult:
 
 
 def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cpu", runtime="eager",
-            dtype=None, threads: int | None = None, predictor=None, force: bool = False) -> PredictionResult:
+            dtype=None, threads: int | None = None, predictor=None, force: bool = False,
+            batch: int | None = None) -> PredictionResult:
     """Predicted latency (ms) of ``model_or_spec`` (a spec or an nn.Module) on ``inputs`` (the zoo's
     default when None) for the target (device, runtime, dtype, threads), by ``predictor`` (a file, a
     Predictor, or None: the one calibrated for this environment and target; the roofline alone when there
-    is none). A predictor from another environment is refused naming what differs, unless ``force``."""
+    is none). A predictor from another environment is refused naming what differs, unless ``force``.
+    ``batch``: the inputs' leading dimension replaced by this (as bench --batch does)."""
     target = make_target(device, runtime, dtype, threads)
     pred, notices = resolve(predictor, target, force=force)
     t0 = time.perf_counter()
@@ -89,6 +91,8 @@ def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cp
     dt = parse_dtype(target.dtype)
     specs = [InputSpec(s.shape, dt if s.dtype.is_floating_point else s.dtype)
              for s in resolve_inputs(model_or_spec, model, inputs, knobs)]
+    if batch is not None:
+        specs = [InputSpec((int(batch), *s.shape[1:]), s.dtype) if len(s.shape) else s for s in specs]
     h = harvest(model, specs, name=spec_label(model_or_spec), dtype=dt)
     result = predict_harvest(pred, h, [str(s) for s in specs], notices)
     result.elapsed_ms = (time.perf_counter() - t0) * 1000.0
@@ -113,6 +117,6 @@ def predict_harvest(pred: Predictor, h, inputs: list[str], notices: list[str]) -
     total = sum(r.predicted_ms for r in layers)
     info = {"fingerprint": pred.fingerprint, "runtime": pred.target.runtime, "device": pred.target.device,
             "dtype": pred.target.dtype, "threads": pred.target.threads, "path": pred.path,
-            "calibrated": pred.calibrated}
+            "calibrated": pred.calibrated, "digest": pred.digest}
     return PredictionResult(model=h.profile.model, inputs=inputs, predicted_ms=total, layers=layers, predictor=info,
                             macs=h.profile.totals.macs, elapsed_ms=0.0, notices=list(notices))

@@ -111,6 +111,19 @@ class Predictor:
     def fingerprint(self) -> str:
         return str(self.environment.get("fingerprint", "none"))
 
+    @property
+    def digest(self) -> str:
+        """What the predictions depend on (target, peaks, fitted groups and overhead), hashed: two predictors
+        with one digest predict alike (check --predicted stores it with the predicted ms)."""
+        import hashlib
+
+        if self.__dict__.get("_digest"):     # a loaded file's (set by load: a file read is not refitted)
+            return self.__dict__["_digest"]
+        core = {"target": self.target.to_dict(), "peaks": {"gflops": self.gflops, "gbps": self.gbps},
+                "fit": {"groups": {k: g.to_dict() for k, g in self.groups.items()},
+                        "overhead": self.overhead.to_dict()}}
+        return hashlib.sha256(json.dumps(core, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
     # --- the model ------------------------------------------------------------------------------------
 
     @classmethod
@@ -212,6 +225,7 @@ class Predictor:
         if key is not None and key in _LOADED:
             return _LOADED[key]
         pred = cls.from_dict(read_json(path, "predictor"), path=str(path))
+        pred._digest = pred.digest
         if key is not None:
             _LOADED.clear()
             _LOADED[key] = pred

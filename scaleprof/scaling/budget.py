@@ -2,7 +2,9 @@
 
 Tolerances are relative: ``--tolerance 0.05`` accepts a real cost within 5% of the target (2x ± 0.1) and an
 α·β²·γ² within 5% of its target (2 ± 0.1, so the paper's 1.9203 passes). A leading ``<=`` makes the budget
-a ceiling (anything up to target·(1 + tolerance)) instead of a band.
+a ceiling (anything up to target·(1 + tolerance)) instead of a band. A budget in milliseconds (``25ms``,
+``<=25ms``) is a latency budget: every counted candidate goes on to the objectives, and the
+predicted-latency objective judges it on its predicted ms (``meets_ms``).
 """
 
 from __future__ import annotations
@@ -14,30 +16,45 @@ from dataclasses import dataclass
 from ..errors import ScaleprofError
 
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_RE = re.compile(r"^\s*(<=)?\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([xkmgt]?)\s*$", re.IGNORECASE)
+_RE = re.compile(r"^\s*(<=)?\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|[xkmgt]?)\s*$", re.IGNORECASE)
 CONSTRAINTS = ("cost", "formula", "both")
 
 
 @dataclass(frozen=True)
 class Budget:
     spec: str
-    kind: str              # "relative" (ratio to the base's MACs) or "absolute" (MACs)
-    value: float           # the ratio, or MACs
+    kind: str              # "relative" (ratio to the base's MACs), "absolute" (MACs) or "latency" (ms)
+    value: float           # the ratio, MACs, or ms
     tolerance: float
     ceiling: bool = False  # "<=": only an upper bound
 
-    def target_macs(self, base_macs: int) -> float:
+    @property
+    def latency(self) -> bool:
+        return self.kind == "latency"
+
+    def target_macs(self, base_macs: int) -> float | None:
+        """None for a latency budget (no MACs target)."""
+        if self.latency:
+            return None
         return self.value * base_macs if self.kind == "relative" else self.value
 
-    def target_ratio(self, base_macs: int) -> float:
+    def target_ratio(self, base_macs: int) -> float | None:
+        if self.latency:
+            return None
         return self.value if self.kind == "relative" else self.value / base_macs
 
     def meets(self, macs: int, base_macs: int) -> bool:
-        return within(macs / self.target_macs(base_macs), self.tolerance, self.ceiling)
+        """A latency budget is not judged on MACs: every counted candidate goes on (see meets_ms)."""
+        return True if self.latency else within(macs / self.target_macs(base_macs), self.tolerance, self.ceiling)
+
+    def meets_ms(self, ms: float) -> bool:
+        return within(ms / self.value, self.tolerance, self.ceiling)
 
     def describe(self, base_macs: int | None = None) -> str:
         head = "<= " if self.ceiling else ""
         tol = f" +{self.tolerance:.0%}" if self.ceiling else f" ±{self.tolerance:.0%}"
+        if self.latency:
+            return f"{head}{self.value:g} ms predicted{tol}"
         if self.kind == "relative":
             s = f"{head}{self.value:g}x the base"
             if base_macs:
@@ -51,7 +68,11 @@ class Budget:
     def to_dict(self, base_macs: int | None = None) -> dict:
         d = {"spec": self.spec, "kind": self.kind, "value": self.value, "tolerance": self.tolerance,
              "ceiling": self.ceiling}
-        if base_macs:
+        if self.latency:
+            d["target_ms"] = self.value
+            if base_macs:
+                d["base_macs"] = base_macs
+        elif base_macs:
             d["target_macs"] = round(self.target_macs(base_macs))
             d["target_ratio"] = self.target_ratio(base_macs)
             d["base_macs"] = base_macs
@@ -88,20 +109,25 @@ def parse_budget(spec, tolerance: float, phi: float = 1.0) -> Budget:
         spec = repr(spec)
     m = _RE.match(str(spec))
     if not m:
-        raise ScaleprofError(f"--budget {spec!r}: expected a ratio like 2x or MACs like 0.8G, 800M or 8e8 "
-                             "(optionally with a leading <=)")
+        raise ScaleprofError(f"--budget {spec!r}: expected a ratio like 2x, MACs like 0.8G, 800M or 8e8, or "
+                             "a latency like 25ms (optionally with a leading <=)")
     ceiling, number, unit = bool(m.group(1)), float(m.group(2)), m.group(3).lower()
     if not (math.isfinite(number) and number > 0):
         raise ScaleprofError(f"--budget {spec!r} must be positive")
     if unit == "x":
         return Budget(str(spec).strip(), "relative", number, tol, ceiling)
+    if unit == "ms":
+        return Budget(str(spec).strip(), "latency", number, tol, ceiling)
     if not unit and number < 1000:
         raise ScaleprofError(f"--budget {spec!r}: a bare number is MACs; did you mean {number:g}x (a ratio)?")
     return Budget(str(spec).strip(), "absolute", number * _UNITS[unit], tol, ceiling)
 
 
 def formula_target(budget: Budget, base_macs: int, phi: float) -> float:
-    """What α·β²·γ² should be: the budget's ratio per unit of φ (2 for the default 2^φ x)."""
+    """What α·β²·γ² should be: the budget's ratio per unit of φ (2 for the default 2^φ x; 2, the paper's,
+    for a latency budget, which names no cost ratio)."""
+    if budget.latency:
+        return 2.0
     return budget.target_ratio(base_macs) ** (1.0 / phi)
 
 
@@ -166,6 +192,24 @@ class BoundBudget:
         d["describe"] = self.budget.describe(self.base_macs)
         return d
 
+    @property
+    def target_ms(self) -> float | None:
+        return self.budget.value if self.budget.latency else None
+
+    def check_feasible_ms(self, rows) -> None:
+        """A latency budget, once candidates are predicted: raise (one line, naming the nearest) when none
+        meets it."""
+        if not self.budget.latency or any(r.feasible for r in rows):
+            return
+        pred = [r for r in rows if r.status == "ok" and r.extra.get("predicted_ms") is not None]
+        if not pred:
+            raise ScaleprofError(f"no candidate could be predicted against the budget {self.budget.describe()}")
+        fast = min(pred, key=lambda r: r.extra["predicted_ms"])
+        slow = max(pred, key=lambda r: r.extra["predicted_ms"])
+        raise ScaleprofError(f"no candidate meets the budget {self.budget.describe()}: predicted from "
+                             f"{fast.extra['predicted_ms']:.2f} ms ({_abc(fast)}) to {slow.extra['predicted_ms']:.2f} "
+                             f"ms ({_abc(slow)}); widen --tolerance or the ranges")
+
     def check_feasible(self, rows) -> None:
         """Raise (one line, naming the nearest candidates) when no candidate is feasible."""
         ok = [r for r in rows if r.status == "ok"]
@@ -179,7 +223,7 @@ class BoundBudget:
         span = (f"the cheapest is {_abc(cheap)} at {cheap.macs / 1e9:.4f} GMACs ({cheap.cost_ratio:.3f}x), "
                 f"the dearest {_abc(dear)} at {dear.macs / 1e9:.4f} GMACs ({dear.cost_ratio:.3f}x)")
         f_target, tol = self.formula_target, self.tolerance
-        if self.constraint == "formula":
+        if self.constraint == "formula" or self.budget.latency:
             near = min(ok, key=lambda r: abs(r.formula_ratio / f_target - 1))
             raise ScaleprofError(f"no candidate has α·β²·γ² within {tol:.0%} of {f_target:.4g}: the nearest is "
                                  f"{_abc(near)} with {near.formula_ratio:.4f}; widen the ranges or --tolerance")

@@ -11,6 +11,13 @@
     train     short training on the user's data, several seeds: validation accuracy (mean, spread).
     proxy     zero-cost proxies synflow, grad_norm, NASWOT (EXPERIMENTAL); score = the one chosen by
               ``proxy`` (default naswot).
+    predicted-latency   each candidate's latency predicted from its count (scaleprof.predict, a calibrated
+              predictor: no weights, no timing; seconds for a whole grid); under a latency budget (``25ms``,
+              ``<=25ms``) feasibility is judged on the predicted ms and the score is the MACs the budget buys
+              (compound scaling's bet: more arithmetic, more accuracy), else the score is -predicted ms. The
+              ``confirm`` best candidates are then timed here (bench's adaptive timer) to confirm:
+              measured_ms and the prediction's error on each; under a latency budget those whose
+              measurement breaks it drop behind those it confirms.
     python:module:function   a user's scorer called with (model, candidate dict), returning a float
               (the score) or a dict with "score" and/or "accuracy" (and anything else, kept as metrics).
 
@@ -22,7 +29,8 @@ Each objective is one class registered by name (``@register``): where it runs (`
 executor, in parallel; ``MAIN``: in this process one candidate at a time, as latency must be timed; ``None``:
 nothing to run, the count is its measure), ``check`` (at the start, so bad input fails before any work),
 ``setup`` (once in the running process before its candidates), ``run`` (one architecture -> its metrics),
-``apply`` (its metrics onto the candidate row) and ``score`` (the row's score when it leads). Adding one:
+``apply`` (its metrics onto the candidate row) and ``score`` (the row's score when it leads); optionally
+``judge`` (feasibility from its metrics) and ``confirm`` (after ranking, on the ranked rows). Adding one:
 a class with those attributes, decorated with ``@register`` (or ``prefix = "name:"`` for a family of names).
 """
 
@@ -179,6 +187,8 @@ class LatencyObjective(_Objective):
         """The reward's T: the one given, else the base's median latency times the budget's cost ratio."""
         if options.latency.latency_target_ms is not None:
             return options.latency.latency_target_ms
+        if budget.target_ms is not None:     # a latency budget is the target
+            return budget.target_ms
         base_lat = [rec["metrics"]["base_latency_ms"] for (_, n), rec in records.items()
                     if n == "latency" and rec.get("status") == "ok"]
         if not base_lat:
@@ -230,6 +240,46 @@ class ProxyObjective(_Objective):
 
     def score(self, row, metrics, ctx):
         return metrics.get(ctx.options.proxy.proxy)
+
+
+@register
+class PredictedLatencyObjective(_Objective):
+    """Latency predicted from the count (scaleprof.predict), then the best few timed to confirm."""
+
+    name = "predicted-latency"
+    priority = 1
+
+    def check(self, options):
+        from .predicted import check_predictor
+
+        check_predictor(options.predicted)
+
+    def run(self, family, candidate, options, state):
+        from .predicted import predicted_metrics
+
+        return predicted_metrics(family, candidate, options.predicted)
+
+    def apply(self, row, metrics):
+        row.extra["predicted_ms"] = metrics.get("predicted_ms")
+
+    def judge(self, row, ctx):
+        ms = row.extra.get("predicted_ms")
+        if ctx.budget.target_ms is None or ms is None:
+            return
+        row.budget_ok = ctx.budget.budget.meets_ms(ms)
+        row.feasible = {"cost": row.budget_ok, "formula": row.formula_ok,
+                        "both": row.budget_ok and row.formula_ok}[ctx.budget.constraint]
+
+    def score(self, row, metrics, ctx):
+        ms = row.extra.get("predicted_ms")
+        if ms is None:
+            return None
+        return float(row.macs) if ctx.budget.target_ms is not None else -ms
+
+    def confirm(self, family, rows, options, threads, budget, prog):
+        from .predicted import confirm_best
+
+        return confirm_best(family, rows, options.predicted, threads, budget, prog)
 
 
 @register

@@ -5,7 +5,7 @@
                       budget.BoundBudget)
     ExecutorOptions   where candidates run (local | process | ray), how many at once, torch threads
     LogOptions        the results log and whether to resume it
-    TrainOptions, LatencyOptions, ProxyOptions   one per objective that has options
+    TrainOptions, LatencyOptions, ProxyOptions, PredictedOptions   one per objective that has options
     ObjectiveOptions  the objectives asked for ("cost", "train+latency", ...) and the options above; an
                       objective with options of its own adds one field here (a dataclass, its own defaults)
 
@@ -191,6 +191,23 @@ class ProxyOptions:
             raise ScaleprofError(f"--proxy must be one of {', '.join(PROXIES)}, got {self.proxy!r}")
 
 
+@dataclass(frozen=True)
+class PredictedOptions:
+    predictor: str | None = None       # a predictor file; None: the one calibrated for this environment
+    predict_threads: int | None = None     # the target's threads (None: the file's own, else torch's)
+    confirm: int = 3                   # the best candidates timed to confirm the prediction (0: none)
+    confirm_time: float = 3.0          # seconds of timing per confirmed candidate
+    predictor_force: bool = False      # use a predictor from another environment (with a note)
+
+    def __post_init__(self):
+        if self.predict_threads is not None:
+            _whole(self.predict_threads, "--threads")
+        _whole(self.confirm, "--confirm", 0)
+        t = self.confirm_time
+        if isinstance(t, bool) or not (isinstance(t, (int, float)) and t > 0):
+            raise ScaleprofError(f"--confirm-time must be positive, got {t!r}")
+
+
 SEED = 0       # the seed a candidate's weights are drawn with (proxy, python scorer, latency)
 
 
@@ -200,6 +217,7 @@ class ObjectiveOptions:
     train: TrainOptions = field(default_factory=TrainOptions)
     latency: LatencyOptions = field(default_factory=LatencyOptions)
     proxy: ProxyOptions = field(default_factory=ProxyOptions)
+    predicted: PredictedOptions = field(default_factory=PredictedOptions)
 
     def __post_init__(self):
         from .objectives import make_objective, parse_objectives

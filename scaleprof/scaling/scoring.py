@@ -42,6 +42,8 @@ def score(rows, objectives: list, records: dict, budget, options) -> None:
         for o in extra:
             if o.name in metrics:
                 o.apply(r, metrics[o.name])
+                if hasattr(o, "judge"):   # an objective that decides feasibility (a latency budget)
+                    o.judge(r, ctx)
         target = ctx.latency_target_ms
         if r.get("accuracy") is not None and r.latency_ms is not None and target:
             r.reward = reward(r.accuracy, r.latency_ms, target, options.latency.reward_w)
@@ -68,7 +70,7 @@ def _metrics(row, objectives, records) -> tuple[dict, str | None]:
 
 def rank(rows, budget, objectives: list) -> list:
     """The rows sorted (see the module's text), with rank, pareto_rank, pareto and latency_tie set."""
-    target, f_target = budget.target_macs, budget.formula_target
+    f_target = budget.formula_target
     # the cost objective under a ceiling scores the budget used; equal shares go to fewer activations
     by_activations = budget.ceiling and all(o.name == "cost" for o in objectives)
 
@@ -77,7 +79,7 @@ def rank(rows, budget, objectives: list) -> list:
             tie = (r.get("activation_ratio") or 0.0) if by_activations else 0.0
             return (0, -float(r.score), tie, abs(r.formula_ratio / f_target - 1), r.index)
         if r.status in ("ok", "skipped"):
-            return (1, abs(math.log(r.macs / target)) if r.macs else math.inf, r.index)
+            return (1, _distance(r, budget), r.index)
         return (2, r.index)
 
     ranked = sorted(rows, key=key)
@@ -96,3 +98,11 @@ def rank(rows, budget, objectives: list) -> list:
             a, b = r.latency_ci95
             r.latency_tie = r is not best and a <= hi and b >= lo
     return ranked
+
+
+def _distance(r, budget) -> float:
+    """How far an infeasible candidate is from the budget: in MACs, or in predicted ms for a latency one."""
+    if budget.target_ms is not None:
+        ms = r.extra.get("predicted_ms")
+        return abs(math.log(ms / budget.target_ms)) if ms else math.inf
+    return abs(math.log(r.macs / budget.target_macs)) if r.macs else math.inf

@@ -93,6 +93,9 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     prog = Progress(progress)
     base = _count_base(fam)
     bound = BoundBudget.bind(options.budget, g.phi, base)
+    if bound.target_ms is not None and not any(hasattr(o, "judge") for o in objectives):
+        raise ScaleprofError(f"--budget {bound.budget.spec} is a latency: it needs --objective predicted-latency "
+                             "(which judges candidates on their predicted ms)")
     config = {"family": fam.to_config(), "phi": g.phi, "alpha": list(ranges["alpha"]),
               "beta": list(ranges["beta"]), "gamma": list(ranges["gamma"]),
               "resolution_multiple": g.resolution_multiple, "options": options.objectives.to_config()}
@@ -116,7 +119,11 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
         rlog.close()
 
     score(rows, objectives, rlog.objectives, bound, options.objectives)
+    bound.check_feasible_ms(rows)
     rows = rank(rows, bound, objectives)
+    for obj in objectives:      # an objective confirming its best candidates (predicted-latency times them)
+        if hasattr(obj, "confirm"):
+            rows = obj.confirm(fam, rows, options.objectives, options.executor.threads, bound, prog)
     best = next((r for r in rows if r.rank == 1), None)
     t0 = time.perf_counter()
     sweep_rows = _sweep(fam, g, best, base, prog)
