@@ -8,16 +8,53 @@ the traceback only with --debug).
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import json
+import math
 import sys
 import traceback
 
 from .errors import ScaleprofError, one_line
 
+# The stdout main() started with: while a verb runs, the user's code prints to stderr (redirected in main), so
+# that --json and the tables are alone on stdout.
+_STDOUT: list = []
+
+
+def _stdout():
+    return _STDOUT[-1] if _STDOUT else sys.stdout
+
+
+def print(*values, sep=" ", end="\n", file=None, flush=False):  # noqa: A001 - the verbs' own output
+    builtins.print(*values, sep=sep, end=end, file=_stdout() if file is None else file, flush=flush)
+
 
 def _emit_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    out = _stdout()
+    json.dump(obj, out, indent=2, default=str)
+    out.write("\n")
+
+
+def _number(kind=float, *, signed: bool = False):
+    """The argparse type of every numeric option: NaN, infinities (and, unless ``signed``, negatives) are
+    refused with argparse's one-line usage error, since each would switch a limit off or loop for ever."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < 0 and not signed:
+            raise argparse.ArgumentTypeError(f"{text!r} is negative")
+        return value
+
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+_FLOAT, _INT = _number(float), _number(int)
 
 
 def _add_model_args(p: argparse.ArgumentParser, *, positional: str = "spec") -> None:
@@ -30,9 +67,9 @@ def _add_knob_args(p: argparse.ArgumentParser) -> None:
                    help="input shape, e.g. 1x3x224x224 (repeatable; 1x128:int64 for integer inputs); "
                         "default: the zoo model's own resolution")
     p.add_argument("--dtype", default=None, help="float32 (default), float16, bfloat16, float64")
-    p.add_argument("--width", type=float, default=None, help="zoo width multiplier")
-    p.add_argument("--depth", type=float, default=None, help="zoo depth multiplier")
-    p.add_argument("--resolution", type=int, default=None, help="zoo input resolution")
+    p.add_argument("--width", type=_FLOAT, default=None, help="zoo width multiplier")
+    p.add_argument("--depth", type=_FLOAT, default=None, help="zoo depth multiplier")
+    p.add_argument("--resolution", type=_INT, default=None, help="zoo input resolution")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec")
 
 
@@ -87,7 +124,7 @@ def _build_profile(sub) -> None:
     p.add_argument("--device", default="meta", help="meta (default: no weights allocated), cpu or cuda")
     p.add_argument("--by", choices=["kind", "module", "op", "layer"], default="kind")
     # --depth is the zoo depth multiplier (issue 3), so the module-tree depth is --level.
-    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
+    p.add_argument("--level", type=_INT, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
@@ -138,12 +175,18 @@ def _cmd_bench(args) -> int:
         return 0
     if not args.spec:
         raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
+    from .errors import Interrupted
+
+    interrupted = None
     # flags the user did not give are None: BenchOptions holds the defaults
-    result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
+    try:
+        result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
                    batch_sizes=args.batch, threads=args.threads, train=args.train, by=args.by,
                    max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
                    memory=not args.no_memory, roofline=bool(args.roofline), optimizer=args.optimizer,
                    level=args.level, progress=True, log=args.log, resume=args.resume)
+    except Interrupted as exc:   # Ctrl-C: print the rows finished, then main() exits 130
+        result, interrupted = exc.partial, exc
     if args.roofline and result.roofline is not None:
         from .files import atomic_write_bytes
         from .report.plots import roofline as roofline_png
@@ -155,6 +198,8 @@ def _cmd_bench(args) -> int:
         _emit_json(result.to_dict())
     else:
         print(table.format_bench(result))
+    if interrupted is not None:
+        raise interrupted
     if not result.ok():
         first = next((r.reason for r in result.results if r.reason), "unknown reason")
         print(f"scaleprof bench: error: nothing could be measured: {first}", file=sys.stderr)
@@ -171,16 +216,16 @@ def _build_bench(sub) -> None:
     p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all)")
     p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default: the input's own)")
-    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=_INT, default=None, help="torch and ONNX Runtime intra-op threads")
     p.add_argument("--train", action="store_true", help="also time a training step per phase")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
-    p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
+    p.add_argument("--level", type=_INT, default=None, help="module depth for --by module (default: leaves)")
     p.add_argument("--roofline", nargs="?", const="roofline.png", default=None, metavar="PNG",
                    help="measure this machine's peaks and place each layer kind (plot to PNG)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
-    p.add_argument("--max-time", type=float, default=None, help="seconds per measurement (default 10)")
-    p.add_argument("--target-ci", type=float, default=None,
+    p.add_argument("--max-time", type=_FLOAT, default=None, help="seconds per measurement (default 10)")
+    p.add_argument("--target-ci", type=_FLOAT, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
     p.add_argument("--samples", action="store_true", help="include raw samples (samples_ms) in --json")
@@ -234,11 +279,11 @@ def _build_compare(sub) -> None:
     _add_knob_args(p)
     p.add_argument("--runtime", default=None, help="eager, compile[:MODE] or onnxruntime[:LEVEL]")
     p.add_argument("--device", default=None, help="cpu or cuda")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: the input's own)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--max-time", type=float, default=None, help="seconds for both (default 20)")
-    p.add_argument("--target-ci", type=float, default=None, help="stop once the ratio's CI is within this fraction")
-    p.add_argument("--min-effect", type=float, default=None,
+    p.add_argument("--batch", type=_INT, default=None, help="batch size (default: the input's own)")
+    p.add_argument("--threads", type=_INT, default=None, help="torch intra-op threads")
+    p.add_argument("--max-time", type=_FLOAT, default=None, help="seconds for both (default 20)")
+    p.add_argument("--target-ci", type=_FLOAT, default=None, help="stop once the ratio's CI is within this fraction")
+    p.add_argument("--min-effect", type=_FLOAT, default=None,
                    help="smallest change that counts as a difference (fraction, default 0.01; 0: any significant one)")
     p.add_argument("--samples", action="store_true", help="include raw samples in --json")
     _add_common(p)
@@ -285,7 +330,7 @@ def _cmd_check(args) -> int:
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
                        max_time=args.max_time)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
         append_step_summary(verdict_markdown(err))
@@ -318,12 +363,12 @@ def _build_check(sub) -> None:
     p.add_argument("--allow-decrease", action="store_true", help="a metric that fell beyond its limit passes")
     p.add_argument("--cost-only", action="store_true", help="skip the latency samples stored in the baseline")
     p.add_argument("--against", metavar="SPEC", help="reference model timed in interleaved rounds in this job")
-    p.add_argument("--threshold", type=float, default=0.10,
+    p.add_argument("--threshold", type=_FLOAT, default=0.10,
                    help="latency: slowdown that counts, as a fraction (default 0.10)")
-    p.add_argument("--alpha", type=float, default=0.002, help="latency: Mann-Whitney p below this (default 0.002)")
+    p.add_argument("--alpha", type=_FLOAT, default=0.002, help="latency: Mann-Whitney p below this (default 0.002)")
     p.add_argument("--runtime", default="eager", help="latency: eager, compile[:MODE] or onnxruntime[:LEVEL]")
     p.add_argument("--device", default="cpu", help="latency: cpu or cuda")
-    p.add_argument("--max-time", type=float, default=None, help="latency: seconds of measurement (default 20)")
+    p.add_argument("--max-time", type=_FLOAT, default=None, help="latency: seconds of measurement (default 20)")
     p.add_argument("--all", action="store_true", help="show unchanged per-kind rows too")
     _add_common(p)
     p.set_defaults(func=_cmd_check)
@@ -389,10 +434,10 @@ def _build_scale(sub) -> None:
     p.add_argument("--alpha", default=None, metavar="START:STOP:STEP", help="depth coefficients (1.0:1.4:0.05)")
     p.add_argument("--beta", default=None, metavar="START:STOP:STEP", help="width coefficients (1.0:1.25:0.05)")
     p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
-    p.add_argument("--phi", type=float, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
+    p.add_argument("--phi", type=_FLOAT, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
     p.add_argument("--budget", default=None,
                    help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--tolerance", type=_FLOAT, default=None,
                    help=f"relative tolerance of the budget and of α·β²·γ² (default {B.tolerance:g}: 2 ± 0.1)")
     p.add_argument("--constraint", choices=["cost", "formula", "both"], default=None,
                    help="what decides feasible: the real cost (default), the paper's formula, or both")
@@ -401,7 +446,7 @@ def _build_scale(sub) -> None:
                         "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
                    help="where candidates run (default: local, or process with --jobs > 1)")
-    p.add_argument("--jobs", type=int, default=None, help="parallel workers for process/ray")
+    p.add_argument("--jobs", type=_INT, default=None, help="parallel workers for process/ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished candidate here (JSONL)")
     p.add_argument("--resume", action="store_true", help="continue the search in --log, skipping finished work")
@@ -409,29 +454,29 @@ def _build_scale(sub) -> None:
                    help=f"φ values of the scale-up (default {G.sweep}; '' none)")
     p.add_argument("--sweep-from", default=None, metavar="WHICH",
                    help="coefficients of the scale-up: best (default), paper (1.2,1.1,1.15) or A,B,G")
-    p.add_argument("--base-resolution", type=int, default=None, help="the base's resolution (default the family's)")
-    p.add_argument("--resolution-multiple", type=int, default=None,
+    p.add_argument("--base-resolution", type=_INT, default=None, help="the base's resolution (default the family's)")
+    p.add_argument("--resolution-multiple", type=_INT, default=None,
                    help="round scaled resolutions to a multiple of this (default 1: nearest pixel, half up)")
     g = p.add_argument_group("objective options")
     g.add_argument("--data", default=None, help="train: an image folder (root/class/img) or .npz with x and y")
-    g.add_argument("--steps", type=int, default=None, help=f"train: steps per seed (default {T.steps})")
+    g.add_argument("--steps", type=_INT, default=None, help=f"train: steps per seed (default {T.steps})")
     g.add_argument("--seeds", default=None,
                    help=f"train: seeds, comma-separated (default {','.join(map(str, T.seeds))})")
-    g.add_argument("--batch-size", type=int, default=None, help=f"train: batch size (default {T.batch_size})")
-    g.add_argument("--lr", type=float, default=None, help=f"train: learning rate (default {T.lr:g})")
+    g.add_argument("--batch-size", type=_INT, default=None, help=f"train: batch size (default {T.batch_size})")
+    g.add_argument("--lr", type=_FLOAT, default=None, help=f"train: learning rate (default {T.lr:g})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    g.add_argument("--latency-time", type=float, default=None,
+    g.add_argument("--latency-time", type=_FLOAT, default=None,
                    help=f"latency: seconds per candidate (default {L.latency_time:g})")
-    g.add_argument("--latency-target", type=float, default=None, metavar="MS",
+    g.add_argument("--latency-target", type=_FLOAT, default=None, metavar="MS",
                    help="reward: target latency T in ms (default: base latency × budget ratio)")
-    g.add_argument("--reward-w", type=float, default=None, help=f"reward: exponent w (default {L.reward_w:g})")
+    g.add_argument("--reward-w", type=_number(float, signed=True), default=None, help=f"reward: exponent w (default {L.reward_w:g})")
     g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default=None,
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
-    g.add_argument("--proxy-batch", type=int, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
-    g.add_argument("--threads", type=int, default=None,
+    g.add_argument("--proxy-batch", type=_INT, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
+    g.add_argument("--threads", type=_INT, default=None,
                    help="torch threads for train/proxy/latency (default: torch's, or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
-    p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
+    p.add_argument("--top", type=_INT, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _add_common(p)
     p.set_defaults(func=_cmd_scale)
@@ -468,8 +513,20 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its one-line usage error
         return 2 if exc.code not in (0, None) else 0
+    _STDOUT.append(sys.stdout)
     try:
-        return int(args.func(args) or 0)
+        return _run_verb(args, debug)
+    finally:
+        _STDOUT.pop()
+
+
+def _run_verb(args, debug: bool) -> int:
+    """The one place a verb runs: every way out is an exit code and at most one line on stderr."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):   # the user's prints; ours go to _stdout()
+            code = int(args.func(args) or 0)
+        _stdout().flush()   # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except ScaleprofError as exc:
         if debug:
             traceback.print_exc()
@@ -477,6 +534,16 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"scaleprof {args.verb}: interrupted", file=sys.stderr)
+        return 130   # 128 + SIGINT, as shells report it
+    except BrokenPipeError:
+        # the reader went away (`scaleprof zoo | head`): end quietly, as Unix tools do; stdout points at
+        # devnull so that the interpreter's last flush does not complain either
+        _silence_stdout()
+        return 0
+    except SystemExit as exc:   # the user's code called sys.exit(): a failure, never a silent pass
+        if debug:
+            traceback.print_exc()
+        print(f"scaleprof {args.verb}: error: the model's code called sys.exit({exc.code!r})", file=sys.stderr)
         return 2
     except Exception as exc:  # never a bare traceback without --debug
         if debug:
@@ -484,6 +551,16 @@ def main(argv=None) -> int:
         print(f"scaleprof {args.verb}: error: {one_line(exc)} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, _stdout().fileno())
+    except (OSError, ValueError, AttributeError):   # a stream without a file descriptor (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ScaleprofError, one_line
+from ..errors import Interrupted, ScaleprofError, one_line
 from ..runlog import Journal, RunLog
 from ..shapes import dtype_name, parse_dtype
 from ..spec import load_model, resolve_inputs, spec_label
@@ -114,6 +114,11 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
             results, attribution, roof = _inference(run, rts, devices, batches)
             train_rows = ([run.row(TrainResult, "eager", "training step", dev, b, _train_row, run, dev, b)
                            for dev in devices for b in batches] if o.train else None)
+        except KeyboardInterrupt as exc:   # Ctrl-C: the rows finished so far are still a result
+            run.notes.append(f"interrupted after {len(run.results)} row(s)")
+            raise Interrupted(BenchResult(model=spec_label(spec_or_model), inputs=[str(s) for s in specs], env=env,
+                                          results=run.results, settings=settings, include_samples=o.samples,
+                                          notes=run.notes)) from exc
         finally:
             run.close()
         if run.rows.reused:
@@ -134,6 +139,7 @@ class _Run:
     rows: _Rows
     meter: MemoryMeter
     notes: list = dataclasses.field(default_factory=list)
+    results: list = dataclasses.field(default_factory=list)   # the inference rows finished so far
 
     def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args):
         return self.rows.get(cls, runtime, what, dev, batch, measure_row, *args)
@@ -153,7 +159,7 @@ def _inference(run: _Run, rts, devices, batches):
     attr_dev = (next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
                 if o.by or o.roofline else None)
     attribution = roof = None
-    results = []
+    results = run.results
     for dev in devices:
         placed = _placed(run.base, dev, run.dt)
         for b in batches:
