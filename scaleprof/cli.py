@@ -163,10 +163,10 @@ def _cmd_bench(args) -> int:
 
     if args.micro:
         from .bench.micro import run_micro
-        from .shapes import parse_dtype
+        from .shapes import parse_weight_dtype
 
         with torch_threads(args.threads):
-            m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_dtype(args.dtype),
+            m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_weight_dtype(args.dtype),
                           max_time=min(args.max_time or BenchOptions.max_time, 2.0), progress=True)
         if args.json:
             _emit_json(m.to_dict())
@@ -400,7 +400,8 @@ def _cmd_scale(args) -> int:
         from .report.plots import scale_plots
 
         folder = writable_dir(args.plot)
-        paths = [atomic_write_bytes(folder / name, png) for name, png in scale_plots(result.to_dict()).items()]
+        paths = [atomic_write_bytes(folder / name, png, root=folder)
+                 for name, png in scale_plots(result.to_dict()).items()]
     if args.json:
         d = result.to_dict()
         if paths:

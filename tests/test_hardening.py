@@ -162,3 +162,123 @@ def test_ctrl_c_is_130_and_bench_prints_the_rows_it_finished(capsys, hostile):
     assert code == 130 and "interrupted" in err.strip().splitlines()[-1]
     rows = json.loads(out)["results"]
     assert [(r["batch_size"], r["status"]) for r in rows] == [(1, "ok")]
+
+
+# --- item 10: atomic writes keep the mode ------------------------------------------------------------------
+
+def test_atomic_write_keeps_an_existing_files_mode(tmp_path):
+    import os
+    import stat
+
+    from scaleprof.files import atomic_write_json
+
+    private = tmp_path / "baseline.json"
+    private.write_text("{}")
+    os.chmod(private, 0o600)
+    atomic_write_json(private, {"a": 1})
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and json.loads(private.read_text()) == {"a": 1}
+    fresh = atomic_write_json(tmp_path / "new.json", {})
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+
+
+# --- item 15: no write through a link inside --out ---------------------------------------------------------
+
+def _profile_json(tmp_path) -> Path:
+    from scaleprof import profile
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(profile("mobilenet_v1_025").to_dict()))
+    return path
+
+
+def test_report_refuses_a_figures_link_inside_out(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "figures").symlink_to(elsewhere, target_is_directory=True)
+    code, _, err = run(capsys, "report", str(_profile_json(tmp_path)), "--out", str(out))
+    assert code == 2 and one_reason(err, "symbolic link") and list(elsewhere.iterdir()) == []
+
+
+def test_report_refuses_a_linked_report_file(tmp_path, capsys):
+    target = tmp_path / "victim.md"
+    target.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").symlink_to(target)
+    code, _, err = run(capsys, "report", str(_profile_json(tmp_path)), "--out", str(out))
+    assert code == 2 and one_reason(err, "symbolic link") and target.read_text() == "keep me"
+
+
+# --- item 11: a hand-edited log of the wrong shape names the log and the line -----------------------------
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda h, r: [h, "[1, 2]"], "line 2 is a JSON list"),
+    (lambda h, r: [h, json.dumps({**r, "median_ms": "fast"})], "line 2: a 'run' record of the wrong shape"),
+    (lambda h, r: [h, json.dumps({**r, "ci95_ms": 3})], "ci95_ms"),
+    (lambda h, r: [h, json.dumps({**r, "batch_size": [1]})], "batch_size"),
+    (lambda h, r: [h, "", json.dumps({**r, "type": ["run"]})], "line 3"),
+    (lambda h, r: [json.dumps({**json.loads(h), "config": [1]}), json.dumps(r)], "config is not an object"),
+])
+def test_hand_edited_bench_log_is_refused_naming_the_line(capsys, hostile, tmp_path, edit, needle):
+    log = tmp_path / "b.jsonl"
+    argv = ["bench", f"{hostile}:good", "--input", "1x4", "--no-memory", "--max-time", "0.05", "--log", str(log)]
+    assert run(capsys, *argv)[0] == 0
+    header, row = log.read_text().splitlines()
+    log.write_text("\n".join(edit(header, json.loads(row))) + "\n")
+    code, _, err = run(capsys, *argv, "--resume")
+    assert code == 2 and one_reason(err, needle) and str(log) in err
+
+
+@pytest.mark.parametrize("record, needle", [
+    ({"type": "cost", "key": "1,1,1", "status": "ok", "macs": "many"}, "macs"),
+    ({"type": "cost", "key": "1,1,1", "status": "ok"}, "without its macs"),
+    ({"type": "objective", "arch": "a", "objective": "cost", "keys": "1,1,1"}, "keys"),
+])
+def test_hand_edited_scale_log_is_refused_naming_the_line(tmp_path, record, needle):
+    from scaleprof.errors import ScaleprofError
+    from scaleprof.scaling.log import ResultsLog
+
+    log = tmp_path / "s.jsonl"
+    ResultsLog(log, {"phi": 1}).close()
+    with log.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    with pytest.raises(ScaleprofError, match=f"line 2: .*{needle}"):
+        ResultsLog(log, {"phi": 1}, resume=True)
+
+
+# --- item 12: baselines with non-finite samples --------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["Infinity", "NaN", "-Infinity", "1e400"])
+def test_baseline_with_non_finite_samples_is_refused(tmp_path, bad):
+    from scaleprof.errors import ScaleprofError
+    from scaleprof.gate.baseline import load_baseline
+
+    path = tmp_path / "b.json"
+    path.write_text('{"scaleprof_baseline": 1, "cost": {"totals": {"macs": 1, "flops": 2, "params": 3, '
+                    '"activations": 4, "bytes": 5}, "by_kind": {}}, '
+                    f'"latency": {{"samples_ms": [1.0, {bad}, 2.0], "env": {{"cores": 2}}}}}}')
+    with pytest.raises(ScaleprofError, match="finite, positive"):
+        load_baseline(path)
+
+
+# --- item 13: weights are floating ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("verb", [["profile"], ["bench", "--no-memory"], ["check", "--save", "{tmp}/b.json"]])
+@pytest.mark.parametrize("dtype", ["int64", "bool", "int32"])
+def test_non_floating_weight_dtypes_are_refused(capsys, hostile, tmp_path, verb, dtype):
+    extra = [a.format(tmp=tmp_path) for a in verb[1:]]
+    code, out, err = run(capsys, verb[0], f"{hostile}:good", "--input", "1x4", "--dtype", dtype, *extra)
+    assert code == 2 and one_reason(err, "not a floating type")
+
+
+def test_integer_inputs_stay_fine(capsys, write_model):
+    f = write_model("""
+        import torch.nn as nn
+
+        def emb():
+            return nn.Embedding(100, 8)
+    """, "emb.py")
+    code, out, _ = run(capsys, "profile", f"{f}:emb", "--input", "2x16:int64", "--json")
+    assert code == 0 and json.loads(out)["inputs"] == ["2x16:int64"]

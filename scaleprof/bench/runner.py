@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import Interrupted, ScaleprofError, one_line
-from ..runlog import Journal, RunLog
-from ..shapes import dtype_name, parse_dtype
+from ..runlog import Journal, RunLog, require_shape
+from ..shapes import dtype_name, parse_weight_dtype
 from ..spec import load_model, resolve_inputs, spec_label
 from . import prepare
 from .env import environment, torch_threads  # noqa: F401 (torch_threads: its old home, still importable)
@@ -94,9 +94,7 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
     o = BenchOptions.of(options, **overrides)
     devices = parse_devices(o.device)
     batches = parse_batches(o.batch_sizes)
-    dt = parse_dtype(o.dtype)
-    if not dt.is_floating_point:
-        raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {o.dtype!r}")
+    dt = parse_weight_dtype(o.dtype)
     with torch_threads(o.threads):
         rts = parse_runtimes(o.runtimes, threads=o.threads)
         # A user's module comes back as it is: never changed here, every consumer works on its own copy.
@@ -195,6 +193,11 @@ def _row_key(r: dict):
     """A logged row is taken again only if it was measured ok (a failure may be passing)."""
     if r.get("status") != "ok":
         return None
+    require_shape(r, runtime="text", device="text", dtype="text", batch_size="whole", median_ms="number",
+                  mean_ms="number", min_ms="number", iqr_ms="number", p90_ms="number", p99_ms="number",
+                  ci95_ms="pair", samples="whole", throughput="number", cold_ms="number",
+                  peak_memory_bytes="whole", samples_ms="numbers", phases="object", memory="object",
+                  details="object")
     return (r.get("runtime"), r.get("device"), r.get("dtype"), r.get("batch_size"))
 
 

@@ -92,9 +92,9 @@ def _write(doc: Document, out: Path, stem: str = "report", figure_dir: str = FIG
     page = to_html(doc)
     figs: list[Path] = []
     for f in doc.figures():
-        figs.append(atomic_write_bytes(out / figure_dir / f"{f.name}.png", f.png))
-    md_path = atomic_write_text(out / f"{stem}.md", md)
-    html_path = atomic_write_text(out / f"{stem}.html", page)
+        figs.append(atomic_write_bytes(out / figure_dir / f"{f.name}.png", f.png, root=out))
+    md_path = atomic_write_text(out / f"{stem}.md", md, root=out)
+    html_path = atomic_write_text(out / f"{stem}.html", page, root=out)
     return ReportPaths(markdown=md_path, html=html_path, figures=figs)
 
 
