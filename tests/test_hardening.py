@@ -282,3 +282,35 @@ def test_integer_inputs_stay_fine(capsys, write_model):
     """, "emb.py")
     code, out, _ = run(capsys, "profile", f"{f}:emb", "--input", "2x16:int64", "--json")
     assert code == 0 and json.loads(out)["inputs"] == ["2x16:int64"]
+
+
+# --- item 4: strings from result files are text, links only to http(s) or relative addresses ------------
+
+def test_inline_html_links_only_to_http_and_relative_addresses():
+    from scaleprof.report.document import inline_html
+
+    assert inline_html("[a](https://x.org/?q=1&r=2)") == '<a href="https://x.org/?q=1&amp;r=2">a</a>'
+    assert inline_html("[a](docs/counting.md)") == '<a href="docs/counting.md">a</a>'
+    for url in ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "file:///etc/passwd",
+                "vbscript:x"):
+        assert "<a" not in inline_html(f"[a]({url})")
+    assert inline_html("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+
+
+def test_hostile_result_file_renders_as_text(tmp_path, capsys):
+    from scaleprof import profile
+
+    d = profile("mobilenet_v1_025").to_dict()
+    evil = "[x](javascript:alert(document.cookie))<img src=x onerror=alert(1)>"
+    d["model"] = evil
+    d["layers"][0]["name"] = "[y](https://ok.example)"
+    src = tmp_path / "evil.json"
+    src.write_text(json.dumps(d))
+    code, _, _ = run(capsys, "report", str(src), "--out", str(tmp_path / "out"))
+    assert code == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "javascript:" in page and 'href="javascript' not in page and "<img src=x" not in page
+    assert 'href="https://ok.example"' not in page          # even an http link from a file is text
+    assert "\\[x\\](javascript:" in md and "[x](javascript:" not in md.replace("\\[x\\]", "")
+    assert "\\<img" in md

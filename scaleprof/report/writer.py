@@ -15,7 +15,7 @@ from ..detect import require_kind
 from ..errors import ScaleprofError
 from ..files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
 from . import sections
-from .document import Document, Para, to_html, to_markdown
+from .document import Document, Para, literal, to_html, to_markdown
 
 FIGURE_DIR = "figures"
 
@@ -30,6 +30,18 @@ class ReportPaths:
     def to_dict(self) -> dict:
         return {"markdown": str(self.markdown), "html": str(self.html), "figures": [str(f) for f in self.figures],
                 "inputs": self.inputs}
+
+
+def _inert(obj):
+    """Every string value of a result made inert (document.literal): a model name such as
+    ``[x](javascript:...)`` in a hostile file is text in both the Markdown and the HTML, never a link."""
+    if isinstance(obj, str):
+        return literal(obj)
+    if isinstance(obj, dict):
+        return {k: _inert(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_inert(v) for v in obj]
+    return obj
 
 
 def load_results(items) -> list[tuple[str, str, object]]:
@@ -50,7 +62,7 @@ def load_results(items) -> list[tuple[str, str, object]]:
         else:
             raise ScaleprofError(f"input {i + 1}: expected a JSON file path or a result dict, got "
                                  f"{type(item).__name__}")
-        out.append((source, require_kind(obj, source), obj))
+        out.append((source, require_kind(obj, source), _inert(obj)))
     if not out:
         raise ScaleprofError("no result files given")
     return out
