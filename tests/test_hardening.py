@@ -314,3 +314,37 @@ def test_hostile_result_file_renders_as_text(tmp_path, capsys):
     assert 'href="https://ok.example"' not in page          # even an http link from a file is text
     assert "\\[x\\](javascript:" in md and "[x](javascript:" not in md.replace("\\[x\\]", "")
     assert "\\<img" in md
+
+
+# --- item 16: a timed search's log pins threads and the environment ---------------------------------------
+
+TINY = "tests.test_scaling_models:tiny_net"
+
+
+def test_latency_search_refuses_to_resume_across_threads_or_machines(tmp_path, monkeypatch):
+    import scaleprof.bench.env as env
+    from scaleprof.errors import ScaleprofError
+    from scaleprof.scaling import scale
+
+    log = tmp_path / "s.jsonl"
+    kw = dict(alpha="1.0", beta="1.0", gamma="1.0", budget="<=5x", objective="latency", latency_time=0.05,
+              sweep="", log=str(log), progress=False)
+    scale(TINY, threads=1, **kw)
+    header = json.loads(log.read_text().splitlines()[0])["config"]
+    with env.torch_threads(1):
+        assert header["threads"] == 1 and header["environment"] == env.environment()["fingerprint"]
+    assert scale(TINY, threads=1, resume=True, **kw).resumed == 1       # the same machine and threads: resumes
+    with pytest.raises(ScaleprofError, match=r"different search \((environment|threads):"):
+        scale(TINY, threads=2, resume=True, **kw)
+    real = env.environment
+    monkeypatch.setattr(env, "environment", lambda **k: {**real(**k), "fingerprint": "another-machine"})
+    with pytest.raises(ScaleprofError, match="different search .*environment"):
+        scale(TINY, threads=1, resume=True, **kw)
+
+
+def test_a_counting_search_keeps_its_header(tmp_path):
+    from scaleprof.scaling import scale
+
+    log = tmp_path / "s.jsonl"
+    scale(TINY, alpha="1.0", beta="1.0", gamma="1.0", budget="<=5x", sweep="", log=str(log), progress=False)
+    assert not {"threads", "environment"} & set(json.loads(log.read_text().splitlines()[0])["config"])
