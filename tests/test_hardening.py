@@ -348,3 +348,28 @@ def test_a_counting_search_keeps_its_header(tmp_path):
     log = tmp_path / "s.jsonl"
     scale(TINY, alpha="1.0", beta="1.0", gamma="1.0", budget="<=5x", sweep="", log=str(log), progress=False)
     assert not {"threads", "environment"} & set(json.loads(log.read_text().splitlines()[0])["config"])
+
+
+# --- item 9: a forward that edits its weights in place leaves the user's model as it was ------------------
+
+def test_profile_on_cpu_never_writes_into_the_users_parameters():
+    import torch
+    from torch import nn
+
+    from scaleprof import profile
+
+    class EditsItself(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            with torch.no_grad():
+                self.fc.weight.add_(100.0)
+            return self.fc(x)
+
+    m = EditsItself()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    r = profile(m, "1x4", device="cpu")
+    assert r.totals.macs == 8
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
