@@ -81,6 +81,16 @@ def _knobs(args) -> dict:
     return knobs
 
 
+CHECK_TIMEOUT = 1800.0   # check runs unattended in CI: a hung forward must not hold the job for hours
+
+
+def _add_timeout(p: argparse.ArgumentParser, default: float | None = None) -> None:
+    """--timeout on every verb that runs the user's code (main() applies it around the verb)."""
+    p.add_argument("--timeout", type=_FLOAT, default=default, metavar="SECONDS",
+                   help="give up after this long, naming the phase (exit 2)"
+                        + (f"; default {default:g}, 0: none" if default else "; default none"))
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout, nothing else")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -128,6 +138,7 @@ def _build_profile(sub) -> None:
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_profile)
 
@@ -232,6 +243,7 @@ def _build_bench(sub) -> None:
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished row here (JSONL)")
     p.add_argument("--resume", action="store_true",
                    help="take rows an earlier run of the same bench finished in --log; measure the rest")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_bench)
 
@@ -286,6 +298,7 @@ def _build_compare(sub) -> None:
     p.add_argument("--min-effect", type=_FLOAT, default=None,
                    help="smallest change that counts as a difference (fraction, default 0.01; 0: any significant one)")
     p.add_argument("--samples", action="store_true", help="include raw samples in --json")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_compare)
 
@@ -330,7 +343,7 @@ def _cmd_check(args) -> int:
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
                        max_time=args.max_time)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:   # a failure, sys.exit in the model, --timeout, Ctrl-C: never a silent pass
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
         append_step_summary(verdict_markdown(err))
@@ -370,6 +383,7 @@ def _build_check(sub) -> None:
     p.add_argument("--device", default="cpu", help="latency: cpu or cuda")
     p.add_argument("--max-time", type=_FLOAT, default=None, help="latency: seconds of measurement (default 20)")
     p.add_argument("--all", action="store_true", help="show unchanged per-kind rows too")
+    _add_timeout(p, CHECK_TIMEOUT)
     _add_common(p)
     p.set_defaults(func=_cmd_check)
 
@@ -479,6 +493,7 @@ def _build_scale(sub) -> None:
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
     p.add_argument("--top", type=_INT, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_scale)
 
@@ -523,12 +538,14 @@ def main(argv=None) -> int:
 
 def _run_verb(args, debug: bool) -> int:
     """The one place a verb runs: every way out is an exit code and at most one line on stderr."""
+    from .deadline import TimedOut, deadline
+
     try:
-        with contextlib.redirect_stdout(sys.stderr):   # the user's prints; ours go to _stdout()
-            code = int(args.func(args) or 0)
+        with contextlib.redirect_stdout(sys.stderr), deadline(getattr(args, "timeout", None), args.verb):
+            code = int(args.func(args) or 0)   # the user's prints go to stderr; ours to _stdout()
         _stdout().flush()   # a closed pipe shows here, not in the interpreter's last flush
         return code
-    except ScaleprofError as exc:
+    except (ScaleprofError, TimedOut) as exc:
         if debug:
             traceback.print_exc()
         print(f"scaleprof {args.verb}: error: {exc}", file=sys.stderr)
