@@ -432,3 +432,39 @@ def test_check_has_a_default_timeout_and_the_alarm_is_cleared():
     after = signal.getitimer(signal.ITIMER_REAL)[0]
     # no alarm left behind; one set around the CLI (a test runner's) is back, less the time that passed
     assert after == 0.0 if before == 0.0 else 0 < after <= before
+
+
+# --- item 1: knobs are bounded by what can be built, estimated before building ----------------------------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["profile", "resnet18", "--depth", "1e9"], "depth 1e+09 would build about"),
+    (["profile", "efficientnet_b0", "--width", "1e5"], "parameters (> 1e+12)"),
+    (["profile", "efficientnet_b0", "--resolution", "100000"], "above the limit of 8,192 pixels"),
+    (["profile", "efficientnet_b0", "--width", "300", "--device", "cpu"], "GiB for its parameters on cpu"),
+    (["profile", "efficientnet_b0", "--arg", "num_classes=10000000000000"], "parameters"),
+    (["scale", "--phi", "100"], "--phi 100 is above the limit of 16"),
+    (["scale", "--alpha", "1e6", "--beta", "1", "--gamma", "1", "--budget", "<=1e9x"], "above the limit of 4"),
+    (["scale", "--alpha", "3", "--beta", "1", "--gamma", "1", "--phi", "8", "--sweep", ""], "multiplies the depth"),
+    (["scale", "--sweep", "0:40"], "φ must be <= 16"),
+])
+def test_unbounded_knobs_are_refused_before_building(capsys, argv, needle):
+    import time
+
+    t0 = time.monotonic()
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 2 and one_reason(err, needle) and time.monotonic() - t0 < 10
+
+
+def test_the_estimate_is_exact_at_the_base_and_close_above_it():
+    from scaleprof import zoo
+    from scaleprof.zoo import bounds
+
+    for name, knobs in [("efficientnet_b0", {"depth": 2.0}), ("resnet50", {"width": 1.5}), ("resnet18", {})]:
+        m = zoo.build(name, device="meta", **knobs)
+        fam = zoo.family_of(name)
+        base_modules, base_params = bounds._base(zoo.registry.FAMILIES[fam].builder, bounds._freeze(
+            {k: v for k, v in zoo.knobs_of(name).items() if v is not None} | zoo.registry.resolve(name).kwargs))
+        d, w = knobs.get("depth", 1.0), knobs.get("width", 1.0)
+        modules, params = sum(1 for _ in m.modules()), sum(p.numel() for p in m.parameters())
+        assert 0.75 * modules <= base_modules * d <= 1.34 * modules        # blocks grow with depth
+        assert 0.75 * params <= base_params * w ** 2 * d <= 1.34 * params  # weights with width² · depth
