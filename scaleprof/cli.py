@@ -502,8 +502,15 @@ def _build_scale(sub) -> None:
 _BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_report, _build_check, _build_scale]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract for bad input: exit 2 and one line on stderr (not the usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scaleprof", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scaleprof", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
@@ -527,7 +534,7 @@ def main(argv=None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # argparse already printed its one-line error (_Parser.error)
         return 2 if exc.code not in (0, None) else 0
     _STDOUT.append(sys.stdout)
     try:
