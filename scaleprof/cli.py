@@ -26,14 +26,31 @@ def _stdout():
     return _STDOUT[-1] if _STDOUT else sys.stdout
 
 
+class _ReaderGone(Exception):
+    """Our stdout's reader went away (`scaleprof zoo | head`); a BrokenPipeError from the user's code is not
+    this, but a failure like any other."""
+
+
+@contextlib.contextmanager
+def _to_stdout():
+    try:
+        yield _stdout()
+    except BrokenPipeError:
+        raise _ReaderGone() from None
+
+
 def print(*values, sep=" ", end="\n", file=None, flush=False):  # noqa: A001 - the verbs' own output
-    builtins.print(*values, sep=sep, end=end, file=_stdout() if file is None else file, flush=flush)
+    if file is not None:
+        builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+        return
+    with _to_stdout() as out:
+        builtins.print(*values, sep=sep, end=end, file=out, flush=flush)
 
 
 def _emit_json(obj) -> None:
-    out = _stdout()
-    json.dump(obj, out, indent=2, default=str)
-    out.write("\n")
+    with _to_stdout() as out:
+        json.dump(obj, out, indent=2, default=str)
+        out.write("\n")
 
 
 def _number(kind=float, *, signed: bool = False):
@@ -550,7 +567,8 @@ def _run_verb(args, debug: bool) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr), deadline(getattr(args, "timeout", None), args.verb):
             code = int(args.func(args) or 0)   # the user's prints go to stderr; ours to _stdout()
-        _stdout().flush()   # a closed pipe shows here, not in the interpreter's last flush
+        with _to_stdout() as out:
+            out.flush()     # a closed pipe shows here, not in the interpreter's last flush
         return code
     except (ScaleprofError, TimedOut) as exc:
         if debug:
@@ -560,7 +578,7 @@ def _run_verb(args, debug: bool) -> int:
     except KeyboardInterrupt:
         print(f"scaleprof {args.verb}: interrupted", file=sys.stderr)
         return 130   # 128 + SIGINT, as shells report it
-    except BrokenPipeError:
+    except _ReaderGone:
         # the reader went away (`scaleprof zoo | head`): end quietly, as Unix tools do; stdout points at
         # devnull so that the interpreter's last flush does not complain either
         _silence_stdout()

@@ -146,6 +146,15 @@ def test_closed_pipe_ends_quietly_in_process(capsys, monkeypatch):
     assert code == 0 and capsys.readouterr().err == ""
 
 
+def test_a_broken_pipe_in_the_models_code_is_a_failure(capsys, write_model):
+    f = write_model("""
+        def net():
+            raise BrokenPipeError(32, "the model's own socket")
+    """, "pipe.py")
+    code, out, err = run(capsys, "profile", f"{f}:net", "--input", "1x4")
+    assert code == 2 and one_reason(err, "socket")
+
+
 def test_closed_pipe_ends_quietly_in_a_shell():
     # `true` has gone before the CLI writes: the write meets EPIPE
     done = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m scaleprof.cli zoo --no-cost | true"],
