@@ -8,16 +8,70 @@ the traceback only with --debug).
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import json
+import math
 import sys
 import traceback
 
 from .errors import ScaleprofError, one_line
 
+# The stdout main() started with: while a verb runs, the user's code prints to stderr (redirected in main), so
+# that --json and the tables are alone on stdout.
+_STDOUT: list = []
+
+
+def _stdout():
+    return _STDOUT[-1] if _STDOUT else sys.stdout
+
+
+class _ReaderGone(Exception):
+    """Our stdout's reader went away (`scaleprof zoo | head`); a BrokenPipeError from the user's code is not
+    this, but a failure like any other."""
+
+
+@contextlib.contextmanager
+def _to_stdout():
+    try:
+        yield _stdout()
+    except BrokenPipeError:
+        raise _ReaderGone() from None
+
+
+def print(*values, sep=" ", end="\n", file=None, flush=False):  # noqa: A001 - the verbs' own output
+    if file is not None:
+        builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+        return
+    with _to_stdout() as out:
+        builtins.print(*values, sep=sep, end=end, file=out, flush=flush)
+
 
 def _emit_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    with _to_stdout() as out:
+        json.dump(obj, out, indent=2, default=str)
+        out.write("\n")
+
+
+def _number(kind=float, *, signed: bool = False):
+    """The argparse type of every numeric option: NaN, infinities (and, unless ``signed``, negatives) are
+    refused with argparse's one-line usage error, since each would switch a limit off or loop for ever."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < 0 and not signed:
+            raise argparse.ArgumentTypeError(f"{text!r} is negative")
+        return value
+
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+_FLOAT, _INT = _number(float), _number(int)
 
 
 def _add_model_args(p: argparse.ArgumentParser, *, positional: str = "spec") -> None:
@@ -32,9 +86,9 @@ def _add_knob_args(p: argparse.ArgumentParser) -> None:
                         "NAME=SHAPE for a named input, e.g. input_ids=1x128:int64); "
                         "default: the zoo model's own resolution")
     p.add_argument("--dtype", default=None, help="float32 (default), float16, bfloat16, float64")
-    p.add_argument("--width", type=float, default=None, help="zoo width multiplier")
-    p.add_argument("--depth", type=float, default=None, help="zoo depth multiplier")
-    p.add_argument("--resolution", type=int, default=None, help="zoo input resolution")
+    p.add_argument("--width", type=_FLOAT, default=None, help="zoo width multiplier")
+    p.add_argument("--depth", type=_FLOAT, default=None, help="zoo depth multiplier")
+    p.add_argument("--resolution", type=_INT, default=None, help="zoo input resolution")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE", help="keyword argument for a callable spec; for hf: a config field, or task=causal-lm|seq2seq-lm|"
                         "masked-lm|classification")
 
@@ -45,6 +99,16 @@ def _knobs(args) -> dict:
     knobs = {k: getattr(args, k) for k in ("width", "depth", "resolution") if getattr(args, k, None) is not None}
     knobs.update(parse_kwargs(getattr(args, "arg", None)))
     return knobs
+
+
+CHECK_TIMEOUT = 1800.0   # check runs unattended in CI: a hung forward must not hold the job for hours
+
+
+def _add_timeout(p: argparse.ArgumentParser, default: float | None = None) -> None:
+    """--timeout on every verb that runs the user's code (main() applies it around the verb)."""
+    p.add_argument("--timeout", type=_FLOAT, default=default, metavar="SECONDS",
+                   help="give up after this long, naming the phase (exit 2)"
+                        + (f"; default {default:g}, 0: none" if default else "; default none"))
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -105,10 +169,10 @@ def _build_profile(sub) -> None:
     p.add_argument("--device", default="meta", help="meta (default: no weights allocated), cpu or cuda")
     p.add_argument("--by", choices=["kind", "module", "op", "layer"], default="kind")
     # --depth is the zoo depth multiplier (issue 3), so the module-tree depth is --level.
-    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
+    p.add_argument("--level", type=_INT, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--backward", action="store_true", help="count the backward pass too")
-    p.add_argument("--decode", type=int, default=0, metavar="T",
+    p.add_argument("--decode", type=_INT, default=0, metavar="T",
                    help="generation: a prefill of the input's length, then T decode steps through the model's KV "
                         "cache (phases prefill and decode, kv_cache_bytes)")
     p.add_argument("--memory", action="store_true",
@@ -117,6 +181,7 @@ def _build_profile(sub) -> None:
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
                    help="with --memory --backward: whose state to count (default sgd with momentum)")
     p.add_argument("--crosscheck", action="store_true", help="run fvcore, thop and torch's FlopCounterMode beside")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_profile)
 
@@ -145,51 +210,35 @@ def _build_zoo(sub) -> None:
 # --- bench -----------------------------------------------------------------------------------------------
 
 def _cmd_bench(args) -> int:
-    from .bench.env import torch_threads
-    from .bench.options import BenchOptions
     from .bench.runner import bench
+    from .errors import Interrupted
     from .report import bench_tables as table
 
     if args.micro:
-        from .bench.micro import run_micro
-        from .shapes import parse_dtype
-
-        with torch_threads(args.threads):
-            m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_dtype(args.dtype),
-                          max_time=args.max_time or BenchOptions.max_time, progress=True)
-        if args.json:
-            _emit_json(m.to_dict())
-        else:
-            print(table.format_micro(m))
-        return 0
+        return _bench_micro(args)
     if not args.spec:
         raise ScaleprofError("bench needs a model spec (or --micro activations|convs)")
-    # flags the user did not give are None: BenchOptions holds the defaults
     from .bench.export import keep_onnx
 
+    interrupted = None
     by = args.by or ("kind" if args.predict else None)    # --predict sets each kind's prediction beside its time
+    # flags the user did not give are None: BenchOptions holds the defaults
     with keep_onnx(args.keep_onnx, args.spec) as kept:
-        result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device, dtype=args.dtype,
-                       batch_sizes=args.batch, threads=args.threads, train=args.train, by=by,
-                       max_time=args.max_time, target_ci=args.target_ci, samples=args.samples, knobs=_knobs(args),
-                       memory=not args.no_memory, mfu=not args.no_mfu, roofline=args.roofline is not None,
-                       optimizer=args.optimizer, level=args.level, progress=True, log=args.log,
-                       resume=args.resume, total_time=args.total_time,
-                       compile_memory=args.compile_memory or None)
+        try:
+            result = bench(args.spec, inputs=args.input, runtimes=args.runtime, device=args.device,
+                           dtype=args.dtype, batch_sizes=args.batch, threads=args.threads, train=args.train, by=by,
+                           max_time=args.max_time, target_ci=args.target_ci, samples=args.samples,
+                           knobs=_knobs(args), memory=not args.no_memory, mfu=not args.no_mfu,
+                           roofline=args.roofline is not None, optimizer=args.optimizer, level=args.level,
+                           progress=True, log=args.log, resume=args.resume, total_time=args.total_time,
+                           compile_memory=args.compile_memory or None)
+        except Interrupted as exc:   # Ctrl-C: print the rows finished, then main() exits 130
+            result, interrupted = exc.partial, exc
     for path in kept:
         print(f"bench: kept {path}", file=sys.stderr)
-    if args.roofline and result.roofline is not None:
-        from .files import atomic_write_bytes
-        from .report.plots import roofline as roofline_png
-
-        roof = result.roofline
-        roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
-                                                                        [p.to_dict() for p in roof.points])))
-        print(f"scaleprof bench: roofline plot written to {roof.plot}", file=sys.stderr)
-    elif args.roofline == "" and result.roofline is not None:
-        # never a file the user did not name (a --json run once overwrote ./roofline.png)
-        print("scaleprof bench: roofline plot not written: give it a path, --roofline PNG", file=sys.stderr)
-    prediction = _bench_prediction(args, result) if args.predict and result.ok() else None
+    _bench_roofline(args, result)
+    prediction = (_bench_prediction(args, result) if args.predict and interrupted is None and result.ok()
+                  else None)
     if args.json:
         d = result.to_dict()
         if prediction is not None:
@@ -203,11 +252,47 @@ def _cmd_bench(args) -> int:
             from .report.predict_tables import format_bench_prediction
 
             print("\n" + format_bench_prediction(prediction))
+    if interrupted is not None:
+        raise interrupted
     if not result.ok():
         first = next((r.reason for r in result.results if r.reason), "unknown reason")
         print(f"scaleprof bench: error: nothing could be measured: {first}", file=sys.stderr)
         return 2
     return 0
+
+
+def _bench_micro(args) -> int:
+    from .bench.env import torch_threads
+    from .bench.micro import run_micro
+    from .bench.options import BenchOptions
+    from .report import bench_tables as table
+    from .shapes import parse_weight_dtype
+
+    with torch_threads(args.threads):
+        m = run_micro(args.micro, device=args.device or "cpu", dtype=parse_weight_dtype(args.dtype),
+                      max_time=args.max_time or BenchOptions.max_time, progress=True)
+    if args.json:
+        _emit_json(m.to_dict())
+    else:
+        print(table.format_micro(m))
+    return 0
+
+
+def _bench_roofline(args, result) -> None:
+    """--roofline PNG draws the plot there; a bare --roofline measures and says how to get the plot."""
+    if result.roofline is None:
+        return
+    if args.roofline:
+        from .files import atomic_write_bytes
+        from .report.plots import roofline as roofline_png
+
+        roof = result.roofline
+        roof.plot = str(atomic_write_bytes(args.roofline, roofline_png(roof.peaks.to_dict(),
+                                                                        [p.to_dict() for p in roof.points])))
+        print(f"scaleprof bench: roofline plot written to {roof.plot}", file=sys.stderr)
+    elif args.roofline == "":
+        # never a file the user did not name (a --json run once overwrote ./roofline.png)
+        print("scaleprof bench: roofline plot not written: give it a path, --roofline PNG", file=sys.stderr)
 
 
 def _bench_prediction(args, result) -> dict:
@@ -228,11 +313,11 @@ def _build_bench(sub) -> None:
     p.add_argument("--runtime", default=None, help="comma-separated: eager, compile[:MODE], onnxruntime[:LEVEL] (LEVEL: graph optimisation, disable|basic|extended|all), web (onnxruntime-web in headless Chromium)")
     p.add_argument("--device", default=None, help="cpu, cuda (comma-separated for both)")
     p.add_argument("--batch", default=None, help="batch sizes, e.g. 1,8,32 (default: the input's own)")
-    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=_INT, default=None, help="torch and ONNX Runtime intra-op threads")
     p.add_argument("--train", action="store_true", help="also time a training step per phase")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw"], help="for --train (default sgd)")
     p.add_argument("--by", choices=["kind", "module"], default=None, help="attribute time to layer kinds or modules")
-    p.add_argument("--level", type=int, default=None, help="module depth for --by module (default: leaves)")
+    p.add_argument("--level", type=_INT, default=None, help="module depth for --by module (default: leaves)")
     p.add_argument("--predict", action="store_true",
                    help="print the predicted latency beside the measured, per row and per kind (implies --by kind)")
     p.add_argument("--predictor", default=None, metavar="FILE",
@@ -241,12 +326,12 @@ def _build_bench(sub) -> None:
     p.add_argument("--roofline", nargs="?", const="", default=None, metavar="PNG",
                    help="measure this machine's peaks and place each layer kind (and plot it to PNG, if given)")
     p.add_argument("--micro", choices=["activations", "convs"], default=None, help="op micro-benchmarks instead")
-    p.add_argument("--max-time", type=float, default=None,
+    p.add_argument("--max-time", type=_FLOAT, default=None,
                    help="seconds per measurement (default 10; with --micro, for the whole suite)")
-    p.add_argument("--target-ci", type=float, default=None,
+    p.add_argument("--target-ci", type=_FLOAT, default=None,
                    help="stop once the 95%% CI of the median is within this fraction (default 0.01)")
     p.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement (CPU: subprocesses)")
-    p.add_argument("--total-time", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--total-time", type=_FLOAT, default=None, metavar="SECONDS",
                    help="bound the whole command: rows that no longer fit are skipped, with the reason")
     p.add_argument("--compile-memory", action="store_true",
                    help="measure torch.compile rows' CPU memory too (the memory subprocess compiles again)")
@@ -257,6 +342,7 @@ def _build_bench(sub) -> None:
                    help="take rows an earlier run of the same bench finished in --log; measure the rest")
     p.add_argument("--keep-onnx", default=None, metavar="DIR",
                    help="keep the ONNX files the onnxruntime and web runtimes export, in DIR")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_bench)
 
@@ -304,13 +390,14 @@ def _build_compare(sub) -> None:
     _add_knob_args(p)
     p.add_argument("--runtime", default=None, help="eager, compile[:MODE] or onnxruntime[:LEVEL]")
     p.add_argument("--device", default=None, help="cpu or cuda")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default: the input's own)")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--max-time", type=float, default=None, help="seconds for both (default 20)")
-    p.add_argument("--target-ci", type=float, default=None, help="stop once the ratio's CI is within this fraction")
-    p.add_argument("--min-effect", type=float, default=None,
+    p.add_argument("--batch", type=_INT, default=None, help="batch size (default: the input's own)")
+    p.add_argument("--threads", type=_INT, default=None, help="torch intra-op threads")
+    p.add_argument("--max-time", type=_FLOAT, default=None, help="seconds for both (default 20)")
+    p.add_argument("--target-ci", type=_FLOAT, default=None, help="stop once the ratio's CI is within this fraction")
+    p.add_argument("--min-effect", type=_FLOAT, default=None,
                    help="smallest change that counts as a difference (fraction, default 0.01; 0: any significant one)")
     p.add_argument("--samples", action="store_true", help="include raw samples in --json")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_compare)
 
@@ -355,7 +442,7 @@ def _cmd_check(args) -> int:
                        latency=args.latency, cost_only=args.cost_only, allow_decrease=args.allow_decrease,
                        threshold=args.threshold, alpha=args.alpha, runtime=args.runtime, device=args.device,
                        max_time=args.max_time, predicted=_predicted_check(args))
-    except Exception as exc:
+    except BaseException as exc:   # a failure, sys.exit in the model, --timeout, Ctrl-C: never a silent pass
         # the CI gets its verdict in every channel it reads, then main() prints the one line and exits 2
         err = error_result(one_line(exc), model=args.spec)
         append_step_summary(verdict_markdown(err))
@@ -403,13 +490,14 @@ def _build_check(sub) -> None:
                    help="for --predicted: the predictor file (default: this environment's, else the roofline)")
     p.add_argument("--force", action="store_true", help="for --predicted: accept another predictor than the baseline's")
     p.add_argument("--against", metavar="SPEC", help="reference model timed in interleaved rounds in this job")
-    p.add_argument("--threshold", type=float, default=0.10,
+    p.add_argument("--threshold", type=_FLOAT, default=0.10,
                    help="latency: slowdown that counts, as a fraction (default 0.10)")
-    p.add_argument("--alpha", type=float, default=0.002, help="latency: Mann-Whitney p below this (default 0.002)")
+    p.add_argument("--alpha", type=_FLOAT, default=0.002, help="latency: Mann-Whitney p below this (default 0.002)")
     p.add_argument("--runtime", default="eager", help="latency: eager, compile[:MODE] or onnxruntime[:LEVEL]")
     p.add_argument("--device", default="cpu", help="latency: cpu or cuda")
-    p.add_argument("--max-time", type=float, default=None, help="latency: seconds of measurement (default 20)")
+    p.add_argument("--max-time", type=_FLOAT, default=None, help="latency: seconds of measurement (default 20)")
     p.add_argument("--all", action="store_true", help="show unchanged per-kind rows too")
+    _add_timeout(p, CHECK_TIMEOUT)
     _add_common(p)
     p.set_defaults(func=_cmd_check)
 
@@ -443,7 +531,8 @@ def _cmd_scale(args) -> int:
         from .report.plots import scale_plots
 
         folder = writable_dir(args.plot)
-        paths = [atomic_write_bytes(folder / name, png) for name, png in scale_plots(result.to_dict()).items()]
+        paths = [atomic_write_bytes(folder / name, png, root=folder)
+                 for name, png in scale_plots(result.to_dict()).items()]
     if args.json:
         d = result.to_dict()
         if paths:
@@ -483,11 +572,11 @@ def _build_scale(sub) -> None:
     p.add_argument("--alpha", default=None, metavar="START:STOP:STEP", help="depth coefficients (1.0:1.4:0.05)")
     p.add_argument("--beta", default=None, metavar="START:STOP:STEP", help="width coefficients (1.0:1.25:0.05)")
     p.add_argument("--gamma", default=None, metavar="START:STOP:STEP", help="resolution coefficients (1.0:1.3:0.05)")
-    p.add_argument("--phi", type=float, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
+    p.add_argument("--phi", type=_FLOAT, default=None, help=f"compound coefficient φ of the search (default {G.phi:g})")
     p.add_argument("--budget", default=None,
                    help="2x (MACs ratio to the base; default 2^φ x), 0.8G / 800M (MACs), <=2x for a ceiling; "
                         "25ms / <=25ms: predicted latency (with --objective predicted-latency)")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--tolerance", type=_FLOAT, default=None,
                    help=f"relative tolerance of the budget and of α·β²·γ² (default {B.tolerance:g}: 2 ± 0.1)")
     p.add_argument("--constraint", choices=["cost", "formula", "both"], default=None,
                    help="what decides feasible: the real cost (default), the paper's formula, or both")
@@ -497,7 +586,7 @@ def _build_scale(sub) -> None:
                         "(train+latency scores with MnasNet's ACC·(LAT/T)^w)")
     p.add_argument("--executor", choices=["local", "process", "ray"], default=None,
                    help="where candidates run (default: local, or process with --jobs > 1)")
-    p.add_argument("--jobs", type=int, default=None, help="parallel workers for process/ray")
+    p.add_argument("--jobs", type=_INT, default=None, help="parallel workers for process/ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
     p.add_argument("--log", default=None, metavar="FILE", help="append every finished candidate here (JSONL)")
     p.add_argument("--resume", action="store_true", help="continue the search in --log, skipping finished work")
@@ -505,39 +594,40 @@ def _build_scale(sub) -> None:
                    help=f"φ values of the scale-up (default {G.sweep}; '' none)")
     p.add_argument("--sweep-from", default=None, metavar="WHICH",
                    help="coefficients of the scale-up: best (default), paper (1.2,1.1,1.15) or A,B,G")
-    p.add_argument("--base-resolution", type=int, default=None, help="the base's resolution (default the family's)")
-    p.add_argument("--resolution-multiple", type=int, default=None,
+    p.add_argument("--base-resolution", type=_INT, default=None, help="the base's resolution (default the family's)")
+    p.add_argument("--resolution-multiple", type=_INT, default=None,
                    help="round scaled resolutions to a multiple of this (default 1: nearest pixel, half up)")
     g = p.add_argument_group("objective options")
     g.add_argument("--data", default=None, help="train: an image folder (root/class/img) or .npz with x and y")
-    g.add_argument("--steps", type=int, default=None, help=f"train: steps per seed (default {T.steps})")
+    g.add_argument("--steps", type=_INT, default=None, help=f"train: steps per seed (default {T.steps})")
     g.add_argument("--seeds", default=None,
                    help=f"train: seeds, comma-separated (default {','.join(map(str, T.seeds))})")
-    g.add_argument("--batch-size", type=int, default=None, help=f"train: batch size (default {T.batch_size})")
-    g.add_argument("--lr", type=float, default=None, help=f"train: learning rate (default {T.lr:g})")
+    g.add_argument("--batch-size", type=_INT, default=None, help=f"train: batch size (default {T.batch_size})")
+    g.add_argument("--lr", type=_FLOAT, default=None, help=f"train: learning rate (default {T.lr:g})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    g.add_argument("--latency-time", type=float, default=None,
+    g.add_argument("--latency-time", type=_FLOAT, default=None,
                    help=f"latency: seconds per candidate (default {L.latency_time:g})")
-    g.add_argument("--latency-target", type=float, default=None, metavar="MS",
+    g.add_argument("--latency-target", type=_FLOAT, default=None, metavar="MS",
                    help="reward: target latency T in ms (default: base latency × budget ratio)")
-    g.add_argument("--reward-w", type=float, default=None, help=f"reward: exponent w (default {L.reward_w:g})")
+    g.add_argument("--reward-w", type=_number(float, signed=True), default=None, help=f"reward: exponent w (default {L.reward_w:g})")
     g.add_argument("--proxy", choices=["naswot", "synflow", "grad_norm"], default=None,
                    help="proxy: which zero-cost proxy is the score (EXPERIMENTAL)")
-    g.add_argument("--proxy-batch", type=int, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
+    g.add_argument("--proxy-batch", type=_INT, default=None, help=f"proxy: minibatch size (default {P.proxy_batch})")
     g.add_argument("--predictor", default=None, metavar="FILE",
                    help="predicted-latency: the predictor file (default: the one calibrated for this environment)")
-    g.add_argument("--confirm", type=int, default=None, metavar="K",
+    g.add_argument("--confirm", type=_INT, default=None, metavar="K",
                    help=f"predicted-latency: time the K best to confirm (default {PR.confirm}; 0: none)")
-    g.add_argument("--confirm-time", type=float, default=None, metavar="S",
+    g.add_argument("--confirm-time", type=_FLOAT, default=None, metavar="S",
                    help=f"predicted-latency: seconds of timing per confirmed candidate (default {PR.confirm_time:g})")
     g.add_argument("--force", action="store_const", const=True, default=None,
                    help="predicted-latency: use a predictor from another environment")
-    g.add_argument("--threads", type=int, default=None,
+    g.add_argument("--threads", type=_INT, default=None,
                    help="torch threads for train/proxy/latency and the predicted-latency target (default: torch's, "
                         "or cores / jobs in workers)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write the Pareto, feasibility and φ plots here")
-    p.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
+    p.add_argument("--top", type=_INT, default=15, help="rows of the ranked table (default 15)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_scale)
 
@@ -572,9 +662,9 @@ def _build_calibrate(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--runtime", default="eager", help="eager (the only one calibrated so far)")
     p.add_argument("--dtype", default="float32", help="float32 (default), float16, bfloat16, float64")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the calibration models (default 1)")
-    p.add_argument("--max-time", type=float, default=None,
+    p.add_argument("--threads", type=_INT, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--batch", type=_INT, default=1, help="batch size of the calibration models (default 1)")
+    p.add_argument("--max-time", type=_FLOAT, default=None,
                    help="seconds for the whole calibration (default 300; 90 with --quick)")
     p.add_argument("--quick", action="store_true", help="the calibration models only, no redrawn sizes")
     p.add_argument("--models", default=None, help="calibration zoo models, comma-separated")
@@ -585,6 +675,7 @@ def _build_calibrate(sub) -> None:
                    help="what times a block: thread CPU time (auto with --threads 1 on cpu: other processes "
                         "slow it far less than the wall clock), else the wall clock")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_calibrate)
 
@@ -614,12 +705,13 @@ def _build_predict(sub) -> None:
     _add_model_args(p)
     p.add_argument("--device", default="cpu", help="the target device: cpu (default) or cuda")
     p.add_argument("--runtime", default="eager", help="the target runtime: eager")
-    p.add_argument("--threads", type=int, default=None, help="the target's torch threads (default: torch's)")
+    p.add_argument("--threads", type=_INT, default=None, help="the target's torch threads (default: torch's)")
     p.add_argument("--predictor", default=None, metavar="FILE", help="predictor file (default: this environment's)")
     p.add_argument("--force", action="store_true", help="use a predictor calibrated in another environment")
     p.add_argument("--by", choices=["kind", "module", "layer"], default="kind")
-    p.add_argument("--level", type=int, default=2, help="module tree depth for --by module")
+    p.add_argument("--level", type=_INT, default=2, help="module tree depth for --by module")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -662,13 +754,14 @@ def _build_export(sub) -> None:
     p.add_argument("--out", "-o", default=None, metavar="FILE.onnx", help="the ONNX file to write")
     p.add_argument("--web", default=None, metavar="DIR",
                    help="write DIR/model.onnx beside index.html + JS that time it with onnxruntime-web (WebAssembly)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=_INT, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dynamic-batch", action="store_true", help="make the leading (batch) dimension symbolic")
     p.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                    help="torch.onnx exporter (auto: dynamo, then torchscript)")
-    p.add_argument("--tolerance", type=float, default=1e-4,
+    p.add_argument("--tolerance", type=_FLOAT, default=1e-4,
                    help="largest difference from eager, as a fraction of the largest |output| (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check against eager")
+    _add_timeout(p)
     _add_common(p)
     p.set_defaults(func=_cmd_export)
 
@@ -678,8 +771,15 @@ _BUILDERS = [_build_profile, _build_zoo, _build_bench, _build_compare, _build_re
              _build_calibrate, _build_predict, _build_export]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract for bad input: exit 2 and one line on stderr (not the usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scaleprof", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scaleprof", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
@@ -703,17 +803,42 @@ def main(argv=None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # argparse already printed its one-line error (_Parser.error)
         return 2 if exc.code not in (0, None) else 0
+    _STDOUT.append(sys.stdout)
     try:
-        return int(args.func(args) or 0)
-    except ScaleprofError as exc:
+        return _run_verb(args, debug)
+    finally:
+        _STDOUT.pop()
+
+
+def _run_verb(args, debug: bool) -> int:
+    """The one place a verb runs: every way out is an exit code and at most one line on stderr."""
+    from .deadline import TimedOut, deadline
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr), deadline(getattr(args, "timeout", None), args.verb):
+            code = int(args.func(args) or 0)   # the user's prints go to stderr; ours to _stdout()
+        with _to_stdout() as out:
+            out.flush()     # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except (ScaleprofError, TimedOut) as exc:
         if debug:
             traceback.print_exc()
         print(f"scaleprof {args.verb}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"scaleprof {args.verb}: interrupted", file=sys.stderr)
+        return 130   # 128 + SIGINT, as shells report it
+    except _ReaderGone:
+        # the reader went away (`scaleprof zoo | head`): end quietly, as Unix tools do; stdout points at
+        # devnull so that the interpreter's last flush does not complain either
+        _silence_stdout()
+        return 0
+    except SystemExit as exc:   # the user's code called sys.exit(): a failure, never a silent pass
+        if debug:
+            traceback.print_exc()
+        print(f"scaleprof {args.verb}: error: the model's code called sys.exit({exc.code!r})", file=sys.stderr)
         return 2
     except Exception as exc:  # never a bare traceback without --debug
         if debug:
@@ -721,6 +846,16 @@ def main(argv=None) -> int:
         print(f"scaleprof {args.verb}: error: {one_line(exc)} (rerun with --debug for the traceback)",
               file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, _stdout().fileno())
+    except (OSError, ValueError, AttributeError):   # a stream without a file descriptor (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

@@ -8,6 +8,15 @@ class ScaleprofError(Exception):
     exit_code = 2
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run that finished part of its work: ``partial`` is the result of that part (the CLI
+    prints it, then exits 130)."""
+
+    def __init__(self, partial):
+        super().__init__("interrupted")
+        self.partial = partial
+
+
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception as one line: its type and the first line of its message (our own errors without the
     type), terminal colours removed, out-of-memory named as such; what every reason and stderr line uses."""

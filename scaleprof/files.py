@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -39,10 +40,40 @@ def writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def _no_links(p: Path, root: Path) -> None:
+    """Refuse ``p`` when it, or a folder between ``root`` and it, is a symbolic link: a link planted inside
+    an output folder (``figures -> /etc``) must not carry a write elsewhere."""
+    try:
+        rel = p.relative_to(root)
+    except ValueError:
+        raise ScaleprofError(f"cannot write {p}: it is outside {root}") from None
+    cur = root
+    for part in rel.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            raise ScaleprofError(f"cannot write {p}: {cur} is a symbolic link (scaleprof never writes through "
+                                 "one inside its output folder)")
+
+
+def _mode_for(p: Path) -> int:
+    """The file's own permission bits when it exists (a private baseline stays private), else 0644."""
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return 0o644
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o644
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, root: str | os.PathLike | None = None) -> Path:
+    """Write ``data`` to ``path`` whole (a temporary file beside it, then a rename), keeping an existing
+    file's mode. ``root``: the output folder ``path`` lies in; no link between it and ``path`` is followed."""
     p = Path(path)
+    if root is not None:
+        _no_links(p, Path(root))
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
+        if root is not None:
+            _no_links(p, Path(root))     # the folders just made (a race with a link planted meanwhile)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as exc:
         raise ScaleprofError(f"cannot write {p}: {_reason(exc)}") from None
@@ -51,7 +82,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode_for(p))
         os.replace(tmp, p)
     except BaseException as exc:
         try:
@@ -64,12 +95,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return p
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, *, root: str | os.PathLike | None = None) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), root=root)
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj, *, root: str | os.PathLike | None = None) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n", root=root)
 
 
 def read_json(path: str | os.PathLike, what: str = "file"):

@@ -21,6 +21,32 @@ from .errors import ScaleprofError
 VERSION = 1
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_SHAPES = {   # shape: (what it is called in a message, the test)
+    "number": ("a number", _is_number),
+    "whole": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "numbers": ("a list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v)),
+    "pair": ("a pair of numbers", lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v))),
+    "text": ("a string", lambda v: isinstance(v, str)),
+    "object": ("an object", lambda v: isinstance(v, dict)),
+    "texts": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
+def require_shape(record: dict, **shapes: str) -> None:
+    """Raise ValueError naming the first key whose value (when present and not None) is not of its shape
+    (number, whole, numbers, pair, text, object, texts): a key function of `Journal` calls it on a record
+    read back from a log, which a person may have edited, before the run relies on it."""
+    for key, shape in shapes.items():
+        v = record.get(key)
+        what, test = _SHAPES[shape]
+        if v is not None and not test(v):
+            raise ValueError(f"{key} is {v!r}, not {what}")
+
+
 class RunLog:
     """Open (or, with ``resume``, read back and reopen) the log at ``path`` for a run described by ``config``.
 
@@ -33,6 +59,7 @@ class RunLog:
         self.tool, self.run = tool, run
         self.config = json.loads(json.dumps(config, default=str))   # as it reads back from the file
         self.records: list[dict] = []
+        self.lines: list[int] = []
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not resume:
             raise ScaleprofError(f"--log {self.path} already exists: pass --resume to continue that {run}, "
@@ -52,7 +79,7 @@ class RunLog:
         raw = self.path.read_bytes()
         lines = raw.split(b"\n")
         complete = raw.endswith(b"\n")
-        records, keep = [], 0          # keep: bytes of whole, parsed lines
+        records, numbers, keep = [], [], 0          # keep: bytes of whole, parsed lines
         for n, line in enumerate(lines):
             last = n == len(lines) - 1
             if last and not line:
@@ -60,11 +87,15 @@ class RunLog:
             try:
                 if line.strip():
                     records.append(json.loads(line))
+                    numbers.append(n + 1)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 if last and not complete:
                     break             # the line a kill cut off: dropped below, then redone
                 raise ScaleprofError(f"--log {self.path}: line {n + 1} is not JSON; not a {self.tool} log") \
                     from None
+            if records and not isinstance(records[-1], dict):
+                raise ScaleprofError(f"--log {self.path}: line {n + 1} is a JSON {type(records[-1]).__name__}, not "
+                                     f"an object; not a {self.tool} log")
             keep += len(line) + 1
         if keep > len(raw):            # a whole last record without its newline
             with open(self.path, "ab") as f:
@@ -75,12 +106,16 @@ class RunLog:
         if not records or records[0].get("type") != "header":
             raise ScaleprofError(f"--log {self.path}: no header line; not a {self.tool} log")
         old = records[0].get("config", {})
+        if not isinstance(old, dict):
+            raise ScaleprofError(f"--log {self.path}: line {numbers[0]}: the header's config is not an object; "
+                                 f"not a {self.tool} log")
         diff = sorted(k for k in set(old) | set(self.config) if old.get(k) != self.config.get(k))
         if diff:
             k = diff[0]
             raise ScaleprofError(f"--resume: {self.path} is a different {self.run} ({k}: {old.get(k)!r} in the "
                                  f"log, {self.config.get(k)!r} now)")
         self.records = records[1:]
+        self.lines = numbers[1:]       # each record's line in the file, for messages
 
     def write(self, record: dict) -> None:
         self._fh.write(json.dumps(record, default=str) + "\n")
@@ -102,9 +137,14 @@ class Journal:
     def __init__(self, log: RunLog | None, keys: dict[str, Callable[[dict], Hashable | None]]):
         self.log, self.keys = log, keys
         self.done: dict[str, dict] = {t: {} for t in keys}
-        for r in log.records if log is not None else ():
-            key_of = keys.get(r.get("type"))
-            key = key_of(r) if key_of is not None else None
+        for r, line in zip(log.records, log.lines, strict=True) if log is not None else ():
+            try:
+                key_of = keys.get(r.get("type"))
+                key = key_of(r) if key_of is not None else None
+                hash(key)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:   # a hand-edited record
+                raise ScaleprofError(f"--log {log.path}: line {line}: a {r.get('type')!r} record of the wrong "
+                                     f"shape ({type(exc).__name__}: {exc}); not a {log.tool} log") from None
             if key is not None:
                 self.done[r["type"]][key] = r
         self.resumed = {t: len(d) for t, d in self.done.items()}

@@ -35,6 +35,16 @@ def parse_dtype(name: str | torch.dtype | None, default: torch.dtype = torch.flo
         raise ScaleprofError(f"unknown dtype {name!r}; known: {', '.join(sorted(_DTYPES))}") from None
 
 
+def parse_weight_dtype(name: str | torch.dtype | None, default: torch.dtype = torch.float32) -> torch.dtype:
+    """``parse_dtype`` for a model's weights (``--dtype``): floating types only; integer and bool tensors
+    are inputs (``--input 1x128:int64``), never weights."""
+    dt = parse_dtype(name, default)
+    if not dt.is_floating_point:
+        raise ScaleprofError(f"--dtype {dtype_name(dt)} is not a floating type: weights are float32, float16, "
+                             "bfloat16 or float64 (integer inputs: --input 1x128:int64)")
+    return dt
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from .errors import ScaleprofError, one_line
 from .meta_init import skip_init
-from .shapes import InputSpec, as_input_list, input_spec, parse_device, parse_dtype
+from .shapes import InputSpec, as_input_list, input_spec, parse_device, parse_weight_dtype
 
 
 @contextlib.contextmanager
@@ -224,7 +224,7 @@ def resolve_target(model_or_spec, inputs=None, *, knobs: dict | None = None, dev
             raise ScaleprofError("a resolved Target carries its own inputs, knobs, device and dtype")
         return model_or_spec
     dev = parse_device(device)
-    dt = parse_dtype(dtype) if dtype is not None else None
+    dt = parse_weight_dtype(dtype) if dtype is not None else None
     knobs = dict(knobs or {})
     if isinstance(model_or_spec, nn.Module):
         if knobs:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import ScaleprofError, one_line
-from ..shapes import dtype_name, parse_device, parse_dtype
+from ..shapes import dtype_name, parse_device, parse_weight_dtype
 from ..spec import load_model, resolve_inputs, spec_label
 from . import prepare, stats
 from .env import differences, environment, torch_threads
@@ -196,7 +196,7 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=N
     dev = parse_device(o.device)
     if dev.type == "meta":
         raise ScaleprofError("compare needs a device that runs: cpu or cuda")
-    dt = parse_dtype(o.dtype)
+    dt = parse_weight_dtype(o.dtype)
     with torch_threads(o.threads):
         specs = resolve_inputs(model_a, model_a, inputs)
         specs_b = specs if inputs_b is None else resolve_inputs(model_b, model_b, inputs_b)

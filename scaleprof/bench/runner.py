@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ScaleprofError, one_line
-from ..runlog import Journal, RunLog
-from ..shapes import dtype_name, parse_dtype
+from ..errors import Interrupted, ScaleprofError, one_line
+from ..runlog import Journal, RunLog, require_shape
+from ..shapes import dtype_name, parse_weight_dtype
 from ..spec import load_model, resolve_inputs, spec_label
 from . import prepare
 from .env import environment, torch_threads  # noqa: F401 (torch_threads: its old home, still importable)
@@ -99,9 +99,7 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
     plan = RunPlan(max_time=o.max_time, memory=o.memory, total_time=o.total_time)
     devices = parse_devices(o.device)
     batches = parse_batches(o.batch_sizes)
-    dt = parse_dtype(o.dtype)
-    if not dt.is_floating_point:
-        raise ScaleprofError(f"--dtype must be a floating type for benchmarking, got {o.dtype!r}")
+    dt = parse_weight_dtype(o.dtype)
     with torch_threads(o.threads):
         rts = parse_runtimes(o.runtimes, threads=o.threads)
         for rt in rts:
@@ -126,6 +124,11 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
             results, attribution, roof = _inference(run, rts, devices, batches)
             train_rows = ([run.row(TrainResult, "eager", "training step", dev, b, _train_row, run, dev, b,
                                    cost_s=plan.row_cost()) for dev in devices for b in batches] if o.train else None)
+        except KeyboardInterrupt as exc:   # Ctrl-C: the rows finished so far are still a result
+            run.notes.append(f"interrupted after {len(run.results)} row(s)")
+            raise Interrupted(BenchResult(model=spec_label(spec_or_model), inputs=[str(s) for s in specs], env=env,
+                                          results=run.results, settings=settings, include_samples=o.samples,
+                                          notes=run.notes)) from exc
         finally:
             run.close()
         if run.rows.reused:
@@ -148,6 +151,7 @@ class _Run:
     plan: RunPlan
     notes: list = dataclasses.field(default_factory=list)
     flops: dict = dataclasses.field(default_factory=dict)   # (batch, train) -> (model, hardware) FLOPs
+    results: list = dataclasses.field(default_factory=list)   # the inference rows finished so far
 
     def row(self, cls, runtime: str, what: str, dev, batch: int, measure_row, *args, cost_s: float):
         """The row from the log, or measured; skipped (with the reason) when `cost_s` no longer fits in
@@ -192,7 +196,7 @@ def _inference(run: _Run, rts, devices, batches):
     attr_dev = (next((d for d in devices if d.type != "cuda" or torch.cuda.is_available()), None)
                 if o.by or o.roofline else None)
     attribution = roof = None
-    results = []
+    results = run.results
     for dev in devices:
         placed = _placed(run.base, dev, run.dt)
         for b in batches:
@@ -231,6 +235,11 @@ def _row_key(r: dict):
     """A logged row is taken again only if it was measured ok (a failure may be passing)."""
     if r.get("status") != "ok":
         return None
+    require_shape(r, runtime="text", device="text", dtype="text", batch_size="whole", median_ms="number",
+                  mean_ms="number", min_ms="number", iqr_ms="number", p90_ms="number", p99_ms="number",
+                  ci95_ms="pair", samples="whole", throughput="number", cold_ms="number",
+                  peak_memory_bytes="whole", samples_ms="numbers", phases="object", memory="object",
+                  details="object")
     return (r.get("runtime"), r.get("device"), r.get("dtype"), r.get("batch_size"))
 
 

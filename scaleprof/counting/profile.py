@@ -1,8 +1,8 @@
 """`profile()`: run a model once under the recorder, on meta tensors by default, and collect the result.
 
 The user's model is never touched: the forward runs through torch.func.functional_call with stand-in
-parameters and buffers (meta tensors, or on a real device the model's own parameters and copies of its
-buffers, so batch-norm statistics stay as they were), and every hook and mode is removed on return.
+parameters and buffers (meta tensors, or on a real device copies of the model's own, so batch-norm statistics
+and weights a forward edits in place stay as they were), and every hook and mode is removed on return.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def _materialize(t: torch.Tensor, device: torch.device, dtype: torch.dtype | Non
         return torch.empty_like(t, device="meta", dtype=target_dtype)
     if t.device.type != "meta":
         moved = t.detach().to(device=device, dtype=target_dtype)
-        # buffers are copied so in-place updates (batch-norm running stats) never reach the user's model;
-        # parameters are only read
-        return moved if param else moved.clone()
+        # a stand-in never shares memory with the model: buffers change in place (batch-norm running stats),
+        # and a forward may edit even its parameters in place; a move or a cast made a copy already
+        shares = moved.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+        return moved.clone() if shares or not param else moved
     # the model lives on meta (built without weights): invent values that keep the forward sane
     out = torch.empty(t.shape, device=device, dtype=target_dtype)
     if out.is_floating_point():

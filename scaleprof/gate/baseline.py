@@ -4,6 +4,7 @@ environment they were taken in), its validation, and how one is made from a coun
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 
 from .. import __version__
@@ -43,9 +44,11 @@ def _validate_cost(cost, source: str) -> None:
 def _validate_latency(lat, source: str) -> None:
     samples = lat.get("samples_ms") if isinstance(lat, dict) else None
     if (not isinstance(samples, list) or len(samples) < 2
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in samples)):
-        raise ScaleprofError(f"baseline {source} is malformed: latency.samples_ms must be a list of positive "
-                             f"times")
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0
+                       for s in samples)):
+        # Infinity would pass `> 0` (and NaN poison every statistic): finite, positive times only
+        raise ScaleprofError(f"baseline {source} is malformed: latency.samples_ms must be a list of finite, "
+                             f"positive times")
     if not isinstance(lat.get("env"), dict) or not lat["env"]:
         raise ScaleprofError(f"baseline {source} is malformed: latency.env (the environment fingerprint) is "
                              f"missing")

@@ -107,17 +107,49 @@ _BOLD = re.compile(r"\*\*([^*]+)\*\*")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
+# What `literal` escapes with a backslash, and inline_html reads back as the character itself.
+_ACTIVE = "\\[]<>"
+_ESCAPED = re.compile(r"\\([\\\[\]<>])")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):", re.IGNORECASE)
+_PLACEHOLDER = 0xE000   # private-use characters stand for escaped ones while the markup is read
+
+
+def literal(text: str) -> str:
+    """A string that came from a file, made inert in the Markdown subset: no link, no HTML. The loader of
+    result files (writer.load_results) passes every string value through this."""
+    return "".join("\\" + c if c in _ACTIVE else c for c in text)
+
+
+def safe_href(url: str) -> str | None:
+    """``url`` when a report may link to it: http(s) or relative; None for any other scheme (javascript:,
+    data:, file:, ...)."""
+    m = _SCHEME.match(url.strip())
+    return url if m is None or m.group(1).lower() in ("http", "https") else None
+
+
+def _link(m: re.Match) -> str:
+    text, url = m.group(1), html.unescape(m.group(2))
+    href = safe_href(url)
+    if href is None:   # shown, not followed
+        return f"[{text}]({html.escape(url, quote=False)})"
+    return f'<a href="{html.escape(href)}">{text}</a>'
+
+
 def inline_html(text: str) -> str:
-    """The Markdown subset used in report text -> HTML (everything else escaped)."""
+    """The Markdown subset used in report text -> HTML (everything else escaped; links only to http(s) or
+    relative addresses; a backslash-escaped character is literal)."""
     parts = _CODE.split(text)
     out = []
     for i, part in enumerate(parts):
         if i % 2:  # inside backticks: literal
             out.append(f"<code>{html.escape(part)}</code>")
             continue
-        s = html.escape(part, quote=False)
+        s = _ESCAPED.sub(lambda m: chr(_PLACEHOLDER + _ACTIVE.index(m.group(1))), part)
+        s = html.escape(s, quote=False)
         s = _BOLD.sub(r"<strong>\1</strong>", s)
-        s = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', s)
+        s = _LINK.sub(_link, s)
+        for k, c in enumerate(_ACTIVE):
+            s = s.replace(chr(_PLACEHOLDER + k), html.escape(c))
         out.append(s)
     return "".join(out)
 

@@ -15,7 +15,7 @@ from ..detect import require_kind
 from ..errors import ScaleprofError
 from ..files import atomic_write_bytes, atomic_write_text, read_json, writable_dir
 from . import sections
-from .document import Document, Para, to_html, to_markdown
+from .document import Document, Para, literal, to_html, to_markdown
 
 FIGURE_DIR = "figures"
 
@@ -30,6 +30,18 @@ class ReportPaths:
     def to_dict(self) -> dict:
         return {"markdown": str(self.markdown), "html": str(self.html), "figures": [str(f) for f in self.figures],
                 "inputs": self.inputs}
+
+
+def _inert(obj):
+    """Every string value of a result made inert (document.literal): a model name such as
+    ``[x](javascript:...)`` in a hostile file is text in both the Markdown and the HTML, never a link."""
+    if isinstance(obj, str):
+        return literal(obj)
+    if isinstance(obj, dict):
+        return {k: _inert(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_inert(v) for v in obj]
+    return obj
 
 
 def load_results(items) -> list[tuple[str, str, object]]:
@@ -50,7 +62,7 @@ def load_results(items) -> list[tuple[str, str, object]]:
         else:
             raise ScaleprofError(f"input {i + 1}: expected a JSON file path or a result dict, got "
                                  f"{type(item).__name__}")
-        out.append((source, require_kind(obj, source), obj))
+        out.append((source, require_kind(obj, source), _inert(obj)))
     if not out:
         raise ScaleprofError("no result files given")
     return out
@@ -92,9 +104,9 @@ def _write(doc: Document, out: Path, stem: str = "report", figure_dir: str = FIG
     page = to_html(doc)
     figs: list[Path] = []
     for f in doc.figures():
-        figs.append(atomic_write_bytes(out / figure_dir / f"{f.name}.png", f.png))
-    md_path = atomic_write_text(out / f"{stem}.md", md)
-    html_path = atomic_write_text(out / f"{stem}.html", page)
+        figs.append(atomic_write_bytes(out / figure_dir / f"{f.name}.png", f.png, root=out))
+    md_path = atomic_write_text(out / f"{stem}.md", md, root=out)
+    html_path = atomic_write_text(out / f"{stem}.html", page, root=out)
     return ReportPaths(markdown=md_path, html=html_path, figures=figs)
 
 

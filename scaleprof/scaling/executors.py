@@ -111,8 +111,13 @@ def _process(fn, tasks, jobs):
                         suspects.extend(sorted(dead))
                     break                        # a broken pool takes no more work: a fresh one
         finally:
-            # closed early or failed: never wait for work that has not started
+            # closed early or failed: never wait for work that has not started, and end the work in flight
+            # (a hung forward would otherwise outlive the search, e.g. after --timeout)
+            procs = list((getattr(pool, "_processes", None) or {}).values()) if running else []
             pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
 
 
 def _broke(f) -> bool:

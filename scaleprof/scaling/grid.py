@@ -22,6 +22,9 @@ PAPER_POINT = (1.2, 1.1, 1.15)
 SYMBOL = {"alpha": "α", "beta": "β", "gamma": "γ"}
 KNOB_OF = {"alpha": "depth", "beta": "width", "gamma": "resolution"}
 MAX_VALUES = 1000            # per coefficient: a typo in STEP should not make a million candidates
+MAX_PHI = 16                 # EfficientNet goes to φ = 7; 2^16 × the base's cost is past any real model
+MAX_COEFFICIENT = 4.0        # the paper's are 1.1 to 1.4; a coefficient of 4 quadruples a knob per φ
+MAX_SCALE = 1024.0           # a knob's multiplier α^φ (β^φ, γ^φ) at the largest φ searched or swept
 
 
 def _dec(text, name: str) -> Decimal:
@@ -77,7 +80,19 @@ def parse_range(value, name: str = "alpha") -> tuple[float, ...]:
     low = [v for v in out if v < 1.0]
     if low:
         raise ScaleprofError(f"--{name}: {SYMBOL[name]} must be >= 1 (the paper's constraint), got {low[0]:g}")
+    if out[-1] > MAX_COEFFICIENT:
+        raise ScaleprofError(f"--{name}: {SYMBOL[name]} = {out[-1]:g} is above the limit of {MAX_COEFFICIENT:g} "
+                             "(the paper's are 1.1 to 1.4)")
     return tuple(out)
+
+
+def check_scale(ranges: dict, phi: float) -> None:
+    """Refuse a grid whose largest knob multiplier α^φ (β^φ, γ^φ) passes MAX_SCALE at ``phi``."""
+    for name, values in ranges.items():
+        m = max(values) ** phi
+        if m > MAX_SCALE:
+            raise ScaleprofError(f"--{name}: {SYMBOL[name]} = {max(values):g} at φ = {phi:g} multiplies the "
+                                 f"{KNOB_OF[name]} by {m:.3g} (> {MAX_SCALE:g}): lower φ or the range")
 
 
 @dataclass(frozen=True)
@@ -167,6 +182,8 @@ def check_phi(phi) -> float:
         raise ScaleprofError(f"--phi must be a number, got {phi!r}") from None
     if not (math.isfinite(p) and p > 0):
         raise ScaleprofError(f"--phi must be positive (φ = 0 is the base itself), got {phi!r}")
+    if p > MAX_PHI:
+        raise ScaleprofError(f"--phi {p:g} is above the limit of {MAX_PHI} (2^{MAX_PHI} × the base's cost)")
     return p
 
 
@@ -198,6 +215,8 @@ def parse_phis(value) -> tuple[int, ...]:
         vals = [int(v) for v in value]
     if any(v < 0 for v in vals):
         raise ScaleprofError(f"--sweep: φ must be >= 0, got {min(vals)}")
+    if any(v > MAX_PHI for v in vals):
+        raise ScaleprofError(f"--sweep: φ must be <= {MAX_PHI}, got {max(vals)}")
     if len(vals) > 32:
         raise ScaleprofError(f"--sweep: at most 32 values of φ, got {len(vals)}")
     return tuple(sorted(set(vals)))

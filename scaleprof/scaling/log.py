@@ -12,14 +12,19 @@ so two searches never mix in one file.
 
 from __future__ import annotations
 
-from ..runlog import Journal, RunLog
+from ..runlog import Journal, RunLog, require_shape
 
 
 def _cost_key(r: dict):
+    require_shape(r, key="text", arch="text", status="text", macs="whole", flops="whole", params="whole",
+                  activations="whole")
+    if r.get("status") == "ok" and not isinstance(r.get("macs"), int):
+        raise ValueError("an ok candidate without its macs")
     return r.get("key") or None
 
 
 def _objective_key(r: dict):
+    require_shape(r, arch="text", objective="text", keys="texts", metrics="object", status="text")
     return (r["arch"], r.get("objective")) if r.get("arch") else None
 
 

@@ -156,6 +156,7 @@ class LatencyObjective(_Objective):
 
     name = "latency"
     where = MAIN
+    timed = True   # its results hold for one machine and thread count (search._timing_pins)
     priority = 1
     main_note = ("latency is timed in the main process, one candidate at a time, whatever the executor: "
                  "parallel workers would time each other")

@@ -85,6 +85,7 @@ class GridOptions:
                                      f"{gridmod.SYMBOL[coef]}: leave --{coef} out (or give 1)")
             out[coef] = (1.0,)
             notes.append(f"{fam.label} has no {knob} knob: {gridmod.SYMBOL[coef]} is fixed at 1")
+        gridmod.check_scale(out, max((self.phi, *self.sweep_phis)))
         n_grid = math.prod(len(v) for v in out.values())
         if n_grid > self.max_candidates:
             raise ScaleprofError(f"{n_grid} candidates; at most {self.max_candidates}: use coarser steps")

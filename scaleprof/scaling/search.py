@@ -98,7 +98,8 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
                              "(which judges candidates on their predicted ms)")
     config = {"family": fam.to_config(), "phi": g.phi, "alpha": list(ranges["alpha"]),
               "beta": list(ranges["beta"]), "gamma": list(ranges["gamma"]),
-              "resolution_multiple": g.resolution_multiple, "options": options.objectives.to_config()}
+              "resolution_multiple": g.resolution_multiple, "options": options.objectives.to_config(),
+              **_timing_pins(objectives, ex)}
     log = options.log.log
     rlog = ResultsLog(log, config, options.log.resume) if log else MemoryLog()
     timing: dict[str, float] = {}
@@ -130,6 +131,18 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     timing["sweep_s"] = time.perf_counter() - t0
     timing["total_s"] = time.perf_counter() - t_start
     return _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, rlog.resumed)
+
+
+def _timing_pins(objectives, ex) -> dict:
+    """A search that times its candidates pins, in its log's header, the thread count and the environment
+    fingerprint its times were taken with: resuming on another machine or thread count would mix
+    measurements, so RunLog refuses it (as bench does). Searches that only count keep their header."""
+    if not any(getattr(o, "timed", False) for o in objectives):
+        return {}
+    from ..bench.env import environment, torch_threads
+
+    with torch_threads(ex.threads):
+        return {"threads": ex.threads, "environment": environment()["fingerprint"]}
 
 
 # --- steps -----------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import ScaleprofError
 from ..meta_init import skip_init
 from . import convnext, efficientnet, fcn, googlenet, mobilenet, resnet, vgg, vit, xception
+from .bounds import check_build
 
 KNOBS = ("width", "depth", "resolution")
 
@@ -165,6 +166,9 @@ def settings(name: str, knobs: dict, kwargs: dict) -> tuple[Family, dict]:
 
 def build(name: str, *, device=None, width=None, depth=None, resolution=None, **kwargs) -> nn.Module:
     family, args = settings(name, {"width": width, "depth": depth, "resolution": resolution}, kwargs)
+    entry = resolve(name)
+    base = {k: v for k, v in entry.coefficients().items() if k in family.knobs}
+    check_build(name, family.builder, args, {**base, **entry.kwargs}, device)   # estimated before building
     try:
         ctx = torch.device(device) if device is not None else contextlib.nullcontext()
         fast = skip_init(device)             # on meta: no weight initialisation (nothing to fill)
