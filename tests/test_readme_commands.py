@@ -64,13 +64,17 @@ EXIT_CODE = {
 
 def readme_commands(text: str | None = None) -> list[str]:
     """The `scaleprof ...` lines of the README's shell blocks, in order, without their trailing comments."""
-    out, in_block = [], False
+    out, in_block, pending = [], False, ""
     for line in (README.read_text() if text is None else text).splitlines():
         stripped = line.strip()
         if stripped.startswith("```"):
             in_block = not in_block and stripped in SHELL_BLOCKS
             continue
         if in_block:
+            if stripped.endswith("\\"):   # a continued line: the command goes on below
+                pending += stripped[:-1]
+                continue
+            stripped, pending = pending + stripped, ""
             command = re.split(r"\s+#\s", stripped, maxsplit=1)[0].strip()
             if command.startswith("scaleprof "):
                 out.append(command)
@@ -87,6 +91,8 @@ def shortened(command: str) -> str:
         extra += ["--max-time", "0.5"]
     if verb == "bench" and "--micro" not in words:
         extra.append("--no-memory")
+    if verb == "calibrate":   # a usable predictor from a short calibration (the predict commands below read it)
+        extra += ["--max-time", "20"]
     return " ".join([head, *extra]) + (sep + redirect if sep else "")
 
 
@@ -121,7 +127,9 @@ def workdir(tmp_path_factory):
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m scaleprof.cli "$@"\n')
     shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           # calibrate writes its predictor under the cache folder: this directory's, not the user's
+           "XDG_CACHE_HOME": str(d / ".cache")}
     env.pop("GITHUB_STEP_SUMMARY", None)
     return d, env
 
@@ -181,6 +189,9 @@ def test_commands_are_read_from_shell_blocks_only():
         "scaleprof bench m --by kind --json --max-time 0.5 --no-memory > b.json"
     assert shortened("scaleprof check m --against n") == "scaleprof check m --against n --max-time 0.5"
     assert shortened("scaleprof profile m") == "scaleprof profile m"
+    assert shortened("scaleprof calibrate --threads 1") == "scaleprof calibrate --threads 1 --max-time 20"
+    assert readme_commands("```bash\nscaleprof scale --alpha 1 \\\n  --sweep ''   # c\n```\n") == \
+        ["scaleprof scale --alpha 1 --sweep ''"]
 
 
 def test_a_command_reading_what_an_unrun_one_writes_is_skipped(tmp_path):

@@ -528,8 +528,10 @@ def test_closing_a_process_pool_early_starts_no_more_work(tmp_path):
     with closing(run_tasks(objective_task, tasks, executor="process", jobs=2)) as results:
         i, ok, value = next(results)
         assert ok and value["status"] == "ok", value
-    time.sleep(1.0)                          # what was in flight finishes in the background
-    assert 2 <= len(list(tmp_path.iterdir())) <= 3
+    time.sleep(1.0)
+    # the first result's marker, and at most the `jobs` tasks that were in flight (closing the pool now
+    # terminates them, so whether they got to write theirs is a race): never the other five
+    assert 1 <= len(list(tmp_path.iterdir())) <= 3
 
 
 @pytest.mark.slow  # a local Ray instance takes ~5-15 s to start on 2 cores

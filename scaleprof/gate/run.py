@@ -3,6 +3,8 @@ optionally save a new baseline, and return the verdict."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import ScaleprofError
 from ..files import atomic_write_json
 from ..spec import spec_label
@@ -112,10 +114,21 @@ def _save(spec, save, result, knobs, *, latency, measured, runtime, device, dtyp
     return str(atomic_write_json(save, make_baseline(spec, result, knobs, lat, predicted))), lat is not None
 
 
-def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inputs=None, dtype=None,  # noqa: PLR0913
+@dataclass(frozen=True)
+class Timing:
+    """How check times latency (stored samples, --against, --save --latency, the predicted figure's device):
+    each default once. check() takes these as keywords."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    runtime: str = "eager"
+    device: str = "cpu"
+    max_time: float | None = None
+
+
+def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inputs=None, dtype=None,
           knobs=None, latency: bool = False, cost_only: bool = False, allow_decrease: bool = False,
-          threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA, runtime: str = "eager",
-          device: str = "cpu", max_time: float | None = None, predicted=False) -> CheckResult:
+          predicted=False, **timing) -> CheckResult:
     """Check a model (spec or nn.Module) against a stored baseline and/or a reference model.
 
     - ``baseline``: path (or dict) of a baseline written by ``save``; cost metrics compared with
@@ -128,11 +141,13 @@ def check(spec, baseline=None, save=None, tolerances=None, against=None, *, inpu
       predictor, else the roofline), a predictor file, or ``PredictedCheck(predictor, force)``. The
       baseline's record against the same predictor's figure now (a different predictor is refused unless
       ``force``); a slowdown beyond ``tolerances``' ``predicted`` (default ``threshold``) is a regression;
-      with ``save``, the record is stored. (One argument for all of it: check() was at the 16 the lint
-      allows, and this one is new.)
+      with ``save``, the record is stored.
+    - ``threshold``, ``alpha``, ``runtime``, ``device``, ``max_time``: how latency is timed (`Timing`).
     Inputs default to the baseline's, then to the zoo model's own. Returns a CheckResult (verdict pass or
     regression); bad input raises ScaleprofError.
     """
+    t = Timing(**timing)   # an unknown keyword is a TypeError, as for any function
+    threshold, alpha, runtime, device, max_time = t.threshold, t.alpha, t.runtime, t.device, t.max_time
     _refuse_bad_options(baseline, against, save, threshold, alpha, max_time)
     tols = parse_tolerances(tolerances)
     if "latency" in tols:
