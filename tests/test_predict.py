@@ -426,24 +426,3 @@ def test_synthetic_nets_load_and_calibrate_by_default():
     assert not {spec(n) for n in HELD_OUT} & set(DEFAULT_MODELS)
     # mlp at width 1: 1024x512 + 512x512 + 512x256 + 256x10 MACs, by hand
     assert profile(spec("mlp")).totals.macs == 1024 * 512 + 512 * 512 + 512 * 256 + 256 * 10
-
-
-def test_fit_overhead_recovers_each_familys_in_model_scale():
-    # twelve synthetic forwards: in-model time = Σ_f s_f · replayed_f + o·ops + u·modules + c, exactly
-    from scaleprof.predict import model as M
-
-    rng = np.random.default_rng(0)
-    fams = rng.uniform(0.0, 50.0, size=(12, len(M.FAMILIES)))
-    n_ops, n_mod = rng.integers(20, 400, 12).astype(float), rng.integers(20, 500, 12).astype(float)
-    truth = {"conv.depthwise": 3.0, "conv": 1.0, "linear": 1.1, "other": 0.9}
-    s = np.array([truth[f] for f in M.FAMILIES])
-    measured = fams @ s + 0.004 * n_ops + 0.002 * n_mod + 0.5
-    o = M.fit_overhead(fams, n_ops, n_mod, measured)
-    assert o.scale == pytest.approx(truth, rel=1e-6)
-    assert (o.per_op_ms, o.per_module_ms, o.per_model_ms) == pytest.approx((0.004, 0.002, 0.5), rel=1e-5)
-    assert o.factors(["conv.depthwise", "conv.pointwise", "attention", "norm"]).tolist() == \
-        pytest.approx([3.0, 1.0, 1.1, 0.9])
-    # too few forwards to tell the scales apart: every scale stays 1, only the overhead is fitted
-    few = M.fit_overhead(fams[:5], n_ops[:5], n_mod[:5], fams[:5].sum(axis=1) + 0.004 * n_ops[:5])
-    assert few.scale == {} and few.per_op_ms == pytest.approx(0.004, rel=1e-6)
-    assert M.Overhead.from_dict(o.to_dict()) == o and M.Overhead.from_dict({**few.to_dict(), "scale": {}}) == few

@@ -363,27 +363,18 @@ def _measure_peaks(target: Target, progress: bool, clock: str = "wall") -> tuple
     return p.gflops, p.gbps
 
 
-def _family_sums(pred: Predictor, events) -> list[float]:
-    """A forward's replayed op time per kind family (model.FAMILIES), in ms."""
-    ms = pred.events_ms(events)
-    fam = [M.family_of(e.kind) for e in events]
-    return [float(sum(t for t, f in zip(ms, fam, strict=True) if f == name)) for name in M.FAMILIES]
-
-
 def _fit_overhead(pred: Predictor, base: list[ModelRun], measured: dict) -> list[dict]:
     """Fit the whole-model overhead on the measured calibration models; their predicted-vs-measured rows."""
     runs = [r for r in base if measured.get(r.label)]
-    fams = np.array([_family_sums(pred, r.harvest.events) for r in runs]).reshape(len(runs), len(M.FAMILIES))
+    sums = np.array([float(pred.events_ms(r.harvest.events).sum()) for r in runs])
     n_ops = np.array([len(r.harvest.events) for r in runs], dtype=float)
     n_mod = np.array([r.harvest.module_calls for r in runs], dtype=float)
     meas = np.array([measured[r.label] for r in runs], dtype=float)
-    pred.overhead = M.fit_overhead(fams, n_ops, n_mod, meas)
-    sums = fams.sum(axis=1)
+    pred.overhead = M.fit_overhead(sums, n_ops, n_mod, meas)
     pred.models = []
     rows = []
-    for r, f, s, n, u, m in zip(runs, fams, sums, n_ops, n_mod, meas, strict=True):
-        p = float(f @ np.array([pred.overhead.scale.get(k, 1.0) for k in M.FAMILIES])) \
-            + pred.overhead.total(int(n), int(u))
+    for r, s, n, u, m in zip(runs, sums, n_ops, n_mod, meas, strict=True):
+        p = s + pred.overhead.total(int(n), int(u))
         pred.models.append({"name": r.label, "measured_ms": m, "op_sum_ms": s, "n_ops": int(n), "n_modules": int(u)})
         rows.append({"model": r.label, "measured_ms": m, "predicted_ms": p, "error": p / m - 1})
     return rows

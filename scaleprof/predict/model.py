@@ -221,82 +221,40 @@ def predict_ops(fits: dict[str, GroupFit], groups: list[str], X: np.ndarray, fea
     return out
 
 
-# The kind families whose in-model time is fitted apart: an op replayed alone runs with its operands hot in
-# cache, which a memory-bound depthwise conv inside a model does not (measured here: ~3x its replay), while
-# dense convs and linears run at about their replayed speed.
-FAMILIES = ("conv.depthwise", "conv", "linear", "other")
-
-
-def family_of(kind: str) -> str:
-    if kind == "conv.depthwise":
-        return kind
-    if kind.startswith("conv"):
-        return "conv"
-    return "linear" if kind in ("linear", "attention", "matmul") else "other"
-
-
 @dataclass
 class Overhead:
-    """What a whole forward adds to its ops' isolated times: per op, per module call, per forward (ms), and
-    per kind family the ratio of in-model to replayed time (`scale`; 1 where not fitted)."""
+    """What a whole forward adds to its ops' isolated times: per op, per module call, per forward (ms)."""
 
     per_op_ms: float = 0.0
     per_module_ms: float = 0.0
     per_model_ms: float = 0.0
-    scale: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"per_op_ms": self.per_op_ms, "per_module_ms": self.per_module_ms, "per_model_ms": self.per_model_ms,
-                "scale": dict(self.scale)}
+        return {"per_op_ms": self.per_op_ms, "per_module_ms": self.per_module_ms, "per_model_ms": self.per_model_ms}
 
     @classmethod
     def from_dict(cls, d: dict) -> Overhead:
-        return cls(float(d["per_op_ms"]), float(d["per_module_ms"]), float(d["per_model_ms"]),
-                   {str(k): float(v) for k, v in (d.get("scale") or {}).items()})
-
-    def factors(self, kinds) -> np.ndarray:
-        """Each op's in-model factor, by its kind's family."""
-        return np.array([self.scale.get(family_of(k), 1.0) for k in kinds], dtype=float)
+        return cls(float(d["per_op_ms"]), float(d["per_module_ms"]), float(d["per_model_ms"]))
 
     def total(self, n_ops: int, n_modules: int) -> float:
         return self.per_op_ms * n_ops + self.per_module_ms * n_modules + self.per_model_ms
 
 
-# a fitted family scale outside this range says the fit is not determined by the models: keep 1 instead
-SCALE_RANGE = (0.2, 5.0)
-
-
-def fit_overhead(family_sums: np.ndarray, n_ops: np.ndarray, n_modules: np.ndarray,
-                 measured: np.ndarray) -> Overhead:
-    """measured ≈ Σ_f s_f·op_sum_f + o·n_ops + u·n_modules + c, non-negative, on relative error
-    (``family_sums``: one column per FAMILIES entry). The family scales are fitted only where the models
-    determine them (at least 3 more models than unknowns, a family present in some model, every scale within
-    SCALE_RANGE); else every scale is 1 and only the overhead is fitted. With fewer models than unknowns the
-    constant, then the module term, are dropped."""
-    from scipy.optimize import nnls
-
-    S = np.asarray(family_sums, dtype=float).reshape(len(measured), len(FAMILIES))
+def fit_overhead(op_sums: np.ndarray, n_ops: np.ndarray, n_modules: np.ndarray, measured: np.ndarray) -> Overhead:
+    """measured ≈ op_sum + o·n_ops + u·n_modules + c, non-negative, on relative error. With fewer models
+    than unknowns the constant, then the module term, are dropped."""
+    gap = measured - op_sums
     n = len(measured)
     if n == 0:
         return Overhead()
     X = np.column_stack([n_ops, n_modules, np.ones(n)]).astype(float)
-    present = [f for f in range(len(FAMILIES)) if S[:, f].any()]
-    if n >= len(present) + 3 + 3:
-        A = np.column_stack([S[:, present], X]) / measured[:, None]
-        scale = np.abs(A).max(axis=0)
-        scale[scale == 0] = 1.0
-        sol, _ = nnls(A / scale, np.ones(n))
-        sol = sol / scale
-        fam = dict(zip((FAMILIES[f] for f in present), sol[:len(present)].tolist(), strict=True))
-        if all(SCALE_RANGE[0] <= v <= SCALE_RANGE[1] for v in fam.values()):
-            c = sol[len(present):]
-            return Overhead(float(c[0]), float(c[1]), float(c[2]), fam)
-    gap = measured - S.sum(axis=1)
     cols = [0, 1, 2] if n >= 4 else [0, 1] if n >= 2 else [0]
     coef = np.zeros(3)
     A = X[:, cols] / measured[:, None]
     scale = np.abs(A).max(axis=0)
     scale[scale == 0] = 1.0
+    from scipy.optimize import nnls
+
     sol, _ = nnls(A / scale, gap / measured)
     coef[cols] = sol / scale
     return Overhead(float(coef[0]), float(coef[1]), float(coef[2]))

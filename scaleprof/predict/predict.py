@@ -101,7 +101,7 @@ def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cp
 
 def predict_harvest(pred: Predictor, h, inputs: list[str], notices: list[str]) -> PredictionResult:
     """The prediction of one harvested forward (the piece scaling and bench reuse)."""
-    per_op = pred.events_ms(h.events) * pred.overhead.factors(e.kind for e in h.events) + pred.overhead.per_op_ms
+    per_op = pred.events_ms(h.events) + pred.overhead.per_op_ms
     rows: dict[tuple[str, str], PredictedLayer] = {}
     for e, ms in zip(h.events, per_op.tolist(), strict=True):
         row = rows.get((e.module, e.kind))
