@@ -173,13 +173,6 @@ def model_inputs(model: nn.Module, inputs=None, dtype=None) -> list[InputSpec]:
     return [input_spec(x, dtype) for x in shape]  # several (named) inputs: hf: models stamp InputSpecs
 
 
-def resolve_inputs(spec, model: nn.Module, inputs, knobs: dict | None = None) -> list[InputSpec]:
-    """``model_inputs(model, inputs)`` for the callers that still load and pick inputs themselves (bench,
-    compare, check); ``spec`` and ``knobs`` are not needed any more: the model carries its default."""
-    del spec, knobs
-    return model_inputs(model, inputs)
-
-
 @dataclass(frozen=True, eq=False)
 class Target:
     """A model ready to count, time or check: resolved once from a module or a spec (``resolve_target``).

@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import ScaleprofError, one_line
 from ..shapes import dtype_name, parse_device, parse_weight_dtype
-from ..spec import load_model, resolve_inputs, spec_label
+from ..spec import load_model, model_inputs, spec_label
 from . import prepare, stats
 from .env import differences, environment, torch_threads
 from .options import ALPHA, MIN_EFFECT, CompareOptions
@@ -198,8 +198,8 @@ def compare_models(model_a: nn.Module, model_b: nn.Module, inputs, *, inputs_b=N
         raise ScaleprofError("compare needs a device that runs: cpu or cuda")
     dt = parse_weight_dtype(o.dtype)
     with torch_threads(o.threads):
-        specs = resolve_inputs(model_a, model_a, inputs)
-        specs_b = specs if inputs_b is None else resolve_inputs(model_b, model_b, inputs_b)
+        specs = model_inputs(model_a, inputs)
+        specs_b = specs if inputs_b is None else model_inputs(model_b, inputs_b)
         rt = get_runtime(o.runtime, threads=o.threads) if isinstance(o.runtime, str) else o.runtime
         prepared = []
         try:
@@ -317,12 +317,12 @@ def compare(spec_a, spec_b, inputs=None, *, batch_size: int | None = None, knobs
     model_a = load_model(spec_a, device="cpu", **ka)  # a user's module as it is: compare_models copies it
     model_b = load_model(spec_b, device="cpu", **kb)
     if inputs:
-        specs = resolve_inputs(spec_a, model_a, inputs)
+        specs = model_inputs(model_a, inputs)
     else:
         try:
-            specs = resolve_inputs(spec_a, model_a, None, knobs=ka)
+            specs = model_inputs(model_a)
         except ScaleprofError:
-            specs = resolve_inputs(spec_b, model_b, None, knobs=kb)
+            specs = model_inputs(model_b)
     specs = prepare.with_batch(specs, batch_size)
     return compare_models(model_a, model_b, specs, labels=(spec_label(spec_a), spec_label(spec_b)), options=o)
 

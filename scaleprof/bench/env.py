@@ -85,13 +85,14 @@ def environment(*, dtype: str = "float32", compile_mode: str | None = None, devi
         "devices": [str(d) for d in devices],
         "hostname": platform.node(),
         # other processes' demand when the run started: on a busy machine threads wait for cores
-        "load": _load(),
+        "load": load_average(),
     }
     env["fingerprint"] = fingerprint_hash(env)
     return env
 
 
-def _load() -> float | None:
+def load_average() -> float | None:
+    """The 1-minute load average (a quiet machine reads below its cores), None where the OS has none."""
     try:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import ScaleprofError, one_line
 from ..shapes import dtype_name, parse_dtype
-from ..spec import load_model, resolve_inputs, spec_label
+from ..spec import load_model, model_inputs, spec_label
 from . import prepare, runtimes
 
 
@@ -204,7 +204,7 @@ def export(spec_or_model, out: str | os.PathLike | None = None, *, inputs=None, 
         raise ScaleprofError("export needs --out FILE.onnx or --web DIR")
     dt = parse_dtype(dtype)
     base = load_model(spec_or_model, device="cpu", **(knobs or {}))
-    specs = resolve_inputs(spec_or_model, base, inputs, knobs=knobs)
+    specs = model_inputs(base, inputs)
     model = prepare.place(copy.deepcopy(base) if isinstance(spec_or_model, nn.Module) else base, torch.device("cpu"),
                           dt).eval()
     xs = prepare.make_inputs(specs, torch.device("cpu"), dt)

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import Interrupted, ScaleprofError, one_line
 from ..runlog import Journal, RunLog, require_shape
 from ..shapes import dtype_name, parse_weight_dtype
-from ..spec import load_model, resolve_inputs, spec_label
+from ..spec import load_model, model_inputs, spec_label
 from . import prepare
 from .env import environment, torch_threads  # noqa: F401 (torch_threads: its old home, still importable)
 from .memory import MemoryMeter
@@ -108,7 +108,7 @@ def bench(spec_or_model, inputs=None, options: BenchOptions | None = None, **ove
                 rt.memory_child = o.compile_memory
         # A user's module comes back as it is: never changed here, every consumer works on its own copy.
         base = load_model(spec_or_model, device="cpu", **(o.knobs or {}))
-        specs = resolve_inputs(spec_or_model, base, inputs, knobs=o.knobs)
+        specs = model_inputs(base, inputs)
         batches = batches or [specs[0].shape[0]]
         n_rows = len(devices) * len(batches)
         _log(o.progress, plan.describe(rts, n_rows * len(rts), n_rows if o.train else 0))

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..bench.env import load_average
 from ..errors import one_line
 from ..files import writable_dir
 from ..report import sections
@@ -101,11 +102,11 @@ def evaluate(spec: str, knobs: dict, predictor: Path, time_s: float, *, measure:
     from ..predict import Predictor, predict_harvest
     from ..predict.harvest import harvest
     from ..shapes import InputSpec
-    from ..spec import load_model, resolve_inputs
+    from ..spec import load_model, model_inputs
 
     pred = Predictor.load(predictor)
     model = load_model(spec, device="meta", **knobs).eval()
-    specs = [InputSpec(s.shape, s.dtype) for s in resolve_inputs(spec, model, None, knobs)]
+    specs = [InputSpec(s.shape, s.dtype) for s in model_inputs(model)]
     t0 = time.perf_counter()
     h = harvest(model, specs, name=spec)
     r = predict_harvest(pred, h, [str(s) for s in specs], [])
@@ -118,24 +119,13 @@ def evaluate(spec: str, knobs: dict, predictor: Path, time_s: float, *, measure:
            "predicted_ms": r.predicted_ms, "predict_s": predict_s, "novel_share": far,
            "by_kind": {k: v["share"] for k, v in r.by_kind().items()}, "measured_ms": None, "status": "ok",
            # the whole-model overhead terms' part of the prediction (per op, per module call, per forward)
-           "overhead_ms": float(pred.overhead.per_op_ms * len(h.events) + pred.overhead.per_module_ms
-                                * h.module_calls + pred.overhead.per_model_ms),
-           "load": _load()}
+           "overhead_ms": float(pred.overhead.total(len(h.events), h.module_calls)),
+           "load": load_average()}
     if measure and tot.macs <= MEASURE_MAX_GMACS * 1e9:
         out["measured_ms"] = _measured(spec, knobs, specs, time_s)
     elif measure:
         out["reason"] = f"not timed: over {MEASURE_MAX_GMACS:g} GMACs"
     return out
-
-
-def _load() -> float | None:
-    """The 1-minute load average when a piece was measured (a quiet machine reads below its cores)."""
-    import os
-
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
 
 
 def _safe(fn):

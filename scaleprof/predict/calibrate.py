@@ -173,10 +173,10 @@ def _op_maker(event: OpEvent, target: Target):
 
 def harvest_model(name: str, knobs: dict, target: Target) -> ModelRun:
     from ..shapes import InputSpec, parse_dtype
-    from ..spec import load_model, resolve_inputs
+    from ..spec import load_model, model_inputs
 
     model = load_model(name, device="meta", **knobs).eval()
-    specs = [InputSpec((target.batch, *s.shape[1:]), s.dtype) for s in resolve_inputs(name, model, None, knobs)]
+    specs = [InputSpec((target.batch, *s.shape[1:]), s.dtype) for s in model_inputs(model)]
     return ModelRun(name, dict(knobs), specs, harvest(model, specs, name=name, dtype=parse_dtype(target.dtype)))
 
 

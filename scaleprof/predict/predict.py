@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..counting import kinds as K
 from ..shapes import InputSpec, parse_dtype
-from ..spec import load_model, resolve_inputs, spec_label
+from ..spec import load_model, model_inputs, spec_label
 from .harvest import harvest
 from .predictor import Predictor, make_target, resolve
 
@@ -90,7 +90,7 @@ def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cp
         model.eval()
     dt = parse_dtype(target.dtype)
     specs = [InputSpec(s.shape, dt if s.dtype.is_floating_point else s.dtype)
-             for s in resolve_inputs(model_or_spec, model, inputs, knobs)]
+             for s in model_inputs(model, inputs)]
     if batch is not None:
         specs = [InputSpec((int(batch), *s.shape[1:]), s.dtype) if len(s.shape) else s for s in specs]
     h = harvest(model, specs, name=spec_label(model_or_spec), dtype=dt)
