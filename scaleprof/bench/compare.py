@@ -40,7 +40,7 @@ from ..errors import ScaleprofError, one_line
 from ..shapes import dtype_name, parse_device, parse_weight_dtype
 from ..spec import load_model, model_inputs, spec_label
 from . import prepare, stats
-from .env import differences, environment, torch_threads
+from .env import differences, environment, steady_allocator, torch_threads
 from .options import ALPHA, MIN_EFFECT, CompareOptions
 from .runtimes import environment_fields, get_runtime
 from .timer import MIN_SAMPLES_AT_LIMIT, StopRule, TimerConfig, block_timer_for, sample_until_stop, warm_up
@@ -268,6 +268,7 @@ def interleaved_rounds(calls, dev, cfg: TimerConfig, *, clock=time.perf_counter,
     bt = block_timer_for(dev)
     if hasattr(bt, "clock"):
         bt.clock = clock
+    steady_allocator()
     overhead = bt.overhead_s()
     colds = [bt.time_block(c, 1) * 1000.0 for c in calls]
     t_start = clock()

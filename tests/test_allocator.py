@@ -1,0 +1,89 @@
+"""bench.env.steady_allocator: timings of glibc malloc's steady state, not of its page faults."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                           reason="glibc's malloc only")
+
+# A depthwise conv whose output (96x56x56 floats, 1.2 MB) is over glibc's first mmap threshold: with the
+# default policy each call maps, touches and unmaps (or trims) its output's pages.
+_PROBE = """
+import resource, sys, torch
+import torch.nn.functional as F
+from scaleprof.bench.env import allocator_policy, steady_allocator
+if sys.argv[1] == "steady":
+    steady_allocator()
+torch.set_num_threads(1)
+x, w = torch.randn(1, 96, 56, 56), torch.randn(96, 1, 3, 3)
+for _ in range(5):
+    F.conv2d(x, w, padding=1, groups=96)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):
+    F.conv2d(x, w, padding=1, groups=96)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0, allocator_policy())
+"""
+
+
+def _faults(mode: str, **env) -> tuple[int, str]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env}).stdout.split(maxsplit=1)
+    return int(out[0]), out[1].strip()
+
+
+@glibc
+def test_steady_allocator_stops_the_page_faults_of_each_call():
+    steady, policy = _faults("steady")
+    as_is, _ = _faults("as-is")
+    assert policy.startswith("glibc malloc")
+    assert steady < 50          # none a call once the heap holds the block (a few from the interpreter)
+    assert as_is > 50 * 100     # the default policy: hundreds a call (this probe read ~850)
+
+
+@glibc
+def test_as_is_keeps_the_process_policy_and_says_so():
+    faults, policy = _faults("steady", SCALEPROF_MALLOC="as-is")
+    assert policy == "None"
+    assert faults > 50 * 100
+
+
+@glibc
+def test_environment_records_the_policy():
+    from scaleprof.bench.env import allocator_policy, environment
+
+    assert environment()["allocator"] == allocator_policy()
+
+
+def test_evicting_block_timer_evicts_before_every_call_and_times_only_the_calls():
+    from scaleprof.bench.timer import EvictingBlockTimer
+
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def call():
+        now[0] += 0.002
+
+    bt = EvictingBlockTimer(clock, 1 << 20)
+    assert bt.evict.numel() == (1 << 20) // 4
+    assert bt.time_block(call, 5) == pytest.approx(0.010)
+    assert bt.time_block(call, 3) == pytest.approx(0.006)
+    assert float(bt.evict[0]) == float(bt.evict[-1]) == 8.0     # the whole buffer written before each call
+
+
+def test_private_cache_is_read_from_sysfs():
+    from scaleprof.bench.env import private_cache_bytes
+
+    l2 = "/sys/devices/system/cpu/cpu0/cache/index2"
+    if not os.path.exists(f"{l2}/size"):
+        assert private_cache_bytes(default=123) == 123
+        return
+    with open(f"{l2}/level") as f, open(f"{l2}/size") as g, open(f"{l2}/shared_cpu_list") as h:
+        level, size, shared = int(f.read()), g.read().strip(), h.read().strip()
+    if level == 2 and shared.isdigit() and size.endswith("K"):
+        assert private_cache_bytes() == int(size[:-1]) * 1024
