@@ -1,6 +1,6 @@
 """The floors of ARCHITECTURE.md, read from the sources. Direction: cli -> report -> {gate, scaling} ->
 predict -> bench -> counting -> layers; zoo -> layers; spec.py (the loader) above the zoo; every room may use
-the base (errors, shapes, files, detect, runlog, meta_init, deadline). dev sits beside cli and may use anything; nothing
+the base (errors, shapes, files, detect, runlog, meta_init, deadline, callable_package). dev sits beside cli and may use anything; nothing
 imports dev or cli; nothing inside the package imports itself by its absolute name. A new import against it
 fails here, naming the file."""
 
@@ -14,7 +14,7 @@ import scaleprof
 
 ROOT = Path(scaleprof.__file__).parent
 REPO = ROOT.parent
-BASE = {"errors", "shapes", "files", "detect", "runlog", "meta_init", "no_dynamo", "deadline", "__version__"}
+BASE = {"errors", "shapes", "files", "detect", "runlog", "meta_init", "no_dynamo", "deadline", "callable_package", "__version__"}
 # each room (a package or a top-level module) and the rooms it may import
 ALLOWED = {
     **{m: BASE for m in BASE - {"__version__"}},

@@ -15,9 +15,7 @@ env (fingerprint, torch_threads), attribution (time per kind/module), roofline, 
 compare.
 """
 
-import sys
-import types
-
+from ..callable_package import make_callable
 from .compare import CompareResult, compare, compare_models, compare_saved
 from .options import BenchOptions, CompareOptions
 from .result import ROW_KEYS, BenchResult, RunResult, TrainResult
@@ -27,13 +25,4 @@ __all__ = ["ROW_KEYS", "BenchOptions", "BenchResult", "CompareOptions", "Compare
            "compare_models", "compare_saved"]
 
 
-class _CallableModule(types.ModuleType):
-    """`scaleprof.bench(...)` must work although `scaleprof.bench` is also this package: importing any
-    submodule binds the package to the `bench` attribute of `scaleprof`, so the package itself is callable
-    and calls `bench()`."""
-
-    def __call__(self, *args, **kwargs):
-        return bench(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, bench)

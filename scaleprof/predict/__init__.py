@@ -9,6 +9,7 @@ model.py (the per-op model and its fit), predictor.py (the fitted model and its 
 calibrate.py, predict.py. docs/prediction.md says why this design.
 """
 
+from ..callable_package import make_callable
 from .calibrate import CalibrationResult, calibrate
 from .predict import PredictedLayer, PredictionResult, predict, predict_harvest
 from .predictor import Predictor, Target, default_path, make_target
@@ -17,12 +18,4 @@ __all__ = ["CalibrationResult", "PredictedLayer", "PredictionResult", "Predictor
            "default_path", "make_target", "predict", "predict_harvest"]
 
 
-class _CallableModule(__import__("types").ModuleType):
-    """``scaleprof.predict(...)`` is the API function and ``scaleprof.predict`` this package: importing a
-    submodule binds the package on its parent, so the package itself forwards calls to predict()."""
-
-    def __call__(self, *args, **kwargs):
-        return predict(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule
+make_callable(__name__, predict)
