@@ -43,6 +43,20 @@ def test_runtimes_say_what_they_add_to_the_environment():
     assert environment_fields([Eager()]) == {}
 
 
+def test_the_web_runtime_names_its_browser_and_onnxruntime_web(tmp_path, monkeypatch):
+    from scaleprof.bench import web
+    from scaleprof.bench.web import Web
+
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\necho 'Chromium 999.0.1.2 built on Test'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("SCALEPROF_CHROMIUM", str(fake))
+    monkeypatch.setattr(web, "_versions", {})
+    fields = Web().env_fields()
+    assert fields["browser"] == "Chromium 999.0.1.2 built on Test"
+    assert set(fields) == {"browser", "ort_web"}
+
+
 def test_runtimes_say_how_their_memory_is_measured():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for rt in (Eager(), Compile()):

@@ -52,6 +52,22 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
+_versions: dict[str, str | None] = {}
+
+
+def chromium_version(path: str | None) -> str | None:
+    """``chromium --version``'s answer ("Chromium 156.0.8078.114 ..."), once per binary; None if it gives none."""
+    if not path:
+        return None
+    if path not in _versions:
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20).stdout
+            _versions[path] = out.strip().splitlines()[0] if out.strip() else None
+        except (OSError, subprocess.SubprocessError):
+            _versions[path] = None
+    return _versions[path]
+
+
 def unavailable_reason() -> str | None:
     """Why the web runtime cannot run here, or None when it can."""
     from .webpage import INSTALL_HINT, find_ort_web
@@ -212,6 +228,14 @@ class Web(Runtime):
     name = "web"
     def __init__(self, threads: int | None = None):
         self.threads = threads
+
+    def env_fields(self) -> dict:
+        # the browser and onnxruntime-web set the speed of WebAssembly kernels as torch's version does eager's
+        from .webpage import find_ort_web, ort_web_version
+
+        dist = find_ort_web()
+        return {"browser": chromium_version(find_chromium()),
+                "ort_web": ort_web_version(dist) if dist is not None else None}
 
     def memory_plan(self, device: torch.device) -> MemoryPlan:
         # peak memory would be the browser's (its renderer, the WebAssembly heap), not the model's
