@@ -56,34 +56,3 @@ def test_environment_records_the_policy():
     from scaleprof.bench.env import allocator_policy, environment
 
     assert environment()["allocator"] == allocator_policy()
-
-
-def test_evicting_block_timer_evicts_before_every_call_and_times_only_the_calls():
-    from scaleprof.bench.timer import EvictingBlockTimer
-
-    now = [0.0]
-
-    def clock():
-        return now[0]
-
-    def call():
-        now[0] += 0.002
-
-    bt = EvictingBlockTimer(clock, 1 << 20)
-    assert bt.evict.numel() == (1 << 20) // 4
-    assert bt.time_block(call, 5) == pytest.approx(0.010)
-    assert bt.time_block(call, 3) == pytest.approx(0.006)
-    assert float(bt.evict[0]) == float(bt.evict[-1]) == 8.0     # the whole buffer written before each call
-
-
-def test_private_cache_is_read_from_sysfs():
-    from scaleprof.bench.env import private_cache_bytes
-
-    l2 = "/sys/devices/system/cpu/cpu0/cache/index2"
-    if not os.path.exists(f"{l2}/size"):
-        assert private_cache_bytes(default=123) == 123
-        return
-    with open(f"{l2}/level") as f, open(f"{l2}/size") as g, open(f"{l2}/shared_cpu_list") as h:
-        level, size, shared = int(f.read()), g.read().strip(), h.read().strip()
-    if level == 2 and shared.isdigit() and size.endswith("K"):
-        assert private_cache_bytes() == int(size[:-1]) * 1024

@@ -427,3 +427,93 @@ def test_synthetic_nets_load_and_calibrate_by_default():
     assert not {spec(n) for n in HELD_OUT} & set(DEFAULT_MODELS)
     # mlp at width 1: 1024x512 + 512x512 + 512x256 + 256x10 MACs, by hand
     assert profile(spec("mlp")).totals.macs == 1024 * 512 + 512 * 512 + 512 * 256 + 256 * 10
+
+
+class ChainFakeTimer(FakeTimer):
+    """The fake with chains: every op of a run timed in order, synthetically (an op's time in a chain is
+    the same function of its MACs and bytes); ``refuse`` names runs the chain declines (too large)."""
+
+    def __init__(self, fail_after: int | None = None, refuse=()):
+        super().__init__()
+        self.chains: list[str] = []
+        self.chain_fail_after = fail_after
+        self.refuse = set(refuse)
+
+    def chain(self, run):
+        if run.name in self.refuse:
+            return None
+        if self.chain_fail_after is not None and len(self.chains) >= self.chain_fail_after:
+            raise KeyboardInterrupt
+        self.chains.append(run.label)
+        return [synthetic_op_ms(e) for e in run.harvest.events]
+
+
+def test_chains_time_every_op_where_it_runs_and_recover_the_coefficients(tmp_path):
+    timer = ChainFakeTimer()
+    result = fake_calibrate(tmp_path / "p.json", timer)
+    pred = Predictor.load(tmp_path / "p.json")
+    assert timer.chains == list(MODELS) and timer.ops == []     # no op replayed alone
+    assert result.stopped == "done" and result.samples == len(pred.samples)
+    conv = pred.groups["conv.pointwise|aten::convolution.default"]
+    assert conv.coef[0] == pytest.approx(C0, rel=1e-6)
+    assert conv.coef[1] == pytest.approx(A, rel=1e-6)
+    assert conv.coef[2] + conv.coef[3] == pytest.approx(B, rel=1e-6)
+    # the same predictor as the isolated replays give (the synthetic times are the same)
+    iso = tmp_path / "iso.json"
+    fake_calibrate(iso)
+    assert predict("efficientnet_b0", threads=1, predictor=tmp_path / "p.json").predicted_ms == pytest.approx(
+        predict("efficientnet_b0", threads=1, predictor=iso).predicted_ms, rel=1e-9)
+
+
+def test_a_run_no_chain_takes_is_replayed_op_by_op(tmp_path):
+    timer = ChainFakeTimer(refuse={"vit_tiny"})
+    fake_calibrate(tmp_path / "p.json", timer, models=("resnet18", "vit_tiny"))
+    vit = {f"{e.kind}|{e.sig}" for e in harvest_model("vit_tiny", {}, make_target(threads=1)).harvest.events}
+    res = {f"{e.kind}|{e.sig}" for e in harvest_model("resnet18", {}, make_target(threads=1)).harvest.events}
+    assert timer.chains == ["resnet18"]
+    assert set(timer.ops) == vit - res          # what resnet18's chain did not time, alone
+
+
+def test_a_calibration_killed_in_its_chains_resumes_without_retiming_them(tmp_path):
+    out = tmp_path / "p.json"
+    models = ("resnet18", "vit_tiny", "mobilenet_v3_small")
+    first = ChainFakeTimer(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        fake_calibrate(out, first, models=models)
+    second = ChainFakeTimer()
+    fake_calibrate(out, second, models=models)
+    assert first.chains == ["resnet18", "vit_tiny"] and second.chains == ["mobilenet_v3_small"]
+    fresh = tmp_path / "fresh.json"
+    fake_calibrate(fresh, ChainFakeTimer(), models=models)
+    assert predict("resnet18", threads=1, predictor=out).predicted_ms == pytest.approx(
+        predict("resnet18", threads=1, predictor=fresh).predicted_ms, rel=1e-12)
+
+
+def test_chain_times_each_op_in_order_and_keeps_its_fastest_pass():
+    from scaleprof.predict import chain as C
+
+    now = [0.0]
+    calls: list[int] = []
+
+    def clock():
+        return now[0]
+
+    def op(i, ms):
+        def run():
+            calls.append(i)
+            # the first (warm-up) pass is slow, later ones take ``ms`` plus 1 ms on odd passes
+            extra = 5.0 if len(calls) <= 3 else (1.0 if (len(calls) // 3) % 2 else 0.0)
+            now[0] += (ms + extra) / 1000.0
+        return run
+
+    def broken():
+        raise RuntimeError("no kernel")
+
+    events = [OpEvent(op(0, 2.0), (), {}, "a", "m", "other"), OpEvent(broken, (), {}, "b", "m", "other"),
+              OpEvent(op(2, 0.5), (), {}, "c", "m", "other")]
+    times = C.chain_times(events, "cpu", clock)
+    assert times[0] == pytest.approx(2.0) and times[2] == pytest.approx(0.5) and times[1] is None
+    # one pass takes ~2.5 ms: as many passes as CHAIN_TIME_S allows, within the bounds, after the warm ones
+    assert len(calls) == 2 * (C.WARM_PASSES + C.passes_for(0.0025))
+    assert C.passes_for(0.0025) == C.MAX_PASSES and C.passes_for(10.0) == C.MIN_PASSES
+    assert C.per_key(["x", "y", "x", "x"], [1.0, None, 3.0, 2.0]) == {"x": 2.0, "y": None}

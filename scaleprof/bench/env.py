@@ -126,30 +126,6 @@ def steady_allocator() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
 
 
-def private_cache_bytes(default: int = 1 << 20) -> int:
-    """The largest cache private to one core (L2 on most x86 CPUs; L1 where sysfs lists no L2), from
-    Linux's sysfs; ``default`` elsewhere."""
-    import glob
-
-    sizes = []
-    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
-        try:
-            with open(f"{d}/level") as f:
-                level = int(f.read())
-            with open(f"{d}/shared_cpu_list") as f:
-                shared = f.read().strip()
-            with open(f"{d}/size") as f:
-                size = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        if level <= 2 and "," not in shared and "-" not in shared:
-            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:].upper(), 1)
-            digits = size.rstrip("KMGkmg")
-            if digits.isdigit():
-                sizes.append(int(digits) * mult)
-    return max(sizes, default=default)
-
-
 def load_average() -> float | None:
     """The 1-minute load average (a quiet machine reads below its cores), None where the OS has none."""
     try:

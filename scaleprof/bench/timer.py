@@ -96,40 +96,6 @@ class CpuBlockTimer:
         return c() - t0
 
 
-class EvictingBlockTimer(CpuBlockTimer):
-    """CPU blocks in which every call starts with the core's private caches evicted (an untimed write over
-    a buffer of ``evict_bytes``) and only the calls are timed, less one clock pair each.
-
-    An op replayed alone, back to back, finds its weights and input in L1/L2 on every call after the first;
-    inside a model it does not: a whole forward passed since its weights were last read, and its input
-    came from the op before. Measured on this project's 2-core CPU (1 MiB L2 a core, 32 MiB shared L3),
-    the hot replays of MobileNet-V2's ops summed to 70% of the whole model, those with L2 evicted to 93%;
-    evicting L3 as well overshot (165%). The shared L3 is left warm: a batch-1 net's weights and
-    activations mostly fit it, as in a model run back to back."""
-
-    def __init__(self, clock: Clock, evict_bytes: int):
-        super().__init__(clock)
-        import torch
-
-        self.evict = torch.zeros(max(1, int(evict_bytes) // 4), dtype=torch.float32)
-        self._pair = super().overhead_s()
-
-    def overhead_s(self, reps: int = 200) -> float:
-        # each call's clock pair is subtracted, so a block need not amortise it: one call a block (more
-        # would only add evictions to the wall time)
-        return 0.0
-
-    def time_block(self, fn: Callable[[], object], k: int) -> float:
-        c = self.clock
-        total = 0.0
-        for _ in range(k):
-            self.evict.add_(1.0)
-            t0 = c()
-            fn()
-            total += c() - t0
-        return max(total - k * self._pair, 0.0)
-
-
 class CudaBlockTimer:
     """CUDA events around a block; synchronisation happens outside the two events."""
 

@@ -2,14 +2,16 @@
 
 1. The machine's peaks (bench/roofline.py: a large matmul, a large copy) seed the roofline.
 2. Calibration models (zoo, on meta) are harvested: every distinct op configuration they run.
-3. Each calibration model is timed whole (eager, on real random weights): the ground truth for the
-   framework's per-op, per-module and per-forward overhead.
-4. Each distinct op configuration is replayed alone on real tensors (replay.py) and timed with bench's
-   adaptive timer, the configurations that weigh most in the models first (estimated time × calls).
-5. Redraws: the same models at other resolutions and widths (zoo knobs), whose new configurations sit
-   near the measured ones in channels and spatial size, measured while time is left (nn-Meter's
-   refinement, drawn from the zoo's own scaling rather than from the predicted-worst points: see
-   docs/prediction.md).
+3. Each calibration model is timed whole (eager, on real random weights), before the ops and again after
+   them (the faster pass counts): the ground truth for the framework's per-op, per-module and per-forward
+   overhead.
+4. Each calibration model's ops are replayed as a chain, in the forward's order, each op on its own real
+   tensors and timed alone where it runs (chain.py: an op replayed alone, call after call, runs hot in
+   the caches; in a chain it meets the caches a model leaves it), then the same for the redraws: the
+   models at other resolutions and widths (zoo knobs), whose configurations sit near the measured ones in
+   channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling). A configuration
+   no chain timed (on CUDA, or a chain over CHAIN_MAX_BYTES) is replayed alone with bench's adaptive
+   timer, the heaviest expected error first.
 6. Fit (model.py) and write the file atomically (predictor.py).
 
 Every finished measurement is appended to a JSON-lines journal beside the output (scaleprof/runlog.py),
@@ -20,7 +22,8 @@ the whole run: when it is spent, the fit uses what was measured (ops not measure
 their group's fit, or their kind's).
 
 ``timer(what, make)`` is the measuring function: ``what`` is an OpEvent or a ModelRun, ``make()`` builds
-the callable to time. The default replays and measures; tests pass a fake that returns synthetic times.
+the callable to time; ``timer.chain(run)``, where the timer has it, gives each of a run's events its ms
+(None: no chain here). The default replays and measures; tests pass fakes that return synthetic times.
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mo
                   "deform_resnet50", "scaleprof.predict.synthetic:mlp", "scaleprof.predict.synthetic:cnn",
                   "scaleprof.predict.synthetic:attention")
 # Redraws of each model's configurations: other input sizes and widths.
-DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"width": 0.75}, {"width": 1.25})
+DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"resolution": 1.75}, {"width": 0.75},
+                   {"width": 1.25}, {"width": 1.75})
 
-OP_TIME_S = 0.25        # per op configuration
+OP_TIME_S = 0.25        # per op configuration replayed alone (where no chain timed it)
+CHAIN_MAX_BYTES = 4 << 30   # a chain holds every op's own tensors at once
 MODEL_TIME_S = 2.0      # per whole calibration model
 PEAKS_TIME_S = 1.0
 
@@ -116,51 +121,54 @@ def resolve_clock(clock: str, target: Target) -> str:
     return clock
 
 
-def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
-                    clock: str = "auto") -> Timer:
+class MeasuringTimer:
     """The real timer: bench's adaptive measure, under inference mode and the target's threads; blocks
     timed by the clock ``resolve_clock`` picks (the run's time limit is always the wall clock). It returns
     the fastest block's per-call time: other processes only ever add to a block (on this 2-core machine,
     on a shared host, thread CPU time itself reads up to 1.4x in some rounds: caches and memory bandwidth
-    are shared), so the minimum is the figure that repeats; a median moved 15-40% between rounds."""
-    import time as _time
+    are shared), so the minimum is the figure that repeats; a median moved 15-40% between rounds.
+    ``chain(run)`` times a model's ops in its own order (chain.py), on the CPU."""
 
-    import torch
+    def __init__(self, target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
+                 clock: str = "auto"):
+        self.target, self.op_time, self.model_time = target, op_time, model_time
+        self.use = resolve_clock(clock, target)
 
-    from ..bench.env import torch_threads
-    from ..bench.timer import CpuBlockTimer, EvictingBlockTimer, TimerConfig, block_timer_for, measure
+    def _clock(self):
+        return time.thread_time if self.use == "thread" else time.perf_counter
 
-    use = resolve_clock(clock, target)
-    evicting: list[EvictingBlockTimer] = []      # one eviction buffer for every op replay
+    def __call__(self, what, make) -> float:
+        import torch
 
-    def op_block_timer():
-        if not evicting:
-            evicting.append(EvictingBlockTimer(_time.thread_time if use == "thread" else _time.perf_counter,
-                                               evict_bytes(target)))
-        return evicting[0]
+        from ..bench.env import torch_threads
+        from ..bench.timer import CpuBlockTimer, TimerConfig, block_timer_for, measure
 
-    def timer(what, make) -> float:
         is_model = isinstance(what, ModelRun)
-        cfg = TimerConfig(max_time=model_time if is_model else op_time, min_time=0.05 if not is_model else 0.5,
-                          target_ci=0.02, min_samples=8, warmup_window=3)
-        if not is_model and evict_bytes(target):
-            bt = op_block_timer()
-        else:
-            bt = CpuBlockTimer(_time.thread_time) if use == "thread" else block_timer_for(target.device)
-        with torch_threads(target.threads), torch.inference_mode():
+        cfg = TimerConfig(max_time=self.model_time if is_model else self.op_time,
+                          min_time=0.5 if is_model else 0.05, target_ci=0.02, min_samples=8, warmup_window=3)
+        bt = CpuBlockTimer(self._clock()) if self.target.device == "cpu" else block_timer_for(self.target.device)
+        with torch_threads(self.target.threads), torch.inference_mode():
             fn = make()
-            return float(measure(fn, cfg, block_timer=bt, clock=_time.perf_counter).summary.min)
+            return float(measure(fn, cfg, block_timer=bt, clock=time.perf_counter).summary.min)
 
-    return timer
+    def chain(self, run: ModelRun) -> list[float | None] | None:
+        """Each of the run's events timed in the forward's order; None where chains are not measured (CUDA:
+        a per-op timing there needs a synchronisation per op) or the chain would hold over CHAIN_MAX_BYTES."""
+        import torch
+
+        from ..bench.env import steady_allocator, torch_threads
+        from .chain import chain_bytes, chain_times
+
+        if self.target.device != "cpu" or chain_bytes(run.harvest.events) > CHAIN_MAX_BYTES:
+            return None
+        steady_allocator()
+        with torch_threads(self.target.threads), torch.inference_mode():
+            return chain_times(run.harvest.events, self.target.device, self._clock())
 
 
-def evict_bytes(target: Target) -> int:
-    """What an op replay writes before each call on the CPU (twice a core's private cache: timer.
-    EvictingBlockTimer says why); 0 on CUDA, where a replay's inputs stay in its L2 the same way but
-    the eviction would be a kernel of its own (not measured there yet)."""
-    from ..bench.env import private_cache_bytes
-
-    return 2 * private_cache_bytes() if target.device == "cpu" else 0
+def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
+                    clock: str = "auto") -> MeasuringTimer:
+    return MeasuringTimer(target, op_time, model_time, clock)
 
 
 def time_module(model, inputs: list, target: Target, max_time: float = MODEL_TIME_S, clock: str = "auto") -> float:
@@ -274,7 +282,7 @@ def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batc
         journal_path.unlink()
     used_clock = resolve_clock(clock, target) if timer is None else "fake"
     config = {"target": target.to_dict(), "fingerprint": env.get("fingerprint"), "models": list(models),
-              "redraws": list(redraws), "clock": used_clock, "evict_bytes": evict_bytes(target)}
+              "redraws": list(redraws), "clock": used_clock, "ops": "chains"}
     log = RunLog(journal_path, config, resume=journal_path.exists(), tool="scaleprof calibrate",
                  run="calibration")
     try:
@@ -304,11 +312,19 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     for r in records:
         if r.get("type") == "model":
             passes[r.get("pass", 1) - 1][r["label"]] = r["ms"]
-    samples = {r["key"]: r for r in records if r.get("type") == "op"}
     now = _time_models(base, passes, 1, deadline, timer, target, log, progress)
     stopped = "done" if all(r.label in passes[0] for r in base) else "max_time"
     # the second pass's time is kept back from the ops (at most a tenth of --max-time)
     ops_deadline = deadline - min(0.1 * max_time, MODEL_TIME_S * len(base))
+    chained = {r["label"]: r["ops"] for r in records if r.get("type") == "chain"}
+    chain = getattr(timer, "chain", None)
+    if chain is not None:
+        timed, complete = _chain_runs(base + extra, chained, chain, ops_deadline, log, progress)
+        now += timed
+        stopped = stopped if complete else "max_time"
+    # an op timed in a chain is timed where it runs; one no chain timed is replayed alone
+    samples = {r["key"]: r for r in records if r.get("type") == "op"}
+    samples.update(_chain_samples(base + extra, chained))
     for runs, what in ((base, "ops"), (extra, "redrawn ops")):
         estimate = seeded
         if runs is extra and samples:
@@ -343,7 +359,6 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     failed = sum(1 for s in pred.samples if s.get("ms") is None)
     pred.calibration = {"models": [r.label for r in base], "redraws": [r.label for r in extra],
                         "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped, "clock": clock,
-                        "evict_bytes": evict_bytes(target),
                         "samples": len(pred.samples) - failed, "failed": failed}
     pred.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = pred.save(out_path)
@@ -353,6 +368,48 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     return CalibrationResult(path=str(path), target=target.to_dict(), fingerprint=pred.fingerprint,
                              samples=len(pred.samples) - failed, failed=failed, measured_now=now, resumed=resumed,
                              models=rows, elapsed_s=round(time.perf_counter() - t0, 2), stopped=stopped)
+
+
+def _chain_runs(runs: list[ModelRun], chained: dict, chain, deadline: float, log: RunLog,
+                progress: bool) -> tuple[int, bool]:
+    """Each run's ops timed in its forward's order (chain.py), journaled per run: how many were timed now,
+    and whether every run was reached before ``deadline``."""
+    from .chain import per_key
+
+    timed = 0
+    for i, run in enumerate(runs):
+        if run.label in chained:
+            continue
+        if time.perf_counter() >= deadline:
+            return timed, False
+        times = chain(run)
+        if times is None:       # not on this device, or too large: its ops are replayed alone
+            continue
+        ops = per_key([_key(e) for e in run.harvest.events], times)
+        chained[run.label] = ops
+        log.write({"type": "chain", "label": run.label, "ops": ops})
+        timed += 1
+        ok = sum(v is not None for v in ops.values())
+        _say(progress, f"chain {i + 1}/{len(runs)}: {run.label}: {ok} of {len(ops)} configurations timed, "
+                       f"{sum(t for t in times if t is not None):.2f} ms a forward")
+    return timed, True
+
+
+def _chain_samples(runs: list[ModelRun], chained: dict) -> dict[str, dict]:
+    """One sample per configuration the chains timed: the median over the chains that hold it."""
+    got: dict[str, list[float]] = {}
+    first: dict[str, OpEvent] = {}
+    for run in runs:
+        ops = chained.get(run.label)
+        if ops is None:
+            continue
+        for e in run.harvest.events:
+            k = _key(e)
+            first.setdefault(k, e)
+        for k, ms in ops.items():
+            if ms is not None and k in first:
+                got.setdefault(k, []).append(float(ms))
+    return {k: {"type": "op", **_sample(first[k], float(np.median(v)))} for k, v in got.items()}
 
 
 def _time_models(base: list[ModelRun], passes: tuple[dict, dict], n: int, deadline: float, timer: Timer,
