@@ -62,6 +62,16 @@ def _zoo_models(quick: bool) -> list[str]:
     return ["mobilenet_v3_small", "resnet18", "vit_tiny", "mobilenet_v3_large"] if quick else names
 
 
+def _hf_models(quick: bool) -> list[str]:
+    """HuggingFace transformers from their default configs (hf: specs), held out: where transformers
+    imports (an optional dependency)."""
+    import importlib.util
+
+    if quick or importlib.util.find_spec("transformers") is None:
+        return []
+    return ["hf:bert", "hf:gpt2"]
+
+
 def _calibration_models(quick: bool) -> tuple[str, ...]:
     from ..predict.calibrate import DEFAULT_MODELS
     from ..predict.synthetic import CALIBRATION, spec
@@ -149,6 +159,7 @@ def models_stage(store: Store, mode: Mode, predictor: Path, calibration_models) 
     out = []
     cal = set(calibration_models)
     names = [(n, "zoo") for n in _zoo_models(mode.quick)] + [(spec(n), "synthetic") for n in HELD_OUT]
+    names += [(n, "transformers") for n in _hf_models(mode.quick)]
     names += [(n, "synthetic") for n in cal if n.startswith("scaleprof.")]
     for i, (name, source) in enumerate(names):
         rec = store.cached(f"model-{name.rsplit(':', 1)[-1]}",
@@ -341,7 +352,8 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
                   "pipeline work; these are not the report's figures. " if mode.quick else "")
                  + f"Eager, float32, {THREADS} thread, batch 1; times are thread CPU time, the fastest block "
                  "of the adaptive timer (the calibration's clock and statistic for one thread), with glibc's "
-                 "malloc in its steady state (docs/prediction.md, 'The clock'). Built in {elapsed_s / 60:.1f} minutes; load average while models "
+                 "malloc in its steady state (docs/prediction.md, 'The clock'). "
+                 f"Built in {elapsed_s / 60:.1f} minutes; load average while models "
                  f"were timed: {_loads(models + grid)} (on {os.cpu_count()} cores: above that, the figures "
                  "measure the contention too)."))
     doc.add(Heading("Summary"), Bullets([
@@ -355,8 +367,9 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
         f"calibration models in-sample within ±10%: {_share(summary['calibration_within'])}",
         _predict_cost(ok)]))
     doc.add(Heading("Calibration"),
-            Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model timed whole and each of its "
-                 "distinct op configurations replayed alone (docs/prediction.md); the MACs-only and MACs + "
+            Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model timed whole (twice: before and after "
+                 "its ops), its ops replayed as a chain in the forward's order, each timed where it runs, and so "
+                 "the redraws' (docs/prediction.md); the MACs-only and MACs + "
                  "activations fits use the same whole-model measurements of the calibration models."),
             Table(pd.DataFrame([{"model": str(r.get("model")).rsplit(":", 1)[-1], "measured ms": f"{r['measured_ms']:.2f}",
                                  "predicted ms": f"{r['predicted_ms']:.2f}", "error %": _pct(r.get("error"))}
