@@ -470,6 +470,76 @@ def test_counting_never_imports_dynamo():
     assert proc.stdout.strip() == "clean"
 
 
+NO_SYMPY_SCRIPT = """
+import sys
+import torch
+from scaleprof.zoo import build
+from scaleprof.counting import profile
+assert "sympy" not in sys.modules, "imported before counting"
+model = build("resnet18", device="meta")
+first = profile(model, quiet=True).totals.macs
+assert profile(model.train(), backward=True, quiet=True).totals.macs > first
+left = [m for m in ("sympy", "torch.fx.experimental.symbolic_shapes", "torch._dynamo") if m in sys.modules]
+import torch._prims_common
+assert not hasattr(torch._prims_common.elementwise_dtypes, "__scaleprof_original__")   # torch's own again
+print(first, " ".join(left) or "clean")
+from torch.fx.experimental import symbolic_shapes   # torch's own module, loaded as it would have been
+assert "sympy" in sys.modules and hasattr(symbolic_shapes, "ShapeEnv")
+"""
+
+
+def test_counting_never_imports_sympy():
+    """torch's Python kernels on meta ask symbolic_shapes (which imports sympy, ~0.5 s) about plain sizes:
+    a fresh process counting resnet18, forward and backward, must load neither, nor torch._dynamo."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", NO_SYMPY_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(1_814_073_344), "clean"]   # resnet18 (the zoo test checks it)
+
+
+def test_no_sympy_helpers_answer_as_torch_and_leave_it_as_found():
+    import sys
+    import warnings
+
+    import torch._meta_registrations as meta_reg
+    import torch._prims_common as prims_common
+    from torch.fx.experimental import symbolic_shapes as own
+
+    from scaleprof import no_sympy
+
+    helpers = no_sympy._stand_in()
+    for name in ("guard_or_false", "guard_or_true", "statically_known_true", "expect_true", "guard_bool",
+                 "guard_size_oblivious"):
+        for v in (True, False):
+            with warnings.catch_warnings():   # torch's guard_size_oblivious says it is deprecated
+                warnings.simplefilter("ignore", FutureWarning)
+                assert getattr(helpers, name)(v) is getattr(own, name)(v) is v
+    assert helpers.sym_and(True, True, False) is own.sym_and(True, True, False) is False
+    assert helpers.sym_or(False, True) is own.sym_or(False, True) is True
+    for a, b in (([1, 2], [1, 2]), ([1, 2], (1, 3)), ([1], [1, 1]), (3, 3), (3, 4)):
+        assert helpers.sym_eq(a, b) == own.sym_eq(a, b)
+    assert helpers.is_nested_int(3) is own.is_nested_int(3) is False
+    assert helpers.guarding_hint_or_throw(5) == own.guarding_hint_or_throw(5) == 5
+    assert helpers.has_guarding_hint(5) is own.has_guarding_hint(5) is True
+    t = torch.empty(2, 3, device="meta")
+    assert not helpers.free_unbacked_symbols(t) and not own.free_unbacked_symbols(t)
+    with pytest.raises(AssertionError):    # not a bool: torch's own answers (and refuses it)
+        helpers.guard_or_false(1)
+    assert helpers.ShapeEnv is own.ShapeEnv  # any other name is torch's
+    # torch's module loaded already: counting changes nothing; the kernels' helpers are torch's after it
+    before = (sys.modules[no_sympy.NAME], prims_common.elementwise_dtypes, meta_reg.elementwise_dtypes)
+    scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), ["1x3x8x8"])
+    assert (sys.modules[no_sympy.NAME], prims_common.elementwise_dtypes, meta_reg.elementwise_dtypes) == before
+    assert before[0] is own
+
+
 def test_no_dynamo_leaves_torch_as_found():
     """The wrappers' cache is only borrowed while counting: afterwards none of torch's guarded functions
     keeps the eager stand-in, so a later torch.compile builds the real one."""
