@@ -101,6 +101,8 @@ def _distinct_elements(t: torch.Tensor) -> int:
     """Elements actually stored: an expanded (stride-0) dimension is read once; a nested tensor's values."""
     if t.is_nested:
         return _distinct_elements(t._values)   # the attribute: values() would dispatch an op
+    if t.is_contiguous():   # no stride-0 dimension of more than one element: every element is stored
+        return t.numel()
     try:
         return int(torch.Size(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0).numel())
     except (RuntimeError, NotImplementedError):
