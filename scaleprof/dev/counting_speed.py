@@ -250,7 +250,8 @@ def format_cold(cold: dict) -> str:
     lines = ["### Cold: one count per fresh process", "",
              "What a user waits for: a fresh process, end to end (interpreter start, imports, building the model, "
              f"counting it once). scaleprof is `scaleprof profile MODEL --json`; each peer a plain script building "
-             f"the same model on CPU and counting it. Median of {COLD_ROUNDS} processes each, alternated.", ""]
+             f"the same model on CPU and counting it. Median of {max(map(len, cold.values()), default=0)} "
+             "processes each, alternated.", ""]
     for case in COLD_CASES:
         floor = _median_ok(cold.get(("import-torch", case)))
         ours = _median_ok(cold.get(("scaleprof", case)))
