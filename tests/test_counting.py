@@ -722,3 +722,60 @@ def test_mfu_is_counted_flops_per_second_over_the_peak():
     assert vendor_peak_gflops("NVIDIA H100 PCIe", torch.float16) == 756_000.0
     assert vendor_peak_gflops("NVIDIA A100-SXM4-40GB", torch.float32) == 19_500.0
     assert vendor_peak_gflops("Some GPU", torch.float32) is None
+
+
+# --- SDPA on meta without its decomposition (issue 16: HF decoders near a bare forward) ---------------------------
+
+@pytest.mark.parametrize("q,k,v,mask,causal", [
+    ((2, 4, 16, 8), (2, 4, 16, 8), (2, 4, 16, 8), None, True),
+    ((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 6), None, False),
+    ((3, 5, 8), (3, 7, 8), (3, 7, 8), "bool", False),
+    ((1, 2, 5, 8), (1, 2, 7, 8), (1, 2, 7, 8), "float", False),
+])
+def test_sdpa_on_meta_is_the_math_paths_output(q, k, v, mask, causal):
+    from scaleprof.counting.recorder import _sdpa_on_meta
+
+    t = [torch.empty(s, device="meta") for s in (q, k, v)]
+    m = None if mask is None else torch.empty(q[-2], k[-2], device="meta",
+                                              dtype=torch.bool if mask == "bool" else torch.float32)
+    ours = _sdpa_on_meta(*t, attn_mask=m, is_causal=causal)
+    theirs = F.scaled_dot_product_attention(*t, attn_mask=m, is_causal=causal)
+    assert (ours.shape, ours.stride(), ours.dtype, ours.device) == \
+        (theirs.shape, theirs.stride(), theirs.dtype, theirs.device)
+
+
+def test_sdpa_on_meta_leaves_what_torch_would_refuse_or_differentiate_to_torch():
+    from scaleprof.counting.recorder import _sdpa_on_meta
+
+    q = torch.empty(2, 4, 5, 8, device="meta")
+    assert _sdpa_on_meta(q, torch.empty(2, 4, 7, 6, device="meta"), torch.empty(2, 4, 7, 8, device="meta")) is None
+    assert _sdpa_on_meta(q, q, q, attn_mask=torch.empty(5, 5, device="meta", dtype=torch.bool), is_causal=True) is None
+    assert _sdpa_on_meta(q, q, q, attn_mask=torch.empty(3, 5, device="meta", dtype=torch.bool)) is None
+    assert _sdpa_on_meta(q, q, torch.empty(2, 4, 5, 8)) is None                         # not all on meta
+    with torch.enable_grad():
+        assert _sdpa_on_meta(q.requires_grad_(), q, q) is None                      # a backward to attribute
+
+
+def test_counts_with_sdpa_on_meta_equal_the_decomposed_ones(monkeypatch):
+    from scaleprof.counting import recorder
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 16)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).view(2, 6, 3, 2, 8).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            mask = torch.ones(6, 6, dtype=torch.bool, device=x.device).tril()
+            b = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.out((a + b).transpose(1, 2).reshape(2, 6, 16))
+
+    m = Attn()
+    runs = {}
+    for name, fn in (("whole", recorder._sdpa_on_meta), ("decomposed", lambda *a, **k: None)):
+        monkeypatch.setattr(recorder, "_sdpa_on_meta", fn)
+        runs[name] = [scaleprof.profile(m, ["2x6x16"], backward=b).to_dict() for b in (False, True)]
+    assert runs["whole"] == runs["decomposed"]
+    # the projections (12 tokens), then per SDPA B·H·L·S·(E + Ev)
+    assert runs["whole"][0]["totals"]["macs"] == 12 * 16 * 48 + 12 * 16 * 16 + 2 * (2 * 2 * 6 * 6 * 16)

@@ -83,7 +83,8 @@ def _ranked(cands: list[dict], top: int, n_archs: int | None = None) -> list[str
     if rows:
         out += ["", _table(headers, rows)]
         if n_archs > top:
-            out.append(f"... {n_archs - top} more feasible architectures (--json for all)")
+            out.append(f"... {n_archs - top} more feasible architectures (--json for "
+                       f"{'the first of them' if n_archs > len(shown) else 'all'})")
         out += [SCORE_LEGEND, SAME_ARCH_LEGEND]
     if has_lat:
         out.append("lat× = candidate/base latency (paired, interleaved); '=' ties with the best (95% CIs overlap)")
