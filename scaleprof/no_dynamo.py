@@ -5,7 +5,8 @@ torch wraps many of its Python kernels (the refs and decompositions that meta te
 "dynamo disabled" version of the function, and caches it on the function as ``__dynamo_disable``. Outside
 torch.compile the disabled version behaves exactly as the function itself, so while counting, and only
 while dynamo is not loaded, ``eager()`` caches the function itself there, and takes the cache back on exit:
-a later torch.compile in the same process builds the real one as it would have.
+a later torch.compile in the same process builds the real one as it would have. The same scope keeps sympy
+out too (no_sympy.py): those kernels' symbolic-shape helpers are answered for plain values.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Iterator
 
 import torch
+
+from . import no_sympy
 
 _ATTR = "__dynamo_disable"
 _MODULES = ("torch._refs", "torch._refs.nn.functional", "torch._refs.special", "torch._refs.linalg",
@@ -80,7 +83,13 @@ def guarded() -> tuple:
 
 @contextlib.contextmanager
 def eager():
-    """Run torch's dynamo-disabled Python kernels as they are, without importing torch._dynamo."""
+    """Run torch's dynamo-disabled Python kernels as they are, without importing torch._dynamo or sympy."""
+    with no_sympy.plain(), _no_dynamo():
+        yield
+
+
+@contextlib.contextmanager
+def _no_dynamo():
     if "torch._dynamo" in sys.modules:  # already paid for: the wrappers work as torch means them to
         yield
         return

@@ -79,6 +79,8 @@ class InputSpec:
 
     def make(self, device: torch.device | str = "meta") -> torch.Tensor:
         if self.dtype.is_floating_point:
+            if torch.device(device).type == "meta":   # no values to draw; randn's meta kernel is a Python ref
+                return torch.empty(self.shape, dtype=self.dtype, device=device)
             return torch.randn(self.shape, dtype=self.dtype, device=device)
         if self.dtype == torch.bool:
             return torch.ones(self.shape, dtype=self.dtype, device=device)

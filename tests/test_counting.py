@@ -470,6 +470,76 @@ def test_counting_never_imports_dynamo():
     assert proc.stdout.strip() == "clean"
 
 
+NO_SYMPY_SCRIPT = """
+import sys
+import torch
+from scaleprof.zoo import build
+from scaleprof.counting import profile
+assert "sympy" not in sys.modules, "imported before counting"
+model = build("resnet18", device="meta")
+first = profile(model, quiet=True).totals.macs
+assert profile(model.train(), backward=True, quiet=True).totals.macs > first
+left = [m for m in ("sympy", "torch.fx.experimental.symbolic_shapes", "torch._dynamo") if m in sys.modules]
+import torch._prims_common
+assert not hasattr(torch._prims_common.elementwise_dtypes, "__scaleprof_original__")   # torch's own again
+print(first, " ".join(left) or "clean")
+from torch.fx.experimental import symbolic_shapes   # torch's own module, loaded as it would have been
+assert "sympy" in sys.modules and hasattr(symbolic_shapes, "ShapeEnv")
+"""
+
+
+def test_counting_never_imports_sympy():
+    """torch's Python kernels on meta ask symbolic_shapes (which imports sympy, ~0.5 s) about plain sizes:
+    a fresh process counting resnet18, forward and backward, must load neither, nor torch._dynamo."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", NO_SYMPY_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(1_814_073_344), "clean"]   # resnet18 (the zoo test checks it)
+
+
+def test_no_sympy_helpers_answer_as_torch_and_leave_it_as_found():
+    import sys
+    import warnings
+
+    import torch._meta_registrations as meta_reg
+    import torch._prims_common as prims_common
+    from torch.fx.experimental import symbolic_shapes as own
+
+    from scaleprof import no_sympy
+
+    helpers = no_sympy._stand_in()
+    for name in ("guard_or_false", "guard_or_true", "statically_known_true", "expect_true", "guard_bool",
+                 "guard_size_oblivious"):
+        for v in (True, False):
+            with warnings.catch_warnings():   # torch's guard_size_oblivious says it is deprecated
+                warnings.simplefilter("ignore", FutureWarning)
+                assert getattr(helpers, name)(v) is getattr(own, name)(v) is v
+    assert helpers.sym_and(True, True, False) is own.sym_and(True, True, False) is False
+    assert helpers.sym_or(False, True) is own.sym_or(False, True) is True
+    for a, b in (([1, 2], [1, 2]), ([1, 2], (1, 3)), ([1], [1, 1]), (3, 3), (3, 4)):
+        assert helpers.sym_eq(a, b) == own.sym_eq(a, b)
+    assert helpers.is_nested_int(3) is own.is_nested_int(3) is False
+    assert helpers.guarding_hint_or_throw(5) == own.guarding_hint_or_throw(5) == 5
+    assert helpers.has_guarding_hint(5) is own.has_guarding_hint(5) is True
+    t = torch.empty(2, 3, device="meta")
+    assert not helpers.free_unbacked_symbols(t) and not own.free_unbacked_symbols(t)
+    with pytest.raises(AssertionError):    # not a bool: torch's own answers (and refuses it)
+        helpers.guard_or_false(1)
+    assert helpers.ShapeEnv is own.ShapeEnv  # any other name is torch's
+    # torch's module loaded already: counting changes nothing; the kernels' helpers are torch's after it
+    before = (sys.modules[no_sympy.NAME], prims_common.elementwise_dtypes, meta_reg.elementwise_dtypes)
+    scaleprof.profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), ["1x3x8x8"])
+    assert (sys.modules[no_sympy.NAME], prims_common.elementwise_dtypes, meta_reg.elementwise_dtypes) == before
+    assert before[0] is own
+
+
 def test_no_dynamo_leaves_torch_as_found():
     """The wrappers' cache is only borrowed while counting: afterwards none of torch's guarded functions
     keeps the eager stand-in, so a later torch.compile builds the real one."""
@@ -652,3 +722,60 @@ def test_mfu_is_counted_flops_per_second_over_the_peak():
     assert vendor_peak_gflops("NVIDIA H100 PCIe", torch.float16) == 756_000.0
     assert vendor_peak_gflops("NVIDIA A100-SXM4-40GB", torch.float32) == 19_500.0
     assert vendor_peak_gflops("Some GPU", torch.float32) is None
+
+
+# --- SDPA on meta without its decomposition (issue 16: HF decoders near a bare forward) ---------------------------
+
+@pytest.mark.parametrize("q,k,v,mask,causal", [
+    ((2, 4, 16, 8), (2, 4, 16, 8), (2, 4, 16, 8), None, True),
+    ((2, 4, 5, 8), (2, 4, 7, 8), (2, 4, 7, 6), None, False),
+    ((3, 5, 8), (3, 7, 8), (3, 7, 8), "bool", False),
+    ((1, 2, 5, 8), (1, 2, 7, 8), (1, 2, 7, 8), "float", False),
+])
+def test_sdpa_on_meta_is_the_math_paths_output(q, k, v, mask, causal):
+    from scaleprof.counting.recorder import _sdpa_on_meta
+
+    t = [torch.empty(s, device="meta") for s in (q, k, v)]
+    m = None if mask is None else torch.empty(q[-2], k[-2], device="meta",
+                                              dtype=torch.bool if mask == "bool" else torch.float32)
+    ours = _sdpa_on_meta(*t, attn_mask=m, is_causal=causal)
+    theirs = F.scaled_dot_product_attention(*t, attn_mask=m, is_causal=causal)
+    assert (ours.shape, ours.stride(), ours.dtype, ours.device) == \
+        (theirs.shape, theirs.stride(), theirs.dtype, theirs.device)
+
+
+def test_sdpa_on_meta_leaves_what_torch_would_refuse_or_differentiate_to_torch():
+    from scaleprof.counting.recorder import _sdpa_on_meta
+
+    q = torch.empty(2, 4, 5, 8, device="meta")
+    assert _sdpa_on_meta(q, torch.empty(2, 4, 7, 6, device="meta"), torch.empty(2, 4, 7, 8, device="meta")) is None
+    assert _sdpa_on_meta(q, q, q, attn_mask=torch.empty(5, 5, device="meta", dtype=torch.bool), is_causal=True) is None
+    assert _sdpa_on_meta(q, q, q, attn_mask=torch.empty(3, 5, device="meta", dtype=torch.bool)) is None
+    assert _sdpa_on_meta(q, q, torch.empty(2, 4, 5, 8)) is None                         # not all on meta
+    with torch.enable_grad():
+        assert _sdpa_on_meta(q.requires_grad_(), q, q) is None                      # a backward to attribute
+
+
+def test_counts_with_sdpa_on_meta_equal_the_decomposed_ones(monkeypatch):
+    from scaleprof.counting import recorder
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 16)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).view(2, 6, 3, 2, 8).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            mask = torch.ones(6, 6, dtype=torch.bool, device=x.device).tril()
+            b = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.out((a + b).transpose(1, 2).reshape(2, 6, 16))
+
+    m = Attn()
+    runs = {}
+    for name, fn in (("whole", recorder._sdpa_on_meta), ("decomposed", lambda *a, **k: None)):
+        monkeypatch.setattr(recorder, "_sdpa_on_meta", fn)
+        runs[name] = [scaleprof.profile(m, ["2x6x16"], backward=b).to_dict() for b in (False, True)]
+    assert runs["whole"] == runs["decomposed"]
+    # the projections (12 tokens), then per SDPA B·H·L·S·(E + Ev)
+    assert runs["whole"][0]["totals"]["macs"] == 12 * 16 * 48 + 12 * 16 * 16 + 2 * (2 * 2 * 6 * 6 * 16)

@@ -52,3 +52,24 @@ def test_cold_table_ratios():
     assert "| fvcore | 4.00 | 2.00x | 1.60x |" in md
     assert "| thop | failed | | |" in md
     assert "**1.25x** (target: within 1.4x)" in md
+
+
+def test_first_count_hf_and_targets_tables():
+    firsts = {"resnet50": [{"status": "ok", "first_cpu_s": 0.3, "first_s": 0.4, "warm_cpu_s": 0.1, "warm_s": 0.1,
+                            "sympy": False, "dynamo": False},
+                           {"status": "ok", "first_cpu_s": 0.5, "first_s": 0.6, "warm_cpu_s": 0.1, "warm_s": 0.2,
+                            "sympy": True, "dynamo": False}],
+              "vit_b_16": [{"status": "failed", "reason": "boom"}]}
+    assert cs.first_ratio(firsts["resnet50"]) == 4.0                    # the median of 3x and 5x
+    md = cs.format_first(firsts)
+    assert "| resnet50 | 0.400 (0.500) | 0.100 (0.150) | 4.0x | sympy |" in md
+    assert "| vit_b_16 | failed: boom |" in md
+    hfs = {"hf:t5": {"status": "ok", "bare_s": 1.0, "bare_cpu_s": 0.5, "scaleprof_s": 1.5, "scaleprof_cpu_s": 0.75,
+                     "torch_s": 2.0, "torch_cpu_s": 1.0}}
+    assert "| hf:t5 | 0.500 (1.000) | 0.750 (1.500) | 1.000 (2.000) | 1.50x |" in cs.format_hf(hfs)
+    cold = {("import-torch", "resnet50"): [2.0], ("scaleprof", "resnet50"): [2.6]}
+    t = cs.format_targets(cold, firsts, hfs)
+    assert "| 1: `scaleprof profile resnet50 --json` / `import torch` (cold, wall) | 1.30x | 1.4x | yes |" in t
+    assert "| 2: first / warm count, resnet50 (CPU) | 4.00x | 4x | yes |" in t
+    assert "| 2: first / warm count, vit_b_16 (CPU) | failed | 4x |  |" in t
+    assert "| 5: hf:t5 count / bare meta forward (CPU) | 1.50x | 1.2x | no |" in t

@@ -14,7 +14,8 @@ import scaleprof
 
 ROOT = Path(scaleprof.__file__).parent
 REPO = ROOT.parent
-BASE = {"errors", "shapes", "files", "detect", "runlog", "meta_init", "no_dynamo", "deadline", "callable_package", "__version__"}
+BASE = {"errors", "shapes", "files", "detect", "runlog", "meta_init", "no_dynamo", "no_sympy", "deadline", "callable_package",
+        "__version__"}
 # each room (a package or a top-level module) and the rooms it may import
 ALLOWED = {
     **{m: BASE for m in BASE - {"__version__"}},

@@ -126,6 +126,49 @@ def test_grids_up_to_a_million_candidates_are_accepted():
     assert (first.depth, first.width, first.resolution, first.index) == (1.0, 1.0, 224, 0)
 
 
+def _without_times(res: dict) -> dict:
+    return {**res, "timing": {**res["timing"], "cost_s": 0.0}}
+
+
+def test_a_streamed_grid_gives_the_same_table_and_first_rows(monkeypatch):
+    """A grid over keep_candidates streams (scaling/stream.py): its table is the whole grid's, its candidates
+    the first rows of the same ranking, its Pareto front and paper's point the same; it holds at most
+    keep_candidates rows beside those."""
+    import scaleprof.scaling.search as search
+    from scaleprof.report.scale_tables import format_scale
+
+    full = scale("efficientnet", **QUIET)                       # the default grid: 378 candidates, all kept
+    monkeypatch.setattr(search, "STREAM_CHUNK", 37)             # chunks that split architectures
+    streamed = scale("efficientnet", keep_candidates=40, **QUIET)
+    fd, sd = full.to_dict(), streamed.to_dict()
+    assert (fd["candidates_total"], fd["candidates_kept"]) == (378, 378)
+    assert format_scale(_without_times(sd)) == format_scale(_without_times(fd))
+    assert sd["candidates_total"] == 378 and 40 <= sd["candidates_kept"] <= 40 + 8 + 1   # + the front, the paper's
+    plain = [{k: v for k, v in c.items() if k not in ("pareto_rank", "same_arch")} for c in sd["candidates"]]
+    assert plain[:40] == [{k: v for k, v in c.items() if k != "pareto_rank"} for c in fd["candidates"][:40]]
+    assert {c["key"] for c in sd["candidates"] if c.get("pareto")} == {c["key"] for c in fd["candidates"] if c.get("pareto")}
+    for k in ("duplicates", "architectures", "feasible_total", "feasible_architectures", "candidates_failed", "best"):
+        if k == "best":
+            assert {x: v for x, v in sd[k].items() if x not in ("pareto_rank", "same_arch")} == \
+                {x: v for x, v in fd[k].items() if x != "pareto_rank"}
+        else:
+            assert sd[k] == fd[k]
+    twins = {}
+    for c in fd["candidates"]:
+        twins[c["arch"]] = twins.get(c["arch"], 0) + 1
+    assert all(c["same_arch"] == twins[c["arch"]] for c in sd["candidates"])
+
+
+def test_a_grid_of_5000_is_held_in_bounded_rows():
+    r = scale("efficientnet", alpha="1.0:1.4:0.02", beta="1.0:1.25:0.01", gamma="1.0:1.09:0.01",
+              keep_candidates=100, **QUIET)
+    assert r.candidates_total == 21 * 26 * 10 == 5460
+    assert r.candidates_kept == len(r.candidates) <= 100 + 20      # the first 100, the front, the paper's point
+    ranks = [c["rank"] for c in r.candidates if c.get("rank")]
+    assert ranks == list(range(1, len(ranks) + 1)) and r.best["rank"] == 1
+    assert r.feasible_total > len(ranks)
+
+
 def test_pareto_ranks_equal_the_quadratic_definition():
     from scaleprof.scaling.pareto import dominates
 

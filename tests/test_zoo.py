@@ -518,3 +518,18 @@ def test_cpu_forward_shape(name, res):
     else:
         assert y.shape == (2, 1000)
     assert torch.isfinite(y).all()
+
+
+def test_a_named_model_on_meta_is_built_once():
+    """The size limits scale a base built on meta; a named model as it is (any resolution), on meta, is that
+    base, so it is not built a second time to learn its size (issue 16: the CLI's one-shot count)."""
+    from scaleprof.zoo import bounds
+
+    bounds._base.cache_clear()
+    zoo.build("resnet18", device="meta", resolution=160)
+    assert bounds._base.cache_info().currsize == 0
+    zoo.build("resnet18", device="meta", width=1.5)      # scaled: estimated from the base first
+    zoo.build("resnet18", device="cpu")                  # a real device: its memory is checked
+    assert bounds._base.cache_info().currsize == 1
+    with pytest.raises(ScaleprofError, match="modules"):
+        zoo.build("resnet18", device="meta", depth=1e6)

@@ -16,6 +16,8 @@ _UNARY = frozenset(f"aten::{n}" for n in (
     "elu", "mish", "softplus", "neg", "abs", "exp",
 ))
 
+_BATCH_NORMS = frozenset({"aten::native_batch_norm", "aten::_native_batch_norm_legit_no_training"})
+
 
 def _dense(t: torch.Tensor) -> bool:
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
@@ -47,13 +49,13 @@ def shortcut(key: str, func, args, kwargs):
     x = args[0]
     if key == "aten::_grouped_mm" and x.dtype not in (torch.bfloat16, torch.float16):
         return _grouped_mm(args, kwargs)   # any layout: the backward passes transposed operands
-    if not _dense(x):
+    if (key not in _UNARY and key not in _BATCH_NORMS) or not _dense(x):   # most ops: no shortcut, decided cheaply
         return None
     if key in _UNARY and x.is_floating_point() and all(not isinstance(a, torch.Tensor) for a in args[1:]) \
             and not kwargs:
         # in-place variants (relu_) return their input, like the real kernel
         return x if func.overloadpacket.__name__.endswith("_") else torch.empty_like(x)
-    if key in ("aten::native_batch_norm", "aten::_native_batch_norm_legit_no_training") and x.dim() >= 2 \
+    if key in _BATCH_NORMS and x.dim() >= 2 \
             and x.is_floating_point() and not kwargs:
         return _batch_norm(x)
     return None

@@ -101,6 +101,8 @@ def _distinct_elements(t: torch.Tensor) -> int:
     """Elements actually stored: an expanded (stride-0) dimension is read once; a nested tensor's values."""
     if t.is_nested:
         return _distinct_elements(t._values)   # the attribute: values() would dispatch an op
+    if t.is_contiguous():   # no stride-0 dimension of more than one element: every element is stored
+        return t.numel()
     try:
         return int(torch.Size(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0).numel())
     except (RuntimeError, NotImplementedError):
@@ -412,6 +414,10 @@ def _call_or_stand_in(func, args, kwargs):
     """Run a function costed as a whole. Jagged attention has kernels on CUDA only (and none for is_causal on
     CPU): where none runs, the cost is still its shapes', so the forward goes on with an output of the right
     shape, as on meta tensors."""
+    if func is F.scaled_dot_product_attention:
+        out = _sdpa_on_meta(*args, **kwargs)
+        if out is not None:
+            return out
     try:
         return func(*args, **kwargs)
     except RuntimeError:
@@ -421,6 +427,34 @@ def _call_or_stand_in(func, args, kwargs):
                 or v.shape[-1] != q.shape[-1]:
             raise
         return torch.empty_like(q)
+
+
+def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    """SDPA's output on meta without its math decomposition (a dozen ops, each through the recorder and
+    Python meta kernels, none of them counted: the function is costed whole from its shapes): a contiguous
+    (..., L, Ev) tensor of the query's dtype, as the math path makes. Only for plain meta tensors of
+    matching shapes and nothing for a backward to attribute; anything else (a bad shape torch would refuse)
+    runs torch's own. tests/test_counting.py checks the output and whole counts against the real path."""
+    ts = (query, key, value)
+    if any(type(t) not in _PLAIN_TYPES or t.device.type != "meta" for t in ts) or attn_mask is not None and (
+            type(attn_mask) not in _PLAIN_TYPES or attn_mask.device.type != "meta" or is_causal
+            or attn_mask.dtype not in (torch.bool, query.dtype)):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (*ts, attn_mask) if t is not None):
+        return None
+    q, k, v = (t.shape for t in ts)
+    if len(q) < 2 or not (len(q) == len(k) == len(v)) or q[:-2] != k[:-2] or k[:-2] != v[:-2] or q[-1] != k[-1] \
+            or k[-2] != v[-2] or not (query.dtype == key.dtype == value.dtype) or not query.is_floating_point():
+        return None
+    out_shape = (*q[:-1], v[-1])
+    if attn_mask is not None:
+        full = (*q[:-2], q[-2], k[-2])
+        try:
+            if tuple(torch.broadcast_shapes(attn_mask.shape, full)) != full:
+                return None
+        except RuntimeError:
+            return None
+    return torch.empty(out_shape, dtype=query.dtype, device="meta")
 
 
 def _function_key(func) -> str:

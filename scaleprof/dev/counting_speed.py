@@ -7,12 +7,18 @@ appended to a JSON-lines file as they finish; a rerun skips what is already ther
     python -m scaleprof.dev.counting_speed --out reports          # all cases
     python -m scaleprof.dev.counting_speed --one scaleprof resnet50 # one case, JSON on stdout
     python -m scaleprof.dev.counting_speed --cold                   # only the cold table, on stdout
+    python -m scaleprof.dev.counting_speed --quick                  # every section, fewer rounds, on stdout
 
 Two views. Warm: the median of repeated counts in one process after a warm-up (the counter's own cost).
 Cold: one count per fresh process, end to end, as a user runs it: ``scaleprof profile MODEL --json`` for
 scaleprof, and for each peer a plain script that builds the same model on CPU and counts it once; beside
 them ``python -c "import torch"``, the floor every one of them pays. Medians of COLD_ROUNDS processes per
 tool, the tools alternated round by round so that a busy spell of the machine falls on all of them.
+First count: in a fresh process, the first count of a model built on meta against the next ones (what a
+script counting once pays over a warm loop). HuggingFace: scaleprof on an ``hf:`` config on meta against a
+bare meta forward of the same model and torch's FlopCounterMode. Each case in its own process; each time
+is CPU time (user+sys of the process: the machine is shared) beside wall time. A summary puts issue 16's
+targets 1, 2 and 5 side by side.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ REPEATS = 3
 COLD_CASES = ("resnet50",)
 COLD_TOOLS = ("import-torch", "scaleprof", "fvcore", "thop", "torch")
 COLD_ROUNDS = 5
+FIRST_CASES = ("resnet50", "efficientnet_b0", "vit_b_16")
+HF_CASES = (("hf:llama", "causal-lm"), ("hf:t5", "seq2seq-lm"))
+TARGETS = {"cold": 1.4, "first": 4.0, "hf": 1.2}   # issue 16: targets 1, 2 and 5
 
 
 # --- a 7-billion-parameter decoder-only transformer (LLaMA-7B shapes), for the meta-device case -----------
@@ -241,7 +250,8 @@ def format_cold(cold: dict) -> str:
     lines = ["### Cold: one count per fresh process", "",
              "What a user waits for: a fresh process, end to end (interpreter start, imports, building the model, "
              f"counting it once). scaleprof is `scaleprof profile MODEL --json`; each peer a plain script building "
-             f"the same model on CPU and counting it. Median of {COLD_ROUNDS} processes each, alternated.", ""]
+             f"the same model on CPU and counting it. Median of {max(map(len, cold.values()), default=0)} "
+             "processes each, alternated.", ""]
     for case in COLD_CASES:
         floor = _median_ok(cold.get(("import-torch", case)))
         ours = _median_ok(cold.get(("scaleprof", case)))
@@ -258,6 +268,160 @@ def format_cold(cold: dict) -> str:
             lines += ["", f"scaleprof cold / `import torch`: **{ours / floor:.2f}x** (target: within 1.4x)."]
         lines.append("")
     return "\n".join(lines)
+
+
+# --- the first count in a fresh process, and HF configs against a bare meta forward ------------------------
+
+def _times(fn, repeats: int = REPEATS) -> tuple[float, float]:
+    """(median wall s, median CPU s) of ``repeats`` calls after none: the caller warms up if it wants to."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def measure_first(case: str) -> dict:
+    """The first count of ``case`` (built on meta) in this process, then the warm median."""
+    import warnings
+
+    from .. import zoo
+    from ..counting import profile
+
+    warnings.simplefilter("ignore")
+    model = zoo.build(case, device="meta").eval()
+    x = torch.empty(model.default_input, device="meta")
+    first = _times(lambda: profile(model, [x], quiet=True), 1)
+    warm = _times(lambda: profile(model, [x], quiet=True))
+    return {"case": case, "first_s": first[0], "first_cpu_s": first[1], "warm_s": warm[0], "warm_cpu_s": warm[1],
+            "sympy": "sympy" in sys.modules, "dynamo": "torch._dynamo" in sys.modules}
+
+
+def measure_hf(spec: str, task: str) -> dict:
+    """scaleprof, a bare forward and FlopCounterMode on the same ``hf:`` model on meta (warm medians)."""
+    import warnings
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..counting import profile
+    from ..counting.profile import _make_inputs, _named_inputs
+    from ..spec import resolve_target
+
+    warnings.simplefilter("ignore")
+    target = resolve_target(spec, knobs={"task": task})
+    meta = torch.device("meta")
+    args, kwargs = _make_inputs(target.feeds, meta, None), _named_inputs(target.feeds, meta, None) or {}
+
+    def bare():
+        with torch.no_grad():
+            target.model(*args, **kwargs)
+
+    def flop_counter():
+        with torch.no_grad(), FlopCounterMode(display=False):
+            target.model(*args, **kwargs)
+
+    out = {"case": spec, "task": task}
+    for name, fn in (("bare", bare), ("scaleprof", lambda: profile(target, quiet=True)), ("torch", flop_counter)):
+        fn()
+        out[f"{name}_s"], out[f"{name}_cpu_s"] = _times(fn, 2 * REPEATS + 1)
+    return out
+
+
+def _run_json(args: list[str], timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "scaleprof.dev.counting_speed", *args]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"timed out after {timeout:.0f} s"}
+    if p.returncode != 0:
+        return {"status": "failed", "reason": ((p.stderr.strip().splitlines() or ["no output"])[-1])[:200]}
+    return json.loads(p.stdout.strip().splitlines()[-1]) | {"status": "ok"}
+
+
+def measure_firsts(rounds: int = 3, timeout: float = 600) -> dict:
+    """{case: [the record of each fresh process]}, the cases alternated round by round."""
+    out: dict[str, list] = {c: [] for c in FIRST_CASES}
+    for rnd in range(rounds):
+        for case in FIRST_CASES:
+            print(f"[first count {rnd + 1}/{rounds}] {case}", file=sys.stderr, flush=True)
+            out[case].append(_run_json(["--first", case], timeout))
+    return out
+
+
+def measure_hfs(timeout: float = 600) -> dict:
+    out = {}
+    for spec, task in HF_CASES:
+        print(f"[hf] {spec}", file=sys.stderr, flush=True)
+        out[spec] = _run_json(["--hf", spec, task], timeout)
+    return out
+
+
+def _ok(records) -> list[dict]:
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def first_ratio(records) -> float | None:
+    """The median over fresh processes of first / warm CPU time."""
+    ok = _ok(records)
+    return statistics.median(r["first_cpu_s"] / r["warm_cpu_s"] for r in ok) if ok else None
+
+
+def format_first(firsts: dict) -> str:
+    lines = ["### First count in a fresh process", "",
+             "A model built on meta and counted in a new process: the first count against the median of the next "
+             f"{REPEATS} (CPU seconds; wall in brackets), the median over {len(next(iter(firsts.values()), []))} "
+             "processes. What the first pays beyond the rest is torch's and scaleprof's first-time setup; "
+             "`sympy`/`dynamo`: whether the process imported them (a count should not).", "",
+             "| model | first s | warm s | first / warm | sympy, dynamo |", "|---|---|---|---|---|"]
+    for case, records in firsts.items():
+        ok = _ok(records)
+        if not ok:
+            reason = next((r.get("reason") for r in records), "not run")
+            lines.append(f"| {case} | failed: {reason} | | | |")
+            continue
+        med = {k: statistics.median(r[k] for r in ok) for k in ("first_cpu_s", "first_s", "warm_cpu_s", "warm_s")}
+        loaded = ", ".join(m for m in ("sympy", "dynamo") if any(r[m] for r in ok)) or "neither"
+        lines.append(f"| {case} | {med['first_cpu_s']:.3f} ({med['first_s']:.3f}) | {med['warm_cpu_s']:.3f} "
+                     f"({med['warm_s']:.3f}) | {first_ratio(records):.1f}x | {loaded} |")
+    return "\n".join(lines + [""])
+
+
+def hf_ratio(r: dict) -> float | None:
+    return r["scaleprof_cpu_s"] / r["bare_cpu_s"] if r.get("status") == "ok" and r["bare_cpu_s"] else None
+
+
+def format_hf(hfs: dict) -> str:
+    lines = ["### HuggingFace configs on meta", "",
+             "transformers' default config of each (Llama: 7B), 1x128 tokens, on meta: scaleprof's count against "
+             "a bare forward of the same model and torch's FlopCounterMode around one (CPU seconds, wall in "
+             f"brackets; warm medians of {2 * REPEATS + 1}).", "",
+             "| config | bare forward s | scaleprof s | FlopCounterMode s | scaleprof / bare |", "|---|---|---|---|---|"]
+    for spec, r in hfs.items():
+        if r.get("status") != "ok":
+            lines.append(f"| {spec} | failed: {r.get('reason', 'not run')} | | | |")
+            continue
+        cells = [f"{r[f'{t}_cpu_s']:.3f} ({r[f'{t}_s']:.3f})" for t in ("bare", "scaleprof", "torch")]
+        lines.append(f"| {spec} | {' | '.join(cells)} | {hf_ratio(r):.2f}x |")
+    return "\n".join(lines + [""])
+
+
+def format_targets(cold: dict, firsts: dict, hfs: dict) -> str:
+    """Issue 16's targets 1, 2 and 5, each measured figure beside its target."""
+    rows = []
+    for case in COLD_CASES:
+        floor, ours = _median_ok(cold.get(("import-torch", case))), _median_ok(cold.get(("scaleprof", case)))
+        got = ours / floor if floor and ours else None
+        rows.append((f"1: `scaleprof profile {case} --json` / `import torch` (cold, wall)", got, TARGETS["cold"]))
+    rows += [(f"2: first / warm count, {case} (CPU)", first_ratio(recs), TARGETS["first"])
+             for case, recs in firsts.items()]
+    rows += [(f"5: {spec} count / bare meta forward (CPU)", hf_ratio(r), TARGETS["hf"]) for spec, r in hfs.items()]
+    lines = ["### Targets (issue 16)", "", "| target | measured | within | met |", "|---|---|---|---|"]
+    for label, got, limit in rows:
+        lines.append(f"| {label} | {'failed' if got is None else f'{got:.2f}x'} | {limit:g}x | "
+                     f"{'' if got is None else 'yes' if got <= limit else 'no'} |")
+    return "\n".join(lines + [""])
 
 
 def _median_ok(values) -> float | None:
@@ -306,7 +470,17 @@ def run_selfbench(out_dir: str | Path = "reports", timeout: float = 600) -> str:
         with log.open("a") as f:
             f.write(json.dumps(r) + "\n")
     cold = measure_cold(out / ".counting_cold.jsonl", timeout=timeout)
-    return format_markdown(done, _baseline_rss()) + "\n" + format_cold(cold)
+    firsts, hfs = measure_firsts(timeout=timeout), measure_hfs(timeout=timeout)
+    return "\n".join([format_markdown(done, _baseline_rss()), format_targets(cold, firsts, hfs), format_cold(cold),
+                      format_first(firsts), format_hf(hfs)])
+
+
+def run_quick(timeout: float = 600) -> str:
+    """Every view but the warm peer table, with the fewest rounds: to see the benchmark work (not a figure)."""
+    cold = measure_cold(rounds=1, timeout=timeout)
+    firsts, hfs = measure_firsts(rounds=1, timeout=timeout), measure_hfs(timeout=timeout)
+    return "\n".join(["(quick run: one round each)", "", format_targets(cold, firsts, hfs), format_cold(cold),
+                      format_first(firsts), format_hf(hfs)])
 
 
 def format_markdown(done: dict, base_rss: int) -> str:
@@ -353,10 +527,19 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--one", nargs=2, metavar=("TOOL", "CASE"))
     p.add_argument("--cold", action="store_true", help="only the cold table (no log kept), on stdout")
+    p.add_argument("--first", metavar="MODEL", help="one first-count case, JSON on stdout")
+    p.add_argument("--hf", nargs=2, metavar=("SPEC", "TASK"), help="one HuggingFace case, JSON on stdout")
+    p.add_argument("--quick", action="store_true", help="every section but the warm table, one round, on stdout")
     p.add_argument("--out", default="reports")
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(measure_one(*args.one)))
+        return 0
+    if args.first or args.hf:
+        print(json.dumps(measure_first(args.first) if args.first else measure_hf(*args.hf)))
+        return 0
+    if args.quick:
+        print(run_quick())
         return 0
     if args.cold:
         cold = measure_cold()

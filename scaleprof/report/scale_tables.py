@@ -33,7 +33,7 @@ def _table(headers, rows) -> str:
 def format_scale(res: dict, top: int = 15) -> str:
     """The whole text view of a scale result dict."""
     out = _head(res)
-    out += _ranked(res["candidates"], top)
+    out += _ranked(res["candidates"], top, res.get("feasible_architectures"))
     out += _best(res)
     out += _sweep(res["phi_sweep"])
     out += [f"note: {note}" for note in res.get("notes", [])]
@@ -42,10 +42,11 @@ def format_scale(res: dict, top: int = 15) -> str:
 
 def _head(res: dict) -> list[str]:
     b = res["base"]
-    cands = res["candidates"]
-    n = len(cands)
-    n_ok = sum(c["status"] != "failed" for c in cands)
-    n_feas = sum(bool(c["feasible"]) for c in cands)
+    cands = res["candidates"]   # a streamed result holds some; its totals are the whole grid's
+    n = res.get("candidates_total") or len(cands)
+    failed = res.get("candidates_failed")
+    n_ok = n - failed if failed is not None else sum(c["status"] != "failed" for c in cands)
+    n_feas = res["feasible_total"] if res.get("feasible_total") is not None else sum(bool(c["feasible"]) for c in cands)
     resumed = res.get("resumed")
     return [f"scale {res['family']} at φ = {res['phi']:g}: objective {res.get('objective_words') or res['objective']}, budget "
             f"{res['budget']['describe']}, feasible = {_constraint_words(res)}",
@@ -56,8 +57,9 @@ def _head(res: dict) -> list[str]:
             + (f" ({resumed} from the log)" if resumed else "")]
 
 
-def _ranked(cands: list[dict], top: int) -> list[str]:
-    """One row per feasible architecture, in rank order, the first ``top``."""
+def _ranked(cands: list[dict], top: int, n_archs: int | None = None) -> list[str]:
+    """One row per feasible architecture, in rank order, the first ``top``; ``n_archs``: how many feasible
+    architectures the whole grid has (None: those of ``cands``)."""
     has_lat = any(c.get("latency_ms") is not None for c in cands)
     has_acc = any(c.get("accuracy") is not None for c in cands)
     headers = ["rank", "α", "β", "γ", "depth", "width", "res", "GMACs", "Mparams", "cost×", "αβ²γ²", "feasible"]
@@ -74,12 +76,15 @@ def _ranked(cands: list[dict], top: int) -> list[str]:
             continue
         shown.add(c.get("arch"))
         if len(rows) < top:
-            rows.append(_row(c, has_lat, has_acc, twins.get(c.get("arch"), 1) - 1 or ""))
+            same = c.get("same_arch") or twins.get(c.get("arch"), 1)   # same_arch: a streamed result's
+            rows.append(_row(c, has_lat, has_acc, same - 1 or ""))
+    n_archs = len(shown) if n_archs is None else n_archs
     out = []
     if rows:
         out += ["", _table(headers, rows)]
-        if len(shown) > top:
-            out.append(f"... {len(shown) - top} more feasible architectures (--json for all)")
+        if n_archs > top:
+            out.append(f"... {n_archs - top} more feasible architectures (--json for "
+                       f"{'the first of them' if n_archs > len(shown) else 'all'})")
         out += [SCORE_LEGEND, SAME_ARCH_LEGEND]
     if has_lat:
         out.append("lat× = candidate/base latency (paired, interleaved); '=' ties with the best (95% CIs overlap)")

@@ -233,7 +233,9 @@ def scale_section(d: dict, source: str = "") -> list:
     budget = d.get("budget") or {}
     words, target = budget.get("describe"), budget.get("target_ratio")
     out = [Heading(f"Scaling search: {d.get('family', '?')} at φ = {d.get('phi', '?')}")]
-    desc = f"{len(cands)} candidates"
+    desc = f"{d.get('candidates_total') or len(cands)} candidates"
+    if d.get("candidates_kept") is not None and d["candidates_kept"] < (d.get("candidates_total") or 0):
+        desc += f" (streamed: the {d['candidates_kept']:,} first of the ranking kept)"
     if d.get("architectures"):
         desc += f" ({d['architectures']} distinct architectures)"
     if words:

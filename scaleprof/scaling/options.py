@@ -45,10 +45,14 @@ class GridOptions:
     sweep: object = "0:7"              # φ values of the scale-up; None or "": none
     sweep_from: object = "best"        # best | paper | (α, β, γ) or "A,B,G"
     max_candidates: int = 1_000_000
+    # the most candidate rows a result holds: a larger grid (cost objective) is streamed, keeping the first
+    # rows of the ranking, the Pareto front and the paper's point (scaling/stream.py)
+    keep_candidates: int = 20_000
 
     def __post_init__(self):
         object.__setattr__(self, "phi", gridmod.check_phi(self.phi))
         _whole(self.resolution_multiple, "--resolution-multiple")
+        _whole(self.keep_candidates, "keep_candidates")
         gridmod.parse_phis(self.sweep)
         self.sweep_coefficients()
 

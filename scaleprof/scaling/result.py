@@ -31,6 +31,12 @@ class ScaleResult:
     resumed: int = 0
     log: str | None = None
     objective_words: str | None = None  # the objective for readers: a proxy named and marked experimental
+    # over the whole grid, which a streamed result (more candidates than keep_candidates) does not hold
+    candidates_total: int | None = None
+    candidates_kept: int | None = None      # len(candidates)
+    candidates_failed: int | None = None
+    feasible_total: int | None = None
+    feasible_architectures: int | None = None
 
     def to_dict(self) -> dict:
         return {"family": self.family, "phi": self.phi, "budget": self.budget, "candidates": self.candidates,
@@ -38,7 +44,10 @@ class ScaleResult:
                 "architectures": self.architectures, "objective": self.objective, "constraint": self.constraint,
                 "formula_target": self.formula_target, "base": self.base, "grid": self.grid,
                 "timing": self.timing, "executor": self.executor, "resumed": self.resumed, "log": self.log,
-                "notes": list(self.notes), "objective_words": self.objective_words}
+                "notes": list(self.notes), "objective_words": self.objective_words,
+                "candidates_total": self.candidates_total, "candidates_kept": self.candidates_kept,
+                "candidates_failed": self.candidates_failed, "feasible_total": self.feasible_total,
+                "feasible_architectures": self.feasible_architectures}
 
     def to_dataframe(self, which: str = "candidates"):
         """The candidates (ranked, one row each) or, with ``which="phi_sweep"``, the scale-up table."""

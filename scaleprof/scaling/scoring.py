@@ -68,8 +68,8 @@ def _metrics(row, objectives, records) -> tuple[dict, str | None]:
     return metrics, failed
 
 
-def rank(rows, budget, objectives: list) -> list:
-    """The rows sorted (see the module's text), with rank, pareto_rank, pareto and latency_tie set."""
+def rank_key(budget, objectives: list):
+    """The sort key of the ranking (see the module's text); its first element is 0 for a ranked row."""
     f_target = budget.formula_target
     # the cost objective under a ceiling scores the budget used; equal shares go to fewer activations
     by_activations = budget.ceiling and all(o.name == "cost" for o in objectives)
@@ -82,6 +82,12 @@ def rank(rows, budget, objectives: list) -> list:
             return (1, _distance(r, budget), r.index)
         return (2, r.index)
 
+    return key
+
+
+def rank(rows, budget, objectives: list) -> list:
+    """The rows sorted (see the module's text), with rank, pareto_rank, pareto and latency_tie set."""
+    key = rank_key(budget, objectives)
     ranked = sorted(rows, key=key)
     feas = [r for r in ranked if key(r)[0] == 0]
     for i, r in enumerate(feas):

@@ -21,6 +21,8 @@ options.py); ``run_search(ScaleOptions)`` runs the same pipeline from the option
 
 from __future__ import annotations
 
+import itertools
+import math
 import sys
 import time
 from collections import OrderedDict
@@ -37,7 +39,8 @@ from .log import MemoryLog, ResultsLog
 from .objectives import MAIN
 from .options import ScaleOptions
 from .result import ScaleResult
-from .scoring import rank, score
+from .scoring import rank, rank_key, score
+from .stream import Keeper
 
 
 class Progress:
@@ -88,8 +91,12 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     notes = ex.notes()
     fam = resolve_family(g.family, g.family_kwargs, g.base_resolution)
     ranges = g.ranges(fam, notes)
-    candidates = gridmod.build_grid(ranges["alpha"], ranges["beta"], ranges["gamma"], phi=g.phi,
-                                    base_knobs=fam.base_knobs, resolution_multiple=g.resolution_multiple)
+    n_grid = math.prod(len(v) for v in ranges.values())
+    # a grid larger than a result holds streams past (cost alone: the other objectives need every row)
+    streamed = n_grid > g.keep_candidates and all(o.where is None and not hasattr(o, "confirm") for o in objectives)
+    grid_args = ((ranges["alpha"], ranges["beta"], ranges["gamma"]),
+                 {"phi": g.phi, "base_knobs": fam.base_knobs, "resolution_multiple": g.resolution_multiple})
+    candidates = None if streamed else gridmod.build_grid(*grid_args[0], **grid_args[1])
     prog = Progress(progress)
     base = _count_base(fam)
     bound = BoundBudget.bind(options.budget, g.phi, base)
@@ -103,6 +110,9 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     log = options.log.log
     rlog = ResultsLog(log, config, options.log.resume) if log else MemoryLog()
     timing: dict[str, float] = {}
+    if streamed:
+        return _run_streamed(fam, options, bound, objectives, rlog, prog, gridmod.iter_grid(*grid_args[0], **grid_args[1]),
+                             n_grid, ranges, notes, t_start)
     try:
         if rlog.resumed:
             prog.say(f"resuming {log}: {rlog.resumed} of {len(candidates)} candidates already counted", True)
@@ -130,7 +140,42 @@ def run_search(options: ScaleOptions, progress: bool = True) -> ScaleResult:
     sweep_rows = _sweep(fam, g, best, base, prog)
     timing["sweep_s"] = time.perf_counter() - t0
     timing["total_s"] = time.perf_counter() - t_start
-    return _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, rlog.resumed)
+    return _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, rlog.resumed, _counts(rows, bound, objectives))
+
+
+STREAM_CHUNK = 10_000    # candidates costed, scored and folded into the Keeper at a time
+
+
+def _run_streamed(fam, options, bound, objectives, rlog, prog, grid, n_grid, ranges, notes, t_start) -> ScaleResult:
+    """run_search for a grid over ``keep_candidates`` (cost objective): chunk by chunk, each costed, scored
+    and folded into a Keeper, its records then dropped; see stream.py for what is kept."""
+    keeper = Keeper(options.grid.keep_candidates, rank_key(bound, objectives), bound)
+    timing: dict[str, float] = {"cost_s": 0.0, "costed": 0, "objective_s": 0.0}
+    archs: set = set()
+    try:
+        if rlog.resumed:
+            prog.say(f"resuming {rlog.path}: {rlog.resumed} of {n_grid} candidates already counted", True)
+        while chunk := list(itertools.islice(grid, STREAM_CHUNK)):
+            t0 = time.perf_counter()
+            timing["costed"] += _cost_stage(fam, chunk, rlog, options.executor, prog, total=n_grid,
+                                            offset=keeper.total, archs=archs)
+            timing["cost_s"] += time.perf_counter() - t0
+            rows = _rows(chunk, rlog.costs, bound)
+            score(rows, objectives, rlog.objectives, bound, options.objectives)
+            for row in rows:
+                keeper.add(row)
+            for c in chunk:      # folded in: the records stay in the log, not in memory
+                rlog.costs.pop(c.key, None)
+    finally:
+        rlog.close()
+    bound.check_feasible(keeper.for_checks())
+    rows = keeper.ranked()
+    best = next((r for r in rows if r.rank == 1), None)
+    t0 = time.perf_counter()
+    sweep_rows = _sweep(fam, options.grid, best, bound.base, prog)
+    timing["sweep_s"] = time.perf_counter() - t0
+    timing["total_s"] = time.perf_counter() - t_start
+    return _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, rlog.resumed, keeper.counts())
 
 
 def _timing_pins(objectives, ex) -> dict:
@@ -147,12 +192,17 @@ def _timing_pins(objectives, ex) -> dict:
 
 # --- steps -----------------------------------------------------------------------------------------------------
 
-def _cost_stage(fam, candidates, rlog, ex, prog) -> int:
-    """Count every candidate not in the log yet (each architecture once); returns how many were counted."""
+def _cost_stage(fam, candidates, rlog, ex, prog, total: int | None = None, offset: int = 0,
+                archs: set | None = None) -> int:
+    """Count every candidate not in the log yet (each architecture once); returns how many were counted.
+    ``total``/``offset``/``archs``: the grid's size, the candidates and architectures before these (a
+    streamed grid's), for the progress line."""
     todo = [c for c in candidates if c.key not in rlog.costs]
     tasks = cost_tasks(fam, todo, ex.worker_threads)
-    done = len(candidates) - len(todo)
-    archs = {r["arch"] for r in rlog.costs.values() if r.get("arch")}
+    done = offset + len(candidates) - len(todo)
+    total = len(candidates) if total is None else total
+    archs = set() if archs is None else archs
+    archs.update(r["arch"] for r in rlog.costs.values() if r.get("arch"))
     while tasks:
         retry = []
         with closing(run_tasks(cost_group, tasks, executor=ex.executor, jobs=ex.jobs,
@@ -169,8 +219,7 @@ def _cost_stage(fam, candidates, rlog, ex, prog) -> int:
                     if rec.get("arch"):
                         archs.add(rec["arch"])
                 done += len(recs)
-                prog.say(f"cost {done}/{len(candidates)} candidates, {len(archs)} architectures",
-                         done == len(candidates))
+                prog.say(f"cost {done}/{total} candidates, {len(archs)} architectures", done == total)
         tasks = retry
     return len(todo)
 
@@ -264,7 +313,17 @@ def _sweep(fam, g, best, base, prog) -> list[dict]:
     return phi_sweep(fam, abc, g.sweep_phis, base, g.resolution_multiple, prog)
 
 
-def _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, resumed) -> ScaleResult:
+def _counts(rows, bound, objectives) -> dict:
+    """What the table says of every candidate (stream.Keeper.counts for a streamed grid)."""
+    key = rank_key(bound, objectives)
+    archs = {r.arch for r in rows if r.arch}
+    return {"candidates_total": len(rows), "candidates_failed": sum(r.status == "failed" for r in rows),
+            "feasible_total": sum(bool(r.feasible) for r in rows),
+            "feasible_architectures": len({r.arch for r in rows if r.feasible and key(r)[0] == 0}),
+            "architectures": len(archs), "duplicates": sum(1 for r in rows if r.duplicate_of)}
+
+
+def _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, resumed, counts) -> ScaleResult:
     timing["candidates_per_s"] = (timing["costed"] / timing["cost_s"]) if timing["cost_s"] > 0 and \
         timing["costed"] else None
     for k in ("cost_s", "objective_s", "sweep_s", "total_s"):
@@ -274,8 +333,10 @@ def _result(fam, options, bound, rows, sweep_rows, ranges, timing, notes, resume
     log = options.log.log
     return ScaleResult(
         family=fam.label, phi=options.grid.phi, budget=bound.to_dict(), candidates=dicts, best=best_d,
-        phi_sweep=sweep_rows, duplicates=sum(1 for r in rows if r.duplicate_of),
-        architectures=len({r.arch for r in rows if r.arch}),
+        phi_sweep=sweep_rows, duplicates=counts["duplicates"], architectures=counts["architectures"],
+        candidates_total=counts["candidates_total"], candidates_kept=len(dicts),
+        candidates_failed=counts["candidates_failed"], feasible_total=counts["feasible_total"],
+        feasible_architectures=counts["feasible_architectures"],
         objective="+".join(options.objectives.names), objective_words=options.objectives.words(),
         constraint=bound.constraint,
         formula_target=bound.formula_target, base=bound.base, grid={k: list(v) for k, v in ranges.items()},

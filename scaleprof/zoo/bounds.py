@@ -70,6 +70,11 @@ def _ratio(args: dict, base: dict, knob: str) -> float:
     return v / float(b)
 
 
+def _as_named(args: dict, base: dict) -> bool:
+    """The build is the named model's own (any resolution): every other argument as the registry gives it."""
+    return {k: v for k, v in args.items() if k != "resolution"} == {k: v for k, v in base.items() if k != "resolution"}
+
+
 def check_build(name: str, builder, args: dict, base: dict, device=None) -> None:
     """Refuse (one line) a build of ``builder(**args)`` that would pass a limit; ``base``: the named model's
     own knobs, the size the estimate scales from."""
@@ -77,6 +82,8 @@ def check_build(name: str, builder, args: dict, base: dict, device=None) -> None
     if isinstance(res, (int, float)) and not isinstance(res, bool) and res > MAX_RESOLUTION:
         raise ScaleprofError(f"{name}: resolution {res:g} is above the limit of {MAX_RESOLUTION:,} pixels")
     width, depth = _ratio(args, base, "width"), _ratio(args, base, "depth")
+    if str(device) == "meta" and _as_named(args, base):
+        return   # the named model itself on meta: its own size, far under the limits (no second build to learn it)
     others = {k: v for k, v in args.items() if k not in ("width", "depth", "resolution")}
     try:
         modules, params = _base(builder, _freeze({**base, **others}))
