@@ -416,6 +416,10 @@ def test_the_reports_baselines_and_ranking_by_hand():
     # +7.5% is within ±10%, -25% is not; the MACs-only fit says 32 ms for both: -20%, out
     assert s["held_out"] == 2 and s["within"] == 0.5 and s["within MACs only"] == 0.0
     assert models[-1]["error MACs only"] == pytest.approx(32.0 / 40.0 - 1)
+    # the measurement's reproducibility: pairs of passes 5% and 25% apart
+    models[-2]["measured_passes"], models[-1]["measured_passes"] = [40.0, 42.0], [40.0, 50.0]
+    rep = analyse(models, [])["repeat"]
+    assert rep["n"] == 2 and rep["within"] == 0.5 and rep["max"] == pytest.approx(0.25)
 
 
 def test_synthetic_nets_load_and_calibrate_by_default():
@@ -445,7 +449,7 @@ class ChainFakeTimer(FakeTimer):
         if self.chain_fail_after is not None and len(self.chains) >= self.chain_fail_after:
             raise KeyboardInterrupt
         self.chains.append(run.label)
-        return [synthetic_op_ms(e) for e in run.harvest.events]
+        return [synthetic_op_ms(e) for e in run.harvest.events], super().__call__(run, None)
 
 
 def test_chains_time_every_op_where_it_runs_and_recover_the_coefficients(tmp_path):
@@ -453,6 +457,9 @@ def test_chains_time_every_op_where_it_runs_and_recover_the_coefficients(tmp_pat
     result = fake_calibrate(tmp_path / "p.json", timer)
     pred = Predictor.load(tmp_path / "p.json")
     assert timer.chains == list(MODELS) and timer.ops == []     # no op replayed alone
+    # the overhead fitted on the forwards timed between the chains' passes
+    assert pred.overhead.per_op_ms == pytest.approx(PER_OP, rel=1e-4)
+    assert pred.overhead.per_module_ms == pytest.approx(PER_MODULE, rel=1e-4)
     assert result.stopped == "done" and result.samples == len(pred.samples)
     conv = pred.groups["conv.pointwise|aten::convolution.default"]
     assert conv.coef[0] == pytest.approx(C0, rel=1e-6)
@@ -511,9 +518,21 @@ def test_chain_times_each_op_in_order_and_keeps_its_fastest_pass():
 
     events = [OpEvent(op(0, 2.0), (), {}, "a", "m", "other"), OpEvent(broken, (), {}, "b", "m", "other"),
               OpEvent(op(2, 0.5), (), {}, "c", "m", "other")]
-    times = C.chain_times(events, "cpu", clock)
+    times, whole = C.chain_times(events, "cpu", clock)
+    assert whole is None
     assert times[0] == pytest.approx(2.0) and times[2] == pytest.approx(0.5) and times[1] is None
     # one pass takes ~2.5 ms: as many passes as CHAIN_TIME_S allows, within the bounds, after the warm ones
     assert len(calls) == 2 * (C.WARM_PASSES + C.passes_for(0.0025))
     assert C.passes_for(0.0025) == C.MAX_PASSES and C.passes_for(10.0) == C.MIN_PASSES
     assert C.per_key(["x", "y", "x", "x"], [1.0, None, 3.0, 2.0]) == {"x": 2.0, "y": None}
+    # the model's own forward between the passes: its fastest, and the passes counted as twice as long
+    calls.clear()
+    forwards = []
+
+    def forward():
+        forwards.append(1)
+        now[0] += 0.004 if len(forwards) > 3 else 0.009
+
+    times, whole = C.chain_times(events, "cpu", clock, whole=forward)
+    assert whole == pytest.approx(4.0)
+    assert len(forwards) == C.WARM_PASSES + C.passes_for(2 * 0.0025)

@@ -151,9 +151,10 @@ class MeasuringTimer:
             fn = make()
             return float(measure(fn, cfg, block_timer=bt, clock=time.perf_counter).summary.min)
 
-    def chain(self, run: ModelRun) -> list[float | None] | None:
-        """Each of the run's events timed in the forward's order; None where chains are not measured (CUDA:
-        a per-op timing there needs a synchronisation per op) or the chain would hold over CHAIN_MAX_BYTES."""
+    def chain(self, run: ModelRun) -> tuple[list[float | None], float | None] | None:
+        """Each of the run's events timed in the forward's order, and the model's own forward between the
+        passes (chain.py); None where chains are not measured (CUDA: a per-op timing there needs a
+        synchronisation per op) or the chain would hold over CHAIN_MAX_BYTES."""
         import torch
 
         from ..bench.env import steady_allocator, torch_threads
@@ -163,7 +164,8 @@ class MeasuringTimer:
             return None
         steady_allocator()
         with torch_threads(self.target.threads), torch.inference_mode():
-            return chain_times(run.harvest.events, self.target.device, self._clock())
+            return chain_times(run.harvest.events, self.target.device, self._clock(),
+                               whole=_model_maker(run, self.target)())
 
 
 def measuring_timer(target: Target, op_time: float = OP_TIME_S, model_time: float = MODEL_TIME_S,
@@ -317,9 +319,10 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     # the second pass's time is kept back from the ops (at most a tenth of --max-time)
     ops_deadline = deadline - min(0.1 * max_time, MODEL_TIME_S * len(base))
     chained = {r["label"]: r["ops"] for r in records if r.get("type") == "chain"}
+    wholes = {r["label"]: r.get("whole_ms") for r in records if r.get("type") == "chain"}
     chain = getattr(timer, "chain", None)
     if chain is not None:
-        timed, complete = _chain_runs(base + extra, chained, chain, ops_deadline, log, progress)
+        timed, complete = _chain_runs(base + extra, chained, wholes, chain, ops_deadline, log, progress)
         now += timed
         stopped = stopped if complete else "max_time"
     # an op timed in a chain is timed where it runs; one no chain timed is replayed alone
@@ -351,11 +354,15 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
             _say(progress, f"--max-time {max_time:g} s reached: fitting on what was measured")
             break
     now += _time_models(base, passes, 2, deadline, timer, target, log, progress)
+    # the whole-model truth of the overhead fit: a run's forward timed between its own chain's passes
+    # (the same seconds as its ops), else the faster of its two whole passes
     measured_models = {r.label: min((p[r.label] for p in passes if p.get(r.label) is not None), default=None)
                        for r in base}
+    measured_models.update({k: v for k, v in wholes.items() if v})
+    fitted = [r for r in base + extra if measured_models.get(r.label)]
     pred.samples = [{k: v for k, v in r.items() if k != "type"} for r in samples.values()]
     pred.fit()
-    rows = _fit_overhead(pred, base, measured_models)
+    rows = _fit_overhead(pred, fitted, measured_models)
     failed = sum(1 for s in pred.samples if s.get("ms") is None)
     pred.calibration = {"models": [r.label for r in base], "redraws": [r.label for r in extra],
                         "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped, "clock": clock,
@@ -370,7 +377,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
                              models=rows, elapsed_s=round(time.perf_counter() - t0, 2), stopped=stopped)
 
 
-def _chain_runs(runs: list[ModelRun], chained: dict, chain, deadline: float, log: RunLog,
+def _chain_runs(runs: list[ModelRun], chained: dict, wholes: dict, chain, deadline: float, log: RunLog,
                 progress: bool) -> tuple[int, bool]:
     """Each run's ops timed in its forward's order (chain.py), journaled per run: how many were timed now,
     and whether every run was reached before ``deadline``."""
@@ -382,16 +389,19 @@ def _chain_runs(runs: list[ModelRun], chained: dict, chain, deadline: float, log
             continue
         if time.perf_counter() >= deadline:
             return timed, False
-        times = chain(run)
-        if times is None:       # not on this device, or too large: its ops are replayed alone
+        got = chain(run)
+        if got is None:         # not on this device, or too large: its ops are replayed alone
             continue
+        times, whole_ms = got
         ops = per_key([_key(e) for e in run.harvest.events], times)
         chained[run.label] = ops
-        log.write({"type": "chain", "label": run.label, "ops": ops})
+        wholes[run.label] = whole_ms
+        log.write({"type": "chain", "label": run.label, "ops": ops, "whole_ms": whole_ms})
         timed += 1
         ok = sum(v is not None for v in ops.values())
+        tail = f", the model {whole_ms:.2f} ms" if whole_ms else ""
         _say(progress, f"chain {i + 1}/{len(runs)}: {run.label}: {ok} of {len(ops)} configurations timed, "
-                       f"{sum(t for t in times if t is not None):.2f} ms a forward")
+                       f"{sum(t for t in times if t is not None):.2f} ms a forward{tail}")
     return timed, True
 
 

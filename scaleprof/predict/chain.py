@@ -9,8 +9,9 @@ as a chain, every op of the forward in order on its own real tensors, each timed
 and its fastest of the passes kept, they summed to 0.95-1.05 of the whole model over seven zoo models
 (GoogLeNet 1.05-1.11), in about the time of a few forwards.
 
-``chain_times`` returns each event's ms (None where the replay failed); ``per_key`` the median over the
-positions a configuration holds in the forward (a stage's repeated blocks).
+``chain_times`` returns each event's ms (None where the replay failed), and the model's own forward's
+when given, timed between the passes; ``per_key`` the median over the positions a configuration holds in
+the forward (a stage's repeated blocks).
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def passes_for(pass_s: float, time_s: float = CHAIN_TIME_S) -> int:
     return int(min(MAX_PASSES, max(MIN_PASSES, math.ceil(time_s / max(pass_s, 1e-9)))))
 
 
-def chain_times(events: Sequence[OpEvent], device, clock: Callable[[], float], *,
-                time_s: float = CHAIN_TIME_S) -> list[float | None]:
-    """Each event's fastest time (ms) over the passes, the events run in order on real tensors."""
+def chain_times(events: Sequence[OpEvent], device, clock: Callable[[], float], *, time_s: float = CHAIN_TIME_S,
+                whole: Callable[[], object] | None = None) -> tuple[list[float | None], float | None]:
+    """Each event's fastest time (ms) over the passes, the events run in order on real tensors; with
+    ``whole`` (the model's own forward), that forward timed after every pass too, and its fastest (ms):
+    the chain and the model it stands for measured in the same seconds, so that what the machine's other
+    processes do to both is the same (on a shared machine a model timed minutes apart moves 10-30%)."""
     fns: list[Callable[[], object] | None] = []
     for e in events:
         try:
@@ -49,6 +53,7 @@ def chain_times(events: Sequence[OpEvent], device, clock: Callable[[], float], *
             fns.append(None)
     pair = _clock_pair(clock)
     best = np.full(len(fns), np.inf)
+    best_whole = math.inf
     n_passes = WARM_PASSES + MIN_PASSES
     p = 0
     while p < n_passes:
@@ -65,11 +70,18 @@ def chain_times(events: Sequence[OpEvent], device, clock: Callable[[], float], *
             dt = clock() - t0
             if p >= WARM_PASSES and dt < best[i]:
                 best[i] = dt
+        pass_s = clock() - t_pass
+        if whole is not None:
+            t0 = clock()
+            whole()
+            if p >= WARM_PASSES:
+                best_whole = min(best_whole, clock() - t0)
         if p == WARM_PASSES - 1:
-            n_passes = WARM_PASSES + passes_for(clock() - t_pass, time_s)
+            n_passes = WARM_PASSES + passes_for(pass_s * (2 if whole is not None else 1), time_s)
         p += 1
-    return [None if f is None or not np.isfinite(b) else max((b - pair) * 1000.0, FLOOR_MS)
-            for f, b in zip(fns, best, strict=True)]
+    ops = [None if f is None or not np.isfinite(b) else max((b - pair) * 1000.0, FLOOR_MS)
+           for f, b in zip(fns, best, strict=True)]
+    return ops, (best_whole * 1000.0 if math.isfinite(best_whole) else None)
 
 
 def per_key(keys: Sequence[str], times: Sequence[float | None]) -> dict[str, float | None]:
