@@ -97,7 +97,7 @@ def test_unseen_sizes_follow_the_fitted_roofline(calibrated):
 def test_predictor_file_round_trips(calibrated, tmp_path):
     out, _, _ = calibrated
     d = json.loads(out.read_text())
-    assert d["format"] == "scaleprof-predictor" and d["version"] == 1
+    assert d["format"] == "scaleprof-predictor" and d["version"] == 2
     assert set(d["target"]) == {"device", "runtime", "dtype", "threads", "batch"}
     assert d["fingerprint"] == d["environment"]["fingerprint"]
     again = tmp_path / "again.json"

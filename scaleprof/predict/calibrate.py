@@ -260,8 +260,11 @@ def _work_list(runs: list[ModelRun], estimate: Predictor, done: set[str]) -> lis
 
 
 def _sample(e: OpEvent, ms: float | None) -> dict:
+    """A measured configuration, in the context of the forward it came from (a replay alone stands for it
+    there: where no chain is timed, that is all there is)."""
+    feats = e.features()
     return {"key": _key(e), "group": e.group, "kind": e.kind, "macs": e.macs, "bytes": e.bytes,
-            "features": e.features(), "ms": ms}
+            "features": feats, "ms": ms}
 
 
 def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = 300.0,
@@ -335,7 +338,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
             estimate = Predictor(target=target, environment=env, gflops=pred.gflops, gbps=pred.gbps,
                                  samples=[{k: v for k, v in r.items() if k != "type"} for r in samples.values()])
             estimate.fit()
-        todo = _work_list(runs, estimate, set(samples))
+        todo = _work_list(runs, estimate, {r["key"] for r in samples.values()})
         if todo:
             _say(progress, f"{len(todo)} {what} to measure")
         for i, e in enumerate(todo):
@@ -406,20 +409,20 @@ def _chain_runs(runs: list[ModelRun], chained: dict, wholes: dict, chain, deadli
 
 
 def _chain_samples(runs: list[ModelRun], chained: dict) -> dict[str, dict]:
-    """One sample per configuration the chains timed: the median over the chains that hold it."""
-    got: dict[str, list[float]] = {}
-    first: dict[str, OpEvent] = {}
+    """One sample per configuration and chain that timed it (``key@label``), in that chain's context."""
+    out: dict[str, dict] = {}
     for run in runs:
         ops = chained.get(run.label)
         if ops is None:
             continue
+        first: dict[str, OpEvent] = {}
         for e in run.harvest.events:
-            k = _key(e)
-            first.setdefault(k, e)
+            first.setdefault(_key(e), e)
         for k, ms in ops.items():
             if ms is not None and k in first:
-                got.setdefault(k, []).append(float(ms))
-    return {k: {"type": "op", **_sample(first[k], float(np.median(v)))} for k, v in got.items()}
+                e = first[k]
+                out[f"{k}@{run.label}"] = {"type": "op", **_sample(e, float(ms))}
+    return out
 
 
 def _time_models(base: list[ModelRun], passes: tuple[dict, dict], n: int, deadline: float, timer: Timer,
