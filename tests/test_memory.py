@@ -85,3 +85,19 @@ def test_child_measures_a_linear_trained_with_adam(tmp_path):
     assert r.model_peak_bytes == r.peak_above_baseline_bytes - r.library_pages_bytes
     # the tensors by hand, and a few MiB of the process's own (autograd's graph, Python objects) around them
     assert 0.9 * est.peak_bytes <= r.model_peak_bytes <= 1.15 * est.peak_bytes
+
+
+def test_memory_estimate_report_rows(monkeypatch):
+    from scaleprof.dev import memory_estimate as me
+
+    monkeypatch.setattr(me, "LIMIT_BYTES", 1)   # every estimate is above it: nothing is run
+    d = me.measure_one("mobilenet_v1_025", "adamw")
+    assert d["status"] == "skipped" and "above the" in d["reason"] and "measured" not in d
+    assert d["inputs"] == ["8x3x224x224"] and sum(d["parts"].values()) == d["estimate"]["peak_bytes"]
+    row = me._row(d)
+    assert row["within ±10%"].startswith("skipped: estimated peak") and row["ratio"] == ""
+    ok = {**d, "status": "ok", "measured": {"model_peak_bytes": int(d["estimate"]["peak_bytes"] / 1.08),
+                                            "rss_run_bytes": 10 * MiB}}
+    assert me._row(ok)["within ±10%"] == "yes" and me._row(ok)["ratio"] == "1.080"
+    ok["measured"]["model_peak_bytes"] = int(d["estimate"]["peak_bytes"] / 1.2)
+    assert me._row(ok)["within ±10%"] == "no"
