@@ -26,8 +26,9 @@ the run faulted in: the code of the kernels it ran, 20-30 MiB, not the model's t
 `model_peak_bytes`, is what the step's tensors cost, weights included: the figure `profile --memory`'s
 estimate is compared against. A training child runs with glibc's mmap threshold fixed at 128 KiB
 (``MALLOC_MMAP_THRESHOLD_``, named in ``malloc``): by default glibc raises the threshold as large blocks are
-freed and then keeps later tensors' freed memory in its heap, so the peak RSS of a step held 75-190 MiB of
-freed memory on the zoo's models at batch 8 (it depends on the order of frees, not on what is live); with the
+freed and then keeps later tensors' freed memory in its heap, so the peak RSS of a step held 32 MiB
+(mobilenet_v3_small) to 166 MiB (mobilenet_v2) of freed memory on five zoo models at batch 8, an amount that
+depends on the order of frees, not on what is live; with the
 threshold fixed a tensor's pages are resident while it lives, like the GPU's max_memory_allocated.
 
 The child gets the model as its spec and knobs when it has them, else as a recipe and a weights-only tensor

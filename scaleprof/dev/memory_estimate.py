@@ -83,11 +83,15 @@ def _row(d: dict) -> dict:
     return out
 
 
-def build(store: Store, models: list[str], optimizers=OPTIMIZERS) -> Document:
+def build(store: Store, models: list[str], optimizers=OPTIMIZERS, cached_only: bool = False) -> Document:
+    """``cached_only``: the rows already in data/, the others listed as not run (a rerun measures them)."""
     done = []
     baselines: dict = {}   # the import-only child: one per optimizer
     jobs = [(m, o) for o in optimizers for m in models]   # every model with the first optimizer, then the next
+    not_run = [f"{m} {o}" for m, o in jobs if cached_only and store.get(f"{m}-{o}") is None]
     for i, (model, opt) in enumerate(jobs, 1):
+        if cached_only and store.get(f"{model}-{opt}") is None:
+            continue
         def run(model=model, opt=opt):
             try:
                 return measure_one(model, opt, baselines)
@@ -113,11 +117,12 @@ def build(store: Store, models: list[str], optimizers=OPTIMIZERS) -> Document:
                  "and sympy: about 70 MiB that is not the model's), less the file-backed pages the run faulted "
                  "in (the code of the kernels it ran, 20-30 MiB), with glibc's mmap threshold fixed at 128 KiB "
                  "(`MALLOC_MMAP_THRESHOLD_`): glibc's default raises the threshold as large blocks are freed and "
-                 "then keeps freed tensors' memory in its heap, 75-190 MiB more on these models at batch 8, "
+                 "then keeps freed tensors' memory in its heap, 32-166 MiB more on five of these models, "
                  "which depends on the order of frees and not on what is live. Raw peak RSS: the child's "
                  "whole peak, interpreter and torch included (bench's `memory.rss_run_bytes`)."),
             Para(f"Within ±10%: {within} of {len(measured)} measured rows "
-                 f"({len(rows) - len(measured)} not measured, with the reason)."),
+                 f"({len(rows) - len(measured)} not measured, with the reason"
+                 + (f"; not run in this build, for time: {', '.join(not_run)}" if not_run else "") + ")."),
             Table(pd.DataFrame(rows).fillna("")))
     misses = sorted({r["model"] for r in rows if r["within ±10%"] == "no"})
     if misses:
@@ -149,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated zoo models (default: all)")
     p.add_argument("--optimizers", default=",".join(OPTIMIZERS), help="comma-separated (default: adamw,sgd)")
     p.add_argument("--force", action="store_true", help="redo finished rows instead of reading them from data/")
+    p.add_argument("--cached-only", action="store_true", help="write the table from the rows in data/ only")
     opts = p.parse_args(argv)
     optimizers = [o.strip() for o in opts.optimizers.split(",") if o.strip()]
     if not optimizers or any(o not in ("sgd", "adam", "adamw") for o in optimizers):
@@ -161,7 +167,7 @@ def main(argv=None) -> int:
         return 2
     models = _cheapest_first(models)
     folder = writable_dir(Path(opts.out) / NAME)
-    doc = build(Store(folder, opts.force), models, optimizers)
+    doc = build(Store(folder, opts.force), models, optimizers, cached_only=opts.cached_only)
     doc.add(*sections.made_by())
     path = write_document(doc, folder, stem="README").markdown
     log(f"memory_estimate: wrote {path}")
