@@ -111,14 +111,15 @@ def build(store: Store, models: list[str], optimizers=OPTIMIZERS, cached_only: b
                  "activations saved for the backward (less the batch, where it is saved) + backward scratch "
                  "(the activations' and parameters' gradients live at that moment, tracked storage by storage "
                  "on meta); at the optimizer's step weights + optimizer state + inputs + every gradient + "
-                 "the step's temporaries."),
+                 "the step's temporaries. The table shows the parts of the phase where the peak is (`peak at`); "
+                 "a blank part is not in that phase's sum."),
             Para("Measured: the child's peak RSS above its own baseline (its RSS after its imports and after "
                  "making and stepping the optimizer once on a one-element parameter, which imports torch._dynamo "
                  "and sympy: about 70 MiB that is not the model's), less the file-backed pages the run faulted "
                  "in (the code of the kernels it ran, 20-30 MiB), with glibc's mmap threshold fixed at 128 KiB "
                  "(`MALLOC_MMAP_THRESHOLD_`): glibc's default raises the threshold as large blocks are freed and "
                  "then keeps freed tensors' memory in its heap, 32-166 MiB more on five of these models, "
-                 "which depends on the order of frees and not on what is live. Raw peak RSS: the child's "
+                 "which depends on the order of frees and not on what is live. Raw peak RSS: the same child's "
                  "whole peak, interpreter and torch included (bench's `memory.rss_run_bytes`)."),
             Para(f"Within ±10%: {within} of {len(measured)} measured rows "
                  f"({len(rows) - len(measured)} not measured, with the reason"
