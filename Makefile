@@ -60,6 +60,7 @@ bench: install
 reports: install
 	$(BIN)/python -m scaleprof.dev.build_reports --out reports
 	$(BIN)/python -m scaleprof.dev.latency_prediction --out reports
+	$(BIN)/python -m scaleprof.dev.memory_estimate --out reports
 
 lint: install
 	$(BIN)/ruff check scaleprof tests

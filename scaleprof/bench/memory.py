@@ -18,6 +18,19 @@ compiled row's CPU memory only when asked (`--compile-memory`; its peak then inc
 otherwise says why the row has no figure; on CUDA the allocator's peak is read in process, no recompilation.
 In-process RSS was not chosen: this process's high-water mark already holds every model it built before.
 
+The same child also reads its own baseline, after its imports and before the model and inputs exist
+(`baseline_rss_bytes`; a training child first makes and steps its optimizer on a one-element parameter, since
+torch's optimizers import torch._dynamo and sympy on first use, about 70 MiB that is not the model's), and
+from it `peak_above_baseline_bytes` (its peak RSS above that) and `library_pages_bytes` (the file-backed pages
+the run faulted in: the code of the kernels it ran, 20-30 MiB, not the model's tensors). Their difference,
+`model_peak_bytes`, is what the step's tensors cost, weights included: the figure `profile --memory`'s
+estimate is compared against. A training child runs with glibc's mmap threshold fixed at 128 KiB
+(``MALLOC_MMAP_THRESHOLD_``, named in ``malloc``): by default glibc raises the threshold as large blocks are
+freed and then keeps later tensors' freed memory in its heap, so the peak RSS of a step held 32 MiB
+(mobilenet_v3_small) to 166 MiB (mobilenet_v2) of freed memory on five zoo models at batch 8, an amount that
+depends on the order of frees, not on what is live; with the
+threshold fixed a tensor's pages are resident while it lives, like the GPU's max_memory_allocated.
+
 The child gets the model as its spec and knobs when it has them, else as a recipe and a weights-only tensor
 file (bench.recipe); nothing is unpickled. A module that cannot be described so gets no figure, with the reason.
 """
@@ -42,6 +55,8 @@ from . import recipe
 
 CHILD_TIMEOUT_S = 900
 CHILD_ITERS = 3
+# glibc's M_MMAP_THRESHOLD (its default start) for a training child: see the module's docstring
+TRAIN_MMAP_THRESHOLD = 128 * 1024
 
 
 @dataclass
@@ -53,6 +68,11 @@ class MemoryResult:
     rss_run_bytes: int | None = None     # CPU: child's peak RSS, model loaded and run
     rss_baseline_bytes: int | None = None  # CPU: child's peak RSS, imports only
     reason: str | None = None            # why there is no figure
+    baseline_rss_bytes: int | None = None  # CPU: the run child's RSS after its imports, before the model
+    peak_above_baseline_bytes: int | None = None  # CPU: rss_run_bytes - baseline_rss_bytes
+    library_pages_bytes: int | None = None  # CPU: file-backed pages (kernels' code) the run faulted in
+    model_peak_bytes: int | None = None  # CPU: peak_above_baseline_bytes - library_pages_bytes
+    malloc: str | None = None            # CPU: the child's allocator setting, when not glibc's default
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +91,20 @@ def gpu_peak(call, device: torch.device, iters: int = CHILD_ITERS) -> MemoryResu
                         allocator_bytes=reserved)
 
 
+def _status(*fields: str) -> dict[str, int]:
+    """Fields of /proc/self/status in bytes ({} where there is none)."""
+    out = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in fields:
+                    out[key] = int(value.split()[0]) * 1024  # kB
+    except OSError:
+        pass
+    return out
+
+
 def maxrss_bytes() -> int:
     """This process's peak resident set.
 
@@ -78,13 +112,9 @@ def maxrss_bytes() -> int:
     least 500 MB whatever it does. ``VmHWM`` in /proc/self/status is the high-water mark of the child's own
     address space (fresh at exec), so it is read first; ``ru_maxrss`` is the fallback elsewhere.
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
+    hwm = _status("VmHWM").get("VmHWM")
+    if hwm is not None:
+        return hwm
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)  # Linux reports KiB
 
@@ -96,7 +126,7 @@ def cpu_peak(job: dict, *, baseline_cache: dict | None = None) -> MemoryResult:
         # The baseline imports what the run imports: it depends on the kind of run, not on the model.
         rt = job["runtime"]
         key = (rt["runtime"].partition(":")[0], job["threads"], job["zoo"], job.get("hf", False),
-               rt.get("needs_model", True))
+               rt.get("needs_model", True), job.get("train", False) and job.get("optimizer"))
         if baseline_cache is not None and key in baseline_cache:
             base = baseline_cache[key]
         else:
@@ -105,15 +135,28 @@ def cpu_peak(job: dict, *, baseline_cache: dict | None = None) -> MemoryResult:
                 baseline_cache[key] = base
     except _ChildFailed as exc:
         return MemoryResult(peak_bytes=None, method="subprocess-rss", reason=str(exc))
-    return MemoryResult(peak_bytes=max(0, run - base), method="subprocess-rss", rss_run_bytes=run,
-                        rss_baseline_bytes=base)
+    return result_of(run, base, job.get("mmap_threshold"))
+
+
+def result_of(run: dict, base: dict, mmap_threshold: int | None = None) -> MemoryResult:
+    """The row's figures from the run child's and the baseline child's reports (`_child_run`)."""
+    peak = run["maxrss_bytes"]
+    r = MemoryResult(peak_bytes=max(0, peak - base["maxrss_bytes"]), method="subprocess-rss", rss_run_bytes=peak,
+                     rss_baseline_bytes=base["maxrss_bytes"],
+                     malloc=f"MALLOC_MMAP_THRESHOLD_={mmap_threshold}" if mmap_threshold else None)
+    if run.get("baseline_rss_bytes") is not None:
+        r.baseline_rss_bytes = run["baseline_rss_bytes"]
+        r.peak_above_baseline_bytes = max(0, peak - r.baseline_rss_bytes)
+        r.library_pages_bytes = max(0, run["file_rss_bytes"] - run["baseline_file_rss_bytes"])
+        r.model_peak_bytes = max(0, r.peak_above_baseline_bytes - r.library_pages_bytes)
+    return r
 
 
 class _ChildFailed(Exception):
     pass
 
 
-def _spawn(job: dict) -> int:
+def _spawn(job: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="scaleprof-mem-") as tmp:
         job_path = os.path.join(tmp, "job.json")
         out_path = os.path.join(tmp, "out.json")
@@ -122,6 +165,8 @@ def _spawn(job: dict) -> int:
         env = dict(os.environ)
         # The child must import what this process imports (a test's or a user's module classes).
         env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        if job.get("mmap_threshold"):  # glibc reads it at start-up (see the module's docstring)
+            env["MALLOC_MMAP_THRESHOLD_"] = str(job["mmap_threshold"])
         try:
             proc = subprocess.run([sys.executable, "-m", "scaleprof.bench.memory", job_path, out_path],
                                   env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
@@ -132,7 +177,7 @@ def _spawn(job: dict) -> int:
             last = lines[-1] if lines else f"exit code {proc.returncode}"
             raise _ChildFailed(f"memory subprocess failed: {last[:200]}")
         with open(out_path) as fh:
-            return int(json.load(fh)["maxrss_bytes"])
+            return json.load(fh)
 
 
 def make_job(*, model: dict | None, runtime: dict, inputs: list[str], dtype: str, threads: int,
@@ -142,6 +187,7 @@ def make_job(*, model: dict | None, runtime: dict, inputs: list[str], dtype: str
     spec = (model or {}).get("spec")
     return {"model": model, "runtime": runtime, "inputs": inputs, "dtype": dtype, "threads": threads,
             "train": train, "optimizer": optimizer, "iters": CHILD_ITERS,
+            "mmap_threshold": TRAIN_MMAP_THRESHOLD if train else None,
             "zoo": isinstance(spec, str) and is_zoo_spec(spec),
             "hf": isinstance(spec, str) and spec.startswith("hf:")}
 
@@ -225,27 +271,53 @@ def _child_model(record: dict) -> nn.Module:
     return load_model(record["spec"], device="cpu", **(record.get("knobs") or {}))
 
 
-def _child_run(job: dict) -> int:
+def _warm_optimizer(name: str) -> None:
+    """Make and step the optimizer on a one-element parameter: torch imports torch._dynamo and sympy on an
+    optimizer's first use (about 70 MiB), which is not the model's memory."""
+    from .train import make_optimizer
+
+    p = nn.Parameter(torch.zeros(1))
+    opt = make_optimizer(name, [p])
+    p.grad = torch.zeros(1)
+    opt.step()
+
+
+def _child_imports(job: dict, rt, rt_job: dict) -> None:
+    """What a run imports before it builds the model: the baseline."""
     import importlib
 
+    for name in rt.baseline_imports:
+        importlib.import_module(name)
+    if rt_job.get("needs_model", True):
+        from . import prepare, train  # noqa: F401
+        if job.get("zoo"):
+            from .. import zoo  # noqa: F401
+        if job.get("hf"):  # an hf: spec's run imports transformers: not the model's memory
+            from .. import hf
+
+            hf._transformers()
+    if job.get("train"):
+        _warm_optimizer(job.get("optimizer", "sgd"))
+
+
+def _child_run(job: dict) -> int:
+    """The child's peak RSS (`_child_report`'s ``maxrss_bytes``)."""
+    return _child_report(job)["maxrss_bytes"]
+
+
+def _child_report(job: dict) -> dict:
+    """The child's report: its peak RSS, and for a run its own baseline (RSS and file-backed RSS after the
+    imports, before the model) and its file-backed RSS at the end."""
     from .runtimes import Runtime
 
     threads = int(job["threads"])
     torch.set_num_threads(threads)
     rt_job = job["runtime"]
     rt = Runtime.from_child_job(rt_job, threads)
+    _child_imports(job, rt, rt_job)
     if job["mode"] == "baseline":
-        for name in rt.baseline_imports:  # imports are the baseline
-            importlib.import_module(name)
-        if rt_job.get("needs_model", True):
-            from . import prepare, train  # noqa: F401
-            if job.get("zoo"):
-                from .. import zoo  # noqa: F401
-            if job.get("hf"):  # an hf: spec's run imports transformers: not the model's memory
-                from .. import hf
-
-                hf._transformers()
-        return maxrss_bytes()
+        return {"maxrss_bytes": maxrss_bytes()}
+    base = _status("VmRSS", "RssFile")
 
     def build():
         from ..shapes import parse_dtype, parse_input
@@ -264,16 +336,20 @@ def _child_run(job: dict) -> int:
             step.run()
     else:
         rt.run_in_child(rt_job, build, int(job["iters"]) + 1)
-    return maxrss_bytes()
+    report = {"maxrss_bytes": maxrss_bytes()}
+    if "VmRSS" in base and "RssFile" in base:
+        report.update(baseline_rss_bytes=base["VmRSS"], baseline_file_rss_bytes=base["RssFile"],
+                      file_rss_bytes=_status("RssFile")["RssFile"])
+    return report
 
 
 def _main(argv: list[str]) -> int:
     job_path, out_path = argv
     with open(job_path) as fh:
         job = json.load(fh)
-    rss = _child_run(job)
+    report = _child_report(job)
     with open(out_path, "w") as fh:
-        json.dump({"maxrss_bytes": rss}, fh)
+        json.dump(report, fh)
     return 0
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..counting.memory import step_loss
 from ..errors import ScaleprofError
 from . import stats
 from .timer import TimerConfig, sample_until_stop, warm_up
@@ -72,7 +73,7 @@ class TrainStep:
         out = _first_tensor(self._out)
         if out is None or not out.is_floating_point():
             raise ScaleprofError("training step: the model's output has no floating-point tensor to take a loss of")
-        if out.ndim == 2 and out.shape[1] > 1:
+        if step_loss(out) == "cross_entropy":
             if self._target is None:
                 g = torch.Generator().manual_seed(0)
                 self._target = torch.randint(0, out.shape[1], (out.shape[0],), generator=g).to(out.device)

@@ -19,7 +19,7 @@ from ..errors import ScaleprofError
 from ..shapes import InputSpec, as_input_list, dtype_name
 from ..spec import Target, resolve_target
 from .host_memory import guard as memory_guard
-from .memory import OPTIMIZER_BUFFERS, SavedTensors, estimate, model_storages
+from .memory import OPTIMIZER_BUFFERS, LiveBytes, SavedTensors, estimate, model_storages
 from .recorder import FORWARD, Observer, Recorder, _storage_key
 from .result import Layer, ProfileResult, Totals
 from .snapshot import preserved
@@ -94,6 +94,19 @@ def _named_inputs(feeds: tuple, device: torch.device, kwargs: dict | None) -> di
     return {**(kwargs or {}), **named} if named else kwargs
 
 
+def _batch_storages(args, kwargs) -> dict[int, int]:
+    """The inputs' storages and their bytes (the batch a training step holds throughout)."""
+    from torch.utils._pytree import tree_flatten
+
+    out = {}
+    for t in tree_flatten((list(args), dict(kwargs or {})))[0]:
+        if isinstance(t, torch.Tensor):
+            key = _storage_key(t)
+            if key is not None:
+                out.setdefault(key, t.untyped_storage().nbytes())
+    return out
+
+
 def _outputs_for_backward(out) -> list[torch.Tensor]:
     from torch.utils._pytree import tree_flatten
 
@@ -102,10 +115,10 @@ def _outputs_for_backward(out) -> list[torch.Tensor]:
 
 
 def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, decode: int = 0,
-         saved=None) -> int | None:
+         saved=None, live=None) -> int | None:
     """One forward (and its backward), or with ``decode`` a prefill and that many decode steps: then the KV
     cache's bytes at the final length are returned. ``saved`` (memory.SavedTensors) sees what the forward
-    saves for the backward."""
+    saves for the backward, ``live`` (memory.LiveBytes) the storages both make."""
     def call(a, kw):
         if params is None:
             return model(*a, **kw)
@@ -118,16 +131,22 @@ def _run(rec: Recorder, model, params, buffers, args, kwargs, backward: bool, de
 
             enc_dec = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
             return generate(rec, call, args, kwargs, decode, encoder_decoder=enc_dec)
-        with saved.recording() if saved is not None else contextlib.nullcontext():
-            out = call(args, kwargs or {})
-        if backward:
-            outs = _outputs_for_backward(out)
-            wrt = [p for p in (params.values() if params is not None else model.parameters()) if p.requires_grad]
-            if outs and wrt:
-                with rec.paused():
-                    seeds = [torch.ones_like(o) for o in outs]
-                with rec.backward():
-                    torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+        with live if live is not None else contextlib.nullcontext():
+            with saved.recording() if saved is not None else contextlib.nullcontext():
+                out = call(args, kwargs or {})
+            if backward:
+                outs = _outputs_for_backward(out)
+                wrt = [p for p in (params.values() if params is not None else model.parameters())
+                       if p.requires_grad]
+                if outs and wrt:
+                    with rec.paused():
+                        seeds = [torch.ones_like(o) for o in outs]
+                    if live is not None:
+                        live.backward_starts(outs)
+                    del out
+                    with rec.backward():
+                        grads = torch.autograd.grad(outs, wrt, grad_outputs=seeds, allow_unused=True)
+                    del grads
     return None
 
 
@@ -180,7 +199,7 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     if decode < 0 or (decode and backward):
         raise ScaleprofError("--decode takes a positive number of steps, and counts inference (no --backward)")
     kv_bytes = None
-    saved = None
+    saved = live = None
     if memory and optimizer not in OPTIMIZER_BUFFERS:
         raise ScaleprofError(f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_BUFFERS)}")
 
@@ -189,7 +208,7 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
     runner, prefix = (model.module, "module.") if isinstance(model, _WRAPPERS) else (model, "")
 
     def attempt(device: torch.device) -> Recorder:
-        nonlocal rec, kv_bytes, saved
+        nonlocal rec, kv_bytes, saved, live
         params, buffers = _stand_ins(runner, device, dt, backward)
         args = _make_inputs(target.feeds, device, dt)
         kw = _named_inputs(target.feeds, device, kwargs)
@@ -197,9 +216,12 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         rec = Recorder(model, {prefix + n: p for n, p in named.items()}, tag_backward=backward, observer=observer)
         if memory and backward:
             own = (*params.values(), *buffers.values()) if params is not None else ()
-            saved = SavedTensors(model_storages(runner) | {k for k in map(_storage_key, own) if k is not None})
+            weights = model_storages(runner) | {k for k in map(_storage_key, own) if k is not None}
+            batch = _batch_storages(args, kw)
+            saved = SavedTensors(weights, set(batch))
+            live = LiveBytes(weights | set(batch), start=sum(batch.values()))
         with preserved(model):   # attributes a forward assigns (on meta, meta tensors) do not outlive it
-            kv_bytes = _run(rec, runner, params, buffers, args, kw, backward, decode, saved)
+            kv_bytes = _run(rec, runner, params, buffers, args, kw, backward, decode, saved, live)
         return rec
 
     counted_on = dev
@@ -233,7 +255,10 @@ def _count(target: Target, *, kwargs: dict | None = None, backward: bool = False
         working = max((r.bytes // r.calls for r in result.operators if r.calls), default=0)
         result.memory = estimate(model, dtype=dt, backward=backward, optimizer=optimizer,
                                  saved=saved.bytes if saved is not None else 0, kv_cache=kv_bytes or 0,
-                                 working_set=working, largest_saved=saved.largest if saved is not None else 0)
+                                 working_set=working, live_peak=live.peak if live is not None else 0,
+                                 inputs=live.start if live is not None else 0,
+                                 saved_inputs=saved.saved_inputs if saved is not None else 0,
+                                 loss_scratch=live.loss_scratch if live is not None else 0)
     return result
 
 

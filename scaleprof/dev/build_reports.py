@@ -632,6 +632,9 @@ def write_index(out: Path) -> Path:
             lines.append(f"- [{name}]({name}/README.md): {first}")
     if (out / "latency-prediction" / "README.md").is_file():    # dev/latency_prediction.py builds it
         lines.append("- [latency-prediction](latency-prediction/README.md): `scaleprof predict` against measurement")
+    if (out / "memory-estimate" / "README.md").is_file():       # dev/memory_estimate.py builds it
+        lines.append("- [memory-estimate](memory-estimate/README.md): the training-memory estimate against the "
+                     "measured peak on CPU")
     if (out / "performance.md").is_file():
         lines.append("- [performance](performance.md): scaleprof's own speed against its peers")
     return atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

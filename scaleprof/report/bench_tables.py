@@ -41,18 +41,19 @@ def format_bench(result) -> str:
         trows = []
         for t in result.train:
             if t.status != "ok":
-                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", "", "", "", ""])
+                trows.append([t.device, t.batch_size, t.status, "", "", "", "", "", "", "", "", "", ""])
                 notes.append(f"training on {t.device} (batch {t.batch_size}): {t.reason}")
                 continue
             ph = t.phases
             trows.append([t.device, t.batch_size, sig(t.median_ms), ci_rel(t.median_ms, t.ci95_ms),
                           *(sig(ph[p]["median_ms"]) for p in ("forward", "loss", "backward", "optimizer")),
                           binary_bytes(t.peak_memory_bytes),
+                          binary_bytes((getattr(t, "memory", None) or {}).get("model_peak_bytes")),
                           binary_bytes((getattr(t, "memory_estimate", None) or {}).get("peak_bytes")),
                           _pct(getattr(t, "mfu", None)), _pct(getattr(t, "hfu", None))])
         out.append(tabulate(trows, headers=["device", "batch", "step ms", "95% CI", "forward", "loss", "backward",
                                             f"optimizer ({result.train[0].optimizer})", "peak mem",
-                                            "estimated", "MFU", "HFU"],
+                                            "model peak", "estimated", "MFU", "HFU"],
                             tablefmt="simple", disable_numparse=True))
     if result.attribution is not None:
         out += ["", format_attribution(result.attribution)]
