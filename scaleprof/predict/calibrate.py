@@ -3,8 +3,8 @@
 1. The machine's peaks (bench/roofline.py: a large matmul, a large copy) seed the roofline.
 2. Calibration models (zoo, on meta) are harvested: every distinct op configuration they run.
 3. Each calibration model is timed whole (eager, on real random weights), before the ops and again after
-   them (the faster pass counts): the ground truth for the framework's per-op, per-module and per-forward
-   overhead.
+   them (the faster pass counts): the ground truth for the overhead fit where no chain timed the model's
+   forward beside its ops (step 4 does, on the CPU).
 4. Each calibration model's ops are replayed as a chain, in the forward's order, each op on its own real
    tensors and timed alone where it runs (chain.py: an op replayed alone, call after call, runs hot in
    the caches; in a chain it meets the caches a model leaves it), then the same for the redraws: the
@@ -12,7 +12,8 @@
    channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling). A configuration
    no chain timed (on CUDA, or a chain over CHAIN_MAX_BYTES) is replayed alone with bench's adaptive
    timer, the heaviest expected error first.
-6. Fit (model.py) and write the file atomically (predictor.py).
+5. Fit (model.py): the per-op model on the samples, the overhead (and each kind's in-model scale) on the
+   forwards timed beside their chains; write the file atomically (predictor.py).
 
 Every finished measurement is appended to a JSON-lines journal beside the output (scaleprof/runlog.py),
 ``<out>.journal.jsonl``. Resuming is automatic: a calibration started again with the same target, environment
