@@ -321,6 +321,32 @@ def scatter(rows: list[dict], title: str, label_key: str = "name") -> bytes:
     return _png(fig)
 
 
+def residuals(rows: list[dict], title: str) -> bytes:
+    """Each model's error against its measured ms: the ±10% judgement at a glance, the labels spread by
+    error (on the log-log scatter the large models' labels fall on each other)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.4, 4.8))
+    for group, marker, colour in ((True, "s", "tab:gray"), (False, "o", "tab:blue")):
+        sel = [r for r in rows if bool(r.get("calibration")) == group]
+        if sel:
+            ax.scatter([r["measured_ms"] for r in sel], [100 * r["error"] for r in sel], marker=marker, c=colour,
+                       label="calibration model" if group else "held out", s=26)
+    for r in rows:
+        if abs(r["error"]) > WITHIN:
+            ax.annotate(str(r["name"]), (r["measured_ms"], 100 * r["error"]), fontsize=7, xytext=(4, -3),
+                        textcoords="offset points")
+    ax.axhspan(-100 * WITHIN, 100 * WITHIN, color="tab:green", alpha=0.15, label="±10%")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="measured ms (thread CPU time, 1 thread)", ylabel="predicted / measured − 1 (%)",
+           title=title)
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
 def _pct(v) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:+.1f}"
 
@@ -418,6 +444,8 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
         doc.add(Heading("Every zoo model and the held-out nets"),
                 Figure("predicted-vs-measured", scatter(measured, "predicted against measured"),
                        "log-log; the band is ±10%; labelled: outside it"),
+                Figure("errors", residuals(measured, "the error of each prediction"),
+                       "the band is ±10%; labelled: outside it"),
                 Table(model_table(sorted(ok, key=lambda m: (m["calibration"], m["source"], m["macs"]))),
                       caption="'overhead': the share of the prediction from the whole-model overhead terms (per op, "
                               "per module call, per forward); 'far from samples': the share of predicted time from "
