@@ -55,6 +55,10 @@ def test_the_web_runtime_names_its_browser_and_onnxruntime_web(tmp_path, monkeyp
     fields = Web().env_fields()
     assert fields["browser"] == "Chromium 999.0.1.2 built on Test"
     assert set(fields) == {"browser", "ort_web"}
+    from scaleprof.bench.env import environment
+
+    env = environment(**environment_fields([Eager(), Web()]))      # what bench records for a web row
+    assert env["browser"] == "Chromium 999.0.1.2 built on Test" and "browser" not in environment()
 
 
 def test_runtimes_say_how_their_memory_is_measured():

@@ -60,8 +60,10 @@ def gpu_name(device: str | torch.device | None = None) -> str | None:
 
 
 def environment(*, dtype: str = "float32", compile_mode: str | None = None, devices=("cpu",),
-                ort_threads: dict | None = None) -> dict:
-    """The fingerprint: a flat dict of strings and numbers, plus `fingerprint` (a stable hash)."""
+                ort_threads: dict | None = None, **runtime_fields) -> dict:
+    """The fingerprint: a flat dict of strings and numbers, plus `fingerprint` (a stable hash).
+    ``runtime_fields``: what a runtime adds of its own (the web runtime's browser and onnxruntime-web),
+    present only where that runtime ran."""
     cuda = any(str(d).startswith("cuda") for d in devices)
     env = {
         "torch": torch.__version__,
@@ -88,6 +90,7 @@ def environment(*, dtype: str = "float32", compile_mode: str | None = None, devi
         # other processes' demand when the run started: on a busy machine threads wait for cores
         "load": load_average(),
     }
+    env.update(runtime_fields)
     env["fingerprint"] = fingerprint_hash(env)
     return env
 
