@@ -536,27 +536,3 @@ def test_chain_times_each_op_in_order_and_keeps_its_fastest_pass():
     times, whole = C.chain_times(events, "cpu", clock, whole=forward)
     assert whole == pytest.approx(4.0)
     assert len(forwards) == 2 * (C.WARM_PASSES + C.passes_for(3 * 0.0025))     # twice a pass, the second timed
-
-
-def test_the_overhead_fit_finds_a_kind_running_faster_in_the_model_than_in_its_chain():
-    from scaleprof.predict.model import KIND_SCALE_BOUNDS, fit_overhead
-
-    rng = np.random.default_rng(0)
-    n = 40
-    conv, other = rng.uniform(5, 50, n), rng.uniform(1, 20, n)
-    n_ops = rng.integers(20, 300, n).astype(float)
-    n_mod = n_ops * rng.uniform(0.8, 1.2, n)
-    measured = 0.9 * conv + other + 0.002 * n_ops + 0.003 * n_mod + 0.1
-    o = fit_overhead(conv + other, n_ops, n_mod, measured, {"conv.standard": conv, "other": other})
-    assert o.kind_scale["conv.standard"] == pytest.approx(0.9, abs=0.02)    # pulled a little towards 1
-    assert o.kind_scale["other"] == pytest.approx(1.0, abs=0.02)
-    fitted = 0.0 + o.kind_scale["conv.standard"] * conv + o.kind_scale["other"] * other + \
-        o.per_op_ms * n_ops + o.per_module_ms * n_mod + o.per_model_ms
-    assert np.max(np.abs(fitted / measured - 1)) < 0.01
-    # far outside the bounds the data would want, the scale stops at them
-    o = fit_overhead(conv + other, n_ops, n_mod, 0.3 * conv + other, {"conv.standard": conv, "other": other})
-    assert o.kind_scale["conv.standard"] == pytest.approx(KIND_SCALE_BOUNDS[0])
-    # a kind under MIN_KIND_SHARE of every forward keeps no scale
-    tiny = conv * 1e-3
-    o = fit_overhead(conv + tiny, n_ops, n_mod, conv + tiny, {"conv.standard": conv, "activation": tiny})
-    assert "activation" not in o.kind_scale

@@ -129,7 +129,7 @@ def evaluate(spec: str, knobs: dict, predictor: Path, time_s: float, *, measure:
         h = harvest(model, specs, name=spec)
         r = predict_harvest(pred, h, [str(s) for s in specs], [])
         predict_s = min(predict_s, time.thread_time() - t0)
-    op_ms = pred.overhead.ops_ms(pred.events_ms(h.events), [e.kind for e in h.events])
+    op_ms = pred.events_ms(h.events) + pred.overhead.per_op_ms
     far = float((op_ms * pred.novelty(h.events)).sum() / max(op_ms.sum(), 1e-12))
     tot = h.profile.totals
     out = {"spec": spec, "knobs": knobs, "inputs": [str(s) for s in specs], "macs": tot.macs,

@@ -12,8 +12,8 @@
    channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling). A configuration
    no chain timed (on CUDA, or a chain over CHAIN_MAX_BYTES) is replayed alone with bench's adaptive
    timer, the heaviest expected error first.
-5. Fit (model.py): the per-op model on the samples, the overhead (and each kind's in-model scale) on the
-   forwards timed beside their chains; write the file atomically (predictor.py).
+5. Fit (model.py): the per-op model on the samples, the overhead on the forwards timed beside their
+   chains; write the file atomically (predictor.py).
 
 Every finished measurement is appended to a JSON-lines journal beside the output (scaleprof/runlog.py),
 ``<out>.journal.jsonl``. Resuming is automatic: a calibration started again with the same target, environment
@@ -250,7 +250,7 @@ def _work_list(runs: list[ModelRun], estimate: Predictor, done: set[str]) -> lis
     first: dict[str, OpEvent] = {}
     for run in runs:
         events = run.harvest.events
-        est = estimate.overhead.ops_ms(estimate.events_ms(events), [e.kind for e in events]) * estimate.novelty(events)
+        est = (estimate.events_ms(events) + estimate.overhead.per_op_ms) * estimate.novelty(events)
         for e, ms in zip(events, est, strict=True):
             k = _key(e)
             if k in done:
@@ -478,19 +478,15 @@ def _measure_peaks(target: Target, progress: bool, clock: str = "wall") -> tuple
 def _fit_overhead(pred: Predictor, base: list[ModelRun], measured: dict) -> list[dict]:
     """Fit the whole-model overhead on the measured calibration models; their predicted-vs-measured rows."""
     runs = [r for r in base if measured.get(r.label)]
-    per_op = [pred.events_ms(r.harvest.events) for r in runs]
-    sums = np.array([float(ms.sum()) for ms in per_op])
-    kinds = sorted({e.kind for r in runs for e in r.harvest.events})
-    by_kind = {k: np.array([float(ms[[e.kind == k for e in r.harvest.events]].sum()) for r, ms in zip(runs, per_op, strict=True)])
-               for k in kinds}
+    sums = np.array([float(pred.events_ms(r.harvest.events).sum()) for r in runs])
     n_ops = np.array([len(r.harvest.events) for r in runs], dtype=float)
     n_mod = np.array([r.harvest.module_calls for r in runs], dtype=float)
     meas = np.array([measured[r.label] for r in runs], dtype=float)
-    pred.overhead = M.fit_overhead(sums, n_ops, n_mod, meas, by_kind)
+    pred.overhead = M.fit_overhead(sums, n_ops, n_mod, meas)
     pred.models = []
     rows = []
-    for r, ms, s, n, u, m in zip(runs, per_op, sums, n_ops, n_mod, meas, strict=True):
-        p = float(pred.overhead.ops_ms(ms, [e.kind for e in r.harvest.events]).sum()) + pred.overhead.total(0, int(u))
+    for r, s, n, u, m in zip(runs, sums, n_ops, n_mod, meas, strict=True):
+        p = s + pred.overhead.total(int(n), int(u))
         pred.models.append({"name": r.label, "measured_ms": m, "op_sum_ms": s, "n_ops": int(n), "n_modules": int(u)})
         rows.append({"model": r.label, "measured_ms": m, "predicted_ms": p, "error": p / m - 1})
     return rows

@@ -223,69 +223,44 @@ def predict_ops(fits: dict[str, GroupFit], groups: list[str], X: np.ndarray, fea
 
 @dataclass
 class Overhead:
-    """What a whole forward adds to, or takes from, its ops' replayed times: per op, per module call, per
-    forward (ms), and per layer kind the ratio of the kind's time inside the model to its time in a chain
-    (``kind_scale``; 1 for a kind not fitted)."""
+    """What a whole forward adds to its ops' isolated times: per op, per module call, per forward (ms)."""
 
     per_op_ms: float = 0.0
     per_module_ms: float = 0.0
     per_model_ms: float = 0.0
-    kind_scale: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"per_op_ms": self.per_op_ms, "per_module_ms": self.per_module_ms, "per_model_ms": self.per_model_ms,
-                "kind_scale": dict(self.kind_scale)}
+        return {"per_op_ms": self.per_op_ms, "per_module_ms": self.per_module_ms, "per_model_ms": self.per_model_ms}
 
     @classmethod
     def from_dict(cls, d: dict) -> Overhead:
-        return cls(float(d["per_op_ms"]), float(d["per_module_ms"]), float(d["per_model_ms"]),
-                   {str(k): float(v) for k, v in d.get("kind_scale", {}).items()})
+        return cls(float(d["per_op_ms"]), float(d["per_module_ms"]), float(d["per_model_ms"]))
 
     def total(self, n_ops: int, n_modules: int) -> float:
         return self.per_op_ms * n_ops + self.per_module_ms * n_modules + self.per_model_ms
-
-    def ops_ms(self, ms: np.ndarray, kinds) -> np.ndarray:
-        """Each op's row: its replayed ms times its kind's scale, plus the per-op term (never below 0)."""
-        scale = np.array([self.kind_scale.get(k, 1.0) for k in kinds], dtype=float)
-        return np.maximum(np.asarray(ms, dtype=float) * scale + self.per_op_ms, 0.0)
 
 
 # An op replayed in a chain is called through its boxed OpOverload (0.5-1.6 µs more a call than the
 # Python binding a model's layer calls, measured here): the per-op term may take that much back.
 REPLAY_CALL_MS = 0.0015
-# A kind's scale is fitted where it is at least this share of some calibration forward, within these
-# bounds and pulled towards 1 (ridge weight, in squared relative error): chains and forwards timed in
-# the same seconds agree within 0.94-1.10 here, so a scale is a small correction, never a free factor.
-MIN_KIND_SHARE, KIND_SCALE_BOUNDS, KIND_RIDGE = 0.05, (0.8, 1.25), 1.0
 
 
-def fit_overhead(op_sums: np.ndarray, n_ops: np.ndarray, n_modules: np.ndarray, measured: np.ndarray,
-                 by_kind: dict[str, np.ndarray] | None = None) -> Overhead:
-    """measured ≈ Σ_k s_k·ops_k + o·n_ops + u·n_modules + c on relative error, s_k (``by_kind``: each
-    forward's replayed ms per kind) within KIND_SCALE_BOUNDS and pulled towards 1, u, c ≥ 0 and
-    o ≥ -REPLAY_CALL_MS. With fewer forwards than unknowns the constant, then the module term, are dropped."""
+def fit_overhead(op_sums: np.ndarray, n_ops: np.ndarray, n_modules: np.ndarray, measured: np.ndarray) -> Overhead:
+    """measured ≈ op_sum + o·n_ops + u·n_modules + c on relative error; u, c ≥ 0 and o ≥ -REPLAY_CALL_MS.
+    With fewer models than unknowns the constant, then the module term, are dropped."""
     from scipy.optimize import lsq_linear
 
+    gap = measured - op_sums
     n = len(measured)
     if n == 0:
         return Overhead()
-    by_kind = by_kind or {}
-    kinds = sorted(k for k, v in by_kind.items() if n >= 8 and float(np.max(v / measured)) >= MIN_KIND_SHARE)
-    fixed = op_sums - sum((by_kind[k] for k in kinds), np.zeros(n))
+    X = np.column_stack([n_ops, n_modules, np.ones(n)]).astype(float)
     cols = [0, 1, 2] if n >= 4 else [0, 1] if n >= 2 else [0]
-    X = np.column_stack([*(by_kind[k] for k in kinds), *(np.column_stack([n_ops, n_modules, np.ones(n)])[:, cols].T)])
-    A = X.astype(float) / measured[:, None]
-    b = (measured - fixed) / measured
+    coef = np.zeros(3)
+    A = X[:, cols] / measured[:, None]
     scale = np.abs(A).max(axis=0)
     scale[scale == 0] = 1.0
-    lo = np.array([KIND_SCALE_BOUNDS[0]] * len(kinds) + [-REPLAY_CALL_MS, 0.0, 0.0][:len(cols)])
-    hi = np.array([KIND_SCALE_BOUNDS[1]] * len(kinds) + [np.inf] * len(cols))
-    ridge = np.zeros((len(kinds), A.shape[1]))
-    ridge[np.arange(len(kinds)), np.arange(len(kinds))] = np.sqrt(KIND_RIDGE)
-    A_all = np.vstack([A, ridge]) / scale
-    b_all = np.concatenate([b, np.full(len(kinds), np.sqrt(KIND_RIDGE))])
-    sol = lsq_linear(A_all, b_all, bounds=(lo * scale, hi * scale)).x / scale
-    coef = np.zeros(3)
-    coef[cols] = sol[len(kinds):]
-    return Overhead(float(coef[0]), float(coef[1]), float(coef[2]),
-                    {k: float(v) for k, v in zip(kinds, sol[:len(kinds)], strict=True)})
+    lower = np.array([-REPLAY_CALL_MS, 0.0, 0.0])[cols] * scale
+    sol = lsq_linear(A / scale, gap / measured, bounds=(lower, np.inf)).x
+    coef[cols] = sol / scale
+    return Overhead(float(coef[0]), float(coef[1]), float(coef[2]))

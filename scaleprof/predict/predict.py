@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..counting import kinds as K
 from ..shapes import InputSpec, parse_dtype
 from ..spec import load_model, model_inputs, spec_label
@@ -101,7 +103,7 @@ def predict(model_or_spec, inputs=None, *, knobs: dict | None = None, device="cp
 
 def predict_harvest(pred: Predictor, h, inputs: list[str], notices: list[str]) -> PredictionResult:
     """The prediction of one harvested forward (the piece scaling and bench reuse)."""
-    per_op = pred.overhead.ops_ms(pred.events_ms(h.events), [e.kind for e in h.events])
+    per_op = np.maximum(pred.events_ms(h.events) + pred.overhead.per_op_ms, 0.0)    # a view, less the replay's call
     rows: dict[tuple[str, str], PredictedLayer] = {}
     for e, ms in zip(h.events, per_op.tolist(), strict=True):
         row = rows.get((e.module, e.kind))
