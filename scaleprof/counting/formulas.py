@@ -44,9 +44,9 @@ class Cost:
     kind: str | None = None
     activations: int | None = None  # None: the recorder uses the output size for conv/linear kinds
     info: dict[str, Any] = field(default_factory=dict)
-    # weights that are no tensor the recorder sees (quantized packed weights): (id, parameters, bytes read);
-    # their parameters are counted once per id, their bytes at each call
-    packed: tuple[int, int, int] | None = None
+    # weights that are no tensor the recorder sees (quantized packed weights): (the packed object, parameters,
+    # bytes read); their parameters are counted once per object, their bytes at each call
+    packed: tuple[Any, int, int] | None = None
     read_bytes: int | None = None   # None: every input read once; set where an op reads only part of one
 
 

@@ -32,7 +32,7 @@ def _conv(a: Args, out, *, relu: bool) -> Cost:
                        dilation=dilation, transposed=transposed)
     flops = 2 * macs + (_numel(out) if b is not None else 0)
     params, nbytes = _packed_read(w, b)
-    costs = Cost(macs, flops, kind, packed=(id(packed), params, nbytes),
+    costs = Cost(macs, flops, kind, packed=(packed, params, nbytes),
                  info={"groups": groups, "quantized": True})
     if relu:
         return [costs, Cost(0, ACTIVATION_COST["relu"] * _numel(out), K.ACTIVATION, activations=0)]
@@ -56,7 +56,7 @@ def _linear(a: Args, out, *, relu: bool) -> Cost | list[Cost]:
     rows = _numel(x) // k
     macs = rows * k * n
     params, nbytes = _packed_read(w, b)
-    cost = Cost(macs, 2 * macs + (rows * n if b is not None else 0), K.LINEAR, packed=(id(packed), params, nbytes),
+    cost = Cost(macs, 2 * macs + (rows * n if b is not None else 0), K.LINEAR, packed=(packed, params, nbytes),
                 info={"quantized": True})
     if relu:
         return [cost, Cost(0, ACTIVATION_COST["relu"] * rows * n, K.ACTIVATION, activations=0)]

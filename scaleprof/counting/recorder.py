@@ -150,7 +150,9 @@ class Recorder:
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
         self.param_keys = frozenset(self.unclaimed)
-        self.packed_seen: set[int] = set()
+        # packed weights seen, by id, each kept alive: an id names one object only while it lives (a packed
+        # object the dispatcher made for one call and freed gave its id to the next layer's: its params lost)
+        self.packed_seen: dict[int, Any] = {}
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
         self.observer = observer
@@ -333,10 +335,10 @@ class Recorder:
         claimed = self._claim(ins) if self.phase == FORWARD and self.unclaimed else 0
         for cost in costs:
             if cost.packed is not None:
-                packed_id, n, nbytes = cost.packed
+                packed, n, nbytes = cost.packed
                 op_bytes += nbytes
-                if self.phase == FORWARD and packed_id not in self.packed_seen:
-                    self.packed_seen.add(packed_id)
+                if self.phase == FORWARD and id(packed) not in self.packed_seen:
+                    self.packed_seen[id(packed)] = packed
                     claimed += n
         primary = outs[0] if outs else None
         first_kind = None
