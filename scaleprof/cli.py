@@ -515,7 +515,7 @@ def _cmd_scale(args) -> int:
              "executor": args.executor, "jobs": args.jobs, "log": args.log, "resume": args.resume or None,
              "constraint": args.constraint, "address": args.address, "family_kwargs": parse_kwargs(args.arg),
              "base_resolution": args.base_resolution, "resolution_multiple": args.resolution_multiple,
-             "sweep": args.sweep, "data": args.data, "steps": args.steps, "seeds": args.seeds,
+             "sweep": args.sweep, "keep_candidates": args.keep, "data": args.data, "steps": args.steps, "seeds": args.seeds,
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "latency_time": args.latency_time, "latency_target_ms": args.latency_target,
              "reward_w": args.reward_w, "proxy": args.proxy, "proxy_batch": args.proxy_batch,
@@ -592,6 +592,10 @@ def _build_scale(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the search in --log, skipping finished work")
     p.add_argument("--sweep", default=None, metavar="PHIS",
                    help=f"φ values of the scale-up (default {G.sweep}; '' none)")
+    p.add_argument("--keep", type=_INT, default=None, metavar="N",
+                   help=f"candidates the result keeps (default {G.keep_candidates:,}): a larger grid, up to "
+                        f"{G.max_candidates:,}, is streamed, keeping the first N of the ranking, the Pareto "
+                        "front and the paper's point")
     p.add_argument("--sweep-from", default=None, metavar="WHICH",
                    help="coefficients of the scale-up: best (default), paper (1.2,1.1,1.15) or A,B,G")
     p.add_argument("--base-resolution", type=_INT, default=None, help="the base's resolution (default the family's)")

@@ -800,3 +800,15 @@ def test_cli_scale_predicted_latency_table(fake_predictor, capsys):
     assert "predicted latency (the best timed to confirm)" in text
     # the first by measurement: (α 1, β 1.5, 32 px), predicted = measured = 7.965 ms (MACs/1e5 + 0.5)
     assert "7.965" in text and "+0.0" in text and "-16.7" in text      # 1/1.2 - 1 for the one over
+
+
+def test_the_cli_keeps_what_keep_says(capsys):
+    """`scale --keep N`: a grid over N candidates is streamed; the JSON says how many of how many it kept."""
+    from scaleprof.cli import main
+
+    rc = main(["scale", "--alpha", "1.0:1.2:0.05", "--beta", "1.0:1.1:0.05", "--gamma", "1.0:1.15:0.05",
+               "--sweep", "", "--keep", "5", "--json", "--quiet"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["candidates_total"] == 5 * 3 * 4
+    assert 5 <= d["candidates_kept"] == len(d["candidates"]) < d["candidates_total"]
+    assert main(["scale", "--keep", "0", "--quiet"]) == 2
