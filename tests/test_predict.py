@@ -27,6 +27,11 @@ def synthetic_op_ms(e: OpEvent) -> float:
     return C0 + A * 2.0 * e.macs / (GFLOPS * 1e6) + B * e.bytes / (GBPS * 1e6)
 
 
+def synthetic_model_ms(run) -> float:
+    ev = run.harvest.events
+    return sum(synthetic_op_ms(e) for e in ev) + PER_OP * len(ev) + PER_MODULE * run.harvest.module_calls + PER_MODEL
+
+
 class FakeTimer:
     """Synthetic timings; counts what it was asked to time (never builds the callable)."""
 
@@ -38,9 +43,7 @@ class FakeTimer:
     def __call__(self, what, make) -> float:
         if isinstance(what, ModelRun):
             self.models.append(what.label)
-            ev = what.harvest.events
-            return (sum(synthetic_op_ms(e) for e in ev) + PER_OP * len(ev) + PER_MODULE * what.harvest.module_calls
-                    + PER_MODEL)
+            return synthetic_model_ms(what)
         if self.fail_after is not None and len(self.ops) >= self.fail_after:
             raise KeyboardInterrupt  # the kill
         self.ops.append(f"{what.kind}|{what.sig}")
@@ -449,14 +452,15 @@ class ChainFakeTimer(FakeTimer):
         if self.chain_fail_after is not None and len(self.chains) >= self.chain_fail_after:
             raise KeyboardInterrupt
         self.chains.append(run.label)
-        return [synthetic_op_ms(e) for e in run.harvest.events], super().__call__(run, None)
+        return [synthetic_op_ms(e) for e in run.harvest.events], synthetic_model_ms(run)
 
 
 def test_chains_time_every_op_where_it_runs_and_recover_the_coefficients(tmp_path):
     timer = ChainFakeTimer()
     result = fake_calibrate(tmp_path / "p.json", timer)
     pred = Predictor.load(tmp_path / "p.json")
-    assert timer.chains == list(MODELS) and timer.ops == []     # no op replayed alone
+    assert timer.chains == list(MODELS) and timer.ops == []     # no op replayed alone ...
+    assert timer.models == []                                   # ... and no model timed apart from its chain
     # the overhead fitted on the forwards timed between the chains' passes
     assert pred.overhead.per_op_ms == pytest.approx(PER_OP, rel=1e-4)
     assert pred.overhead.per_module_ms == pytest.approx(PER_MODULE, rel=1e-4)
@@ -479,6 +483,7 @@ def test_a_run_no_chain_takes_is_replayed_op_by_op(tmp_path):
     res = {f"{e.kind}|{e.sig}" for e in harvest_model("resnet18", {}, make_target(threads=1)).harvest.events}
     assert timer.chains == ["resnet18"]
     assert set(timer.ops) == vit - res          # what resnet18's chain did not time, alone
+    assert timer.models == ["vit_tiny", "vit_tiny"]     # and its forward whole, before and after those
 
 
 def test_a_calibration_killed_in_its_chains_resumes_without_retiming_them(tmp_path):

@@ -174,21 +174,17 @@ def models_stage(store: Store, mode: Mode, predictor: Path, calibration_models) 
 def _second_pass(store: Store, keys: list[tuple[str, str, dict]], recs: list[dict], mode: Mode, what: str) -> None:
     """Each timed record timed again, minutes after its first pass (the whole list in between): the faster
     counts, as in calibration, and the two passes show the measurement's own reproducibility."""
+    from ..shapes import parse_input
+
     for i, ((key, spec, knobs), rec) in enumerate(zip(keys, recs, strict=True)):
         if rec.get("status") != "ok" or not rec.get("measured_ms"):
             continue
         again = store.cached(f"again-{key}", lambda s=spec, k=knobs, r=rec: _safe(
-            lambda: {"measured_ms": _measured(s, k, [_spec_of(x) for x in r["inputs"]], mode.model_time_s)}),
+            lambda: {"measured_ms": _measured(s, k, [parse_input(x) for x in r["inputs"]], mode.model_time_s)}),
             label=f"{NAME}: {what} {i + 1}/{len(keys)} again: {spec}")
         if again.get("measured_ms"):
             rec["measured_passes"] = [rec["measured_ms"], again["measured_ms"]]
             rec["measured_ms"] = min(rec["measured_passes"])
-
-
-def _spec_of(text: str):
-    from ..shapes import parse_input
-
-    return parse_input(text)
 
 
 def _grid_points(n: int) -> list:
@@ -432,8 +428,8 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
         f"calibration models in-sample within ±10%: {_share(summary['calibration_within'])}",
         _predict_cost(ok), _repeat_line(summary["repeat"])]))
     doc.add(Heading("Calibration"),
-            Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model timed whole (twice: before and after "
-                 "its ops), its ops replayed as a chain in the forward's order, each timed where it runs, and so "
+            Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model's ops replayed as a chain in the forward's "
+                 "order, each timed where it runs, with the model's own forward timed between the passes, and so "
                  "the redraws' (docs/prediction.md); the MACs-only and MACs + "
                  "activations fits use the same whole-model measurements of the calibration models."),
             Table(pd.DataFrame([{"model": str(r.get("model")).rsplit(":", 1)[-1], "measured ms": f"{r['measured_ms']:.2f}",

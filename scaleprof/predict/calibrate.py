@@ -2,17 +2,15 @@
 
 1. The machine's peaks (bench/roofline.py: a large matmul, a large copy) seed the roofline.
 2. Calibration models (zoo, on meta) are harvested: every distinct op configuration they run.
-3. Each calibration model is timed whole (eager, on real random weights), before the ops and again after
-   them (the faster pass counts): the ground truth for the overhead fit where no chain timed the model's
-   forward beside its ops (step 4 does, on the CPU).
-4. Each calibration model's ops are replayed as a chain, in the forward's order, each op on its own real
+3. Each calibration model's ops are replayed as a chain, in the forward's order, each op on its own real
    tensors and timed alone where it runs (chain.py: an op replayed alone, call after call, runs hot in
    the caches; in a chain it meets the caches a model leaves it), then the same for the redraws: the
    models at other resolutions and widths (zoo knobs), whose configurations sit near the measured ones in
    channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling). A configuration
    no chain timed (on CUDA, or a chain over CHAIN_MAX_BYTES) is replayed alone with bench's adaptive
-   timer, the heaviest expected error first.
-5. Fit (model.py): the per-op model on the samples, the overhead on the forwards timed beside their
+   timer, the heaviest expected error first; a model whose forward no chain timed is timed whole (eager,
+   on real random weights) before those replays and again after them, and the faster pass counts.
+4. Fit (model.py): the per-op model on the samples, the overhead on the forwards timed beside their
    chains; write the file atomically (predictor.py).
 
 Every finished measurement is appended to a JSON-lines journal beside the output (scaleprof/runlog.py),
@@ -263,9 +261,8 @@ def _work_list(runs: list[ModelRun], estimate: Predictor, done: set[str]) -> lis
 def _sample(e: OpEvent, ms: float | None) -> dict:
     """A measured configuration, in the context of the forward it came from (a replay alone stands for it
     there: where no chain is timed, that is all there is)."""
-    feats = e.features()
     return {"key": _key(e), "group": e.group, "kind": e.kind, "macs": e.macs, "bytes": e.bytes,
-            "features": feats, "ms": ms}
+            "features": e.features(), "ms": ms}
 
 
 def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = 300.0,
@@ -314,21 +311,24 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     seeded = Predictor.seeded(target, env)
     seeded.gflops, seeded.gbps = pred.gflops, pred.gbps
     base, extra = _harvest_all(models, redraws, target, progress)
-    passes = ({}, {})       # each model is timed first and again after the ops: its faster pass counts
-    for r in records:
-        if r.get("type") == "model":
-            passes[r.get("pass", 1) - 1][r["label"]] = r["ms"]
-    now = _time_models(base, passes, 1, deadline, timer, target, log, progress)
-    stopped = "done" if all(r.label in passes[0] for r in base) else "max_time"
-    # the second pass's time is kept back from the ops (at most a tenth of --max-time)
+    # the second whole-model pass's time is kept back from the ops (at most a tenth of --max-time)
     ops_deadline = deadline - min(0.1 * max_time, MODEL_TIME_S * len(base))
     chained = {r["label"]: r["ops"] for r in records if r.get("type") == "chain"}
     wholes = {r["label"]: r.get("whole_ms") for r in records if r.get("type") == "chain"}
+    now, stopped = 0, "done"
     chain = getattr(timer, "chain", None)
     if chain is not None:
-        timed, complete = _chain_runs(base + extra, chained, wholes, chain, ops_deadline, log, progress)
-        now += timed
-        stopped = stopped if complete else "max_time"
+        now, complete = _chain_runs(base + extra, chained, wholes, chain, ops_deadline, log, progress)
+        stopped = "done" if complete else "max_time"
+    # a model whose forward no chain timed beside its ops is timed whole, before the lone replays and again
+    # after them, and its faster pass counts
+    unchained = [r for r in base if not wholes.get(r.label)]
+    passes = ({}, {})
+    for r in records:
+        if r.get("type") == "model":
+            passes[r.get("pass", 1) - 1][r["label"]] = r["ms"]
+    now += _time_models(unchained, passes, 1, deadline, timer, target, log, progress)
+    stopped = stopped if all(r.label in passes[0] for r in unchained) else "max_time"
     # an op timed in a chain is timed where it runs; one no chain timed is replayed alone
     samples = {r["key"]: r for r in records if r.get("type") == "op"}
     samples.update(_chain_samples(base + extra, chained))
@@ -357,7 +357,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
         if stopped == "max_time":
             _say(progress, f"--max-time {max_time:g} s reached: fitting on what was measured")
             break
-    now += _time_models(base, passes, 2, deadline, timer, target, log, progress)
+    now += _time_models(unchained, passes, 2, deadline, timer, target, log, progress)
     # the whole-model truth of the overhead fit: a run's forward timed between its own chain's passes
     # (the same seconds as its ops), else the faster of its two whole passes
     measured_models = {r.label: min((p[r.label] for p in passes if p.get(r.label) is not None), default=None)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..bench.timer import CpuBlockTimer
 from .harvest import OpEvent
 from .replay import replayable
 
@@ -52,7 +53,7 @@ def chain_times(events: Sequence[OpEvent], device, clock: Callable[[], float], *
             fns.append(replayable(e, device))
         except Exception:      # an event that cannot be built is predicted by its group
             fns.append(None)
-    pair = _clock_pair(clock)
+    pair = CpuBlockTimer(clock).overhead_s()     # one clock pair, taken off each op's time
     best = np.full(len(fns), np.inf)
     best_whole = math.inf
     n_passes = WARM_PASSES + MIN_PASSES
@@ -96,11 +97,3 @@ def per_key(keys: Sequence[str], times: Sequence[float | None]) -> dict[str, flo
         if t is not None:
             got[k].append(t)
     return {k: (float(np.median(v)) if v else None) for k, v in got.items()}
-
-
-def _clock_pair(clock: Callable[[], float], reps: int = 200) -> float:
-    d = []
-    for _ in range(reps):
-        t0 = clock()
-        d.append(clock() - t0)
-    return float(np.median(d))
