@@ -101,3 +101,52 @@ def test_memory_estimate_report_rows(monkeypatch):
     assert me._row(ok)["within ±10%"] == "yes" and me._row(ok)["ratio"] == "1.080"
     ok["measured"]["model_peak_bytes"] = int(d["estimate"]["peak_bytes"] / 1.2)
     assert me._row(ok)["within ±10%"] == "no"
+
+
+class _QKVAttention(nn.Module):
+    """x -> one qkv projection -> SDPA over 2 heads of 8 -> (B, L, 16)."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.qkv, self.dropout = nn.Linear(16, 48, bias=False), dropout
+
+    def forward(self, x):
+        B, L, _ = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout)
+        return y.transpose(1, 2).reshape(B, L, 16)
+
+
+def test_attention_saves_what_the_cpu_flash_kernel_saves():
+    # B=2, L=16: the linear saves the batch x (2*16*16*4 = 2048 B); CPU's flash kernel saves q, k, v (views of
+    # the one qkv output, 2*16*48*4 = 6144 B), its output (2*2*16*8*4 = 2048 B) and log-sum-exp (2*2*16*4 =
+    # 256 B). The math path (what meta picks by itself) would keep the 2x2x16x16 attention matrix too.
+    m = scaleprof.profile(_QKVAttention(), "2x16x16", backward=True, memory=True, optimizer="sgd").memory
+    assert m.activations_saved == 2048 + 6144 + 2048 + 256
+    # dropout: CPU takes the math path as well, and so does the count (a mask and the probabilities saved)
+    md = scaleprof.profile(_QKVAttention(0.1), "2x16x16", backward=True, memory=True, optimizer="sgd").memory
+    assert md.activations_saved > m.activations_saved + 2 * 2 * 16 * 16 * 4
+
+
+@pytest.mark.parametrize("make", [lambda: _QKVAttention(),
+                                  lambda: nn.MultiheadAttention(16, 2, batch_first=True)])
+def test_attention_on_meta_saves_and_counts_as_on_cpu(make):
+    # the independent method: the same step on real CPU tensors, where torch picks the flash kernel itself
+    torch.manual_seed(0)
+    net = make()
+
+    class Wrap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net(x, x, x, need_weights=False)[0] if isinstance(self.net, nn.MultiheadAttention) \
+                else self.net(x)
+            return out
+
+    meta = scaleprof.profile(Wrap(), "2x16x16", backward=True, memory=True, optimizer="adamw")
+    cpu = scaleprof.profile(Wrap(), "2x16x16", backward=True, memory=True, optimizer="adamw", device="cpu")
+    assert meta.memory.activations_saved == cpu.memory.activations_saved
+    assert meta.by_kind("backward") == cpu.by_kind("backward")
+    assert torch.nn.functional.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention

@@ -20,8 +20,10 @@ updates in place). Parts that sum to ``peak_bytes`` (`MemoryEstimate.parts`):
   optimizer step: weights + optimizer_state + inputs + gradients + optimizer_scratch
 where ``backward_scratch`` is what the backward holds at its peak beyond the saved activations and the batch
 (the loss's temporaries too, when the peak is as the backward starts).
-Not modelled: the forward on meta takes scaled_dot_product_attention's math path (it saves the attention
-matrix) where a CPU run takes the flash kernel, which does not: a transformer's estimate is high by that.
+Attention saves what a CPU run's does: on meta torch would take scaled_dot_product_attention's math path
+(it saves the attention matrix), so the count calls the kernel torch picks for the same call on CPU (the
+flash kernel wherever it can: its inputs, output and log-sum-exp; counting/recorder.py's
+`_sdpa_flash_on_meta`). A CUDA run's fused kernels save the same.
 Inference holds the weights, the KV cache and the largest working set of one op (its inputs and output).
 """
 

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from .. import no_dynamo
 from . import flex
@@ -418,9 +419,14 @@ def _call_or_stand_in(func, args, kwargs):
     shape, as on meta tensors."""
     if func is F.scaled_dot_product_attention:
         out = _sdpa_on_meta(*args, **kwargs)
+        if out is None:
+            out = _sdpa_flash_on_meta(*args, **kwargs)
         if out is not None:
             return out
     try:
+        if func is F.multi_head_attention_forward:
+            with _flash_inside_mha():
+                return func(*args, **kwargs)
         return func(*args, **kwargs)
     except RuntimeError:
         q = args[0] if args else kwargs.get("query")
@@ -457,6 +463,63 @@ def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fa
         except RuntimeError:
             return None
     return torch.empty(out_shape, dtype=query.dtype, device="meta")
+
+
+def _sdpa_flash_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                        enable_gqa=False):
+    """SDPA with a backward on meta, through the kernel a CPU run picks for the same call. On meta torch
+    picks the math path, which saves the (L, S) attention matrix for the backward and runs a decomposed
+    backward; the CPU's flash kernel (which torch picks for these shapes whenever it can: no dropout, a
+    dense last dimension) saves only its inputs, output and log-sum-exp, and its backward is one op. So the
+    memory estimate's saved activations and the backward's ops are the ones a CPU step has. None where the
+    CPU would take the math path too (then torch's own runs) or the call is not plain meta tensors."""
+    ts = (query, key, value)
+    if any(type(t) not in _PLAIN_TYPES or t.device.type != "meta" for t in ts) or enable_gqa \
+            or attn_mask is not None and (type(attn_mask) not in _PLAIN_TYPES or attn_mask.device.type != "meta"):
+        return None
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in ts)) or query.dim() != 4:
+        return None
+    if _cpu_sdp_choice(ts, attn_mask, dropout_p, is_causal, scale) != int(SDPBackend.FLASH_ATTENTION):
+        return None
+    if attn_mask is not None and attn_mask.dtype == torch.bool:   # as torch converts it before the kernel
+        attn_mask = torch.zeros_like(attn_mask, dtype=query.dtype).masked_fill_(~attn_mask, float("-inf"))
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale)[0]
+
+
+def _cpu_sdp_choice(ts, attn_mask, dropout_p, is_causal, scale) -> int | None:
+    """Torch's own SDPA selection for a CPU call of these sizes, asked on CPU stand-ins whose last dimension
+    is dense (it reads sizes, dtypes, the last stride and the flags; an expanded row keeps them without the
+    memory), outside every mode (it is no op to count)."""
+    with _disable_current_modes():
+        def stand_in(t):
+            row = torch.empty(t.shape[-1], dtype=t.dtype, device="cpu")
+            return row.expand(t.shape).requires_grad_(t.requires_grad)
+        try:
+            mask = None if attn_mask is None else \
+                torch.empty((), dtype=attn_mask.dtype, device="cpu").expand(attn_mask.shape)
+            return torch._fused_sdp_choice(*(stand_in(t) for t in ts), attn_mask=mask, dropout_p=dropout_p,
+                                           is_causal=is_causal, scale=scale)
+        except (RuntimeError, TypeError):
+            return None
+
+
+@contextlib.contextmanager
+def _flash_inside_mha():
+    """nn.MultiheadAttention's function calls SDPA itself, out of the function modes' sight (a mode is off
+    while its handler runs): for the length of that call the module's global name is `_sdpa_flash_on_meta`'s
+    wrapper (torch's own wherever that does not apply), so its backward saves and runs what a CPU run's does."""
+    real = F.scaled_dot_product_attention
+
+    def sdpa(*args, **kwargs):
+        out = _sdpa_flash_on_meta(*args, **kwargs)
+        return real(*args, **kwargs) if out is None else out
+
+    F.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = real
 
 
 def _function_key(func) -> str:
