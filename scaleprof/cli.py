@@ -640,13 +640,13 @@ def _build_scale(sub) -> None:
 
 def _cmd_calibrate(args) -> int:
     from .predict import calibrate
-    from .predict.calibrate import DEFAULT_MODELS, DEFAULT_REDRAWS
+    from .predict.calibrate import DEFAULT_MAX_TIME_S, DEFAULT_MODELS, DEFAULT_REDRAWS, QUICK_MAX_TIME_S
     from .report.predict_tables import format_calibration
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
     result = calibrate(device=args.device, runtime=args.runtime, dtype=args.dtype, threads=args.threads,
                        batch=args.batch, max_time=args.max_time if args.max_time is not None
-                       else (90.0 if args.quick else 300.0), out=args.out, models=models,
+                       else (QUICK_MAX_TIME_S if args.quick else DEFAULT_MAX_TIME_S), out=args.out, models=models,
                        redraws=() if args.quick else DEFAULT_REDRAWS, restart=args.restart,
                        clock=args.clock, progress=not args.quiet)
     if args.json:
@@ -669,7 +669,7 @@ def _build_calibrate(sub) -> None:
     p.add_argument("--threads", type=_INT, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--batch", type=_INT, default=1, help="batch size of the calibration models (default 1)")
     p.add_argument("--max-time", type=_FLOAT, default=None,
-                   help="seconds for the whole calibration (default 300; 90 with --quick)")
+                   help="seconds for the whole calibration (default 420; 90 with --quick)")
     p.add_argument("--quick", action="store_true", help="the calibration models only, no redrawn sizes")
     p.add_argument("--models", default=None, help="calibration zoo models, comma-separated")
     p.add_argument("--out", default=None, metavar="FILE",

@@ -419,10 +419,14 @@ def test_the_reports_baselines_and_ranking_by_hand():
     # +7.5% is within ±10%, -25% is not; the MACs-only fit says 32 ms for both: -20%, out
     assert s["held_out"] == 2 and s["within"] == 0.5 and s["within MACs only"] == 0.0
     assert models[-1]["error MACs only"] == pytest.approx(32.0 / 40.0 - 1)
-    # the measurement's reproducibility: pairs of passes 5% and 25% apart
+    # the measurement's reproducibility: pairs of passes 5% and 25% apart; three passes make three pairs
+    # (5%, 25% and 50/42 - 1 = 19%)
     models[-2]["measured_passes"], models[-1]["measured_passes"] = [40.0, 42.0], [40.0, 50.0]
     rep = analyse(models, [])["repeat"]
     assert rep["n"] == 2 and rep["within"] == 0.5 and rep["max"] == pytest.approx(0.25)
+    models[-1]["measured_passes"] = [40.0, 42.0, 50.0]
+    rep = analyse(models[:-2] + models[-1:], [])["repeat"]
+    assert rep["n"] == 3 and rep["within"] == pytest.approx(1 / 3) and rep["max"] == pytest.approx(0.25)
 
 
 def test_synthetic_nets_load_and_calibrate_by_default():
@@ -434,6 +438,23 @@ def test_synthetic_nets_load_and_calibrate_by_default():
     assert not {spec(n) for n in HELD_OUT} & set(DEFAULT_MODELS)
     # mlp at width 1: 1024x512 + 512x512 + 512x256 + 256x10 MACs, by hand
     assert profile(spec("mlp")).totals.macs == 1024 * 512 + 512 * 512 + 512 * 256 + 256 * 10
+
+
+def test_prior_nets_are_fixed_random_draws_over_the_conv_and_token_space():
+    from scaleprof.counting import profile
+    from scaleprof.predict.synthetic import PRIOR, spec
+
+    kinds = set()
+    for name in PRIOR:
+        a, b = profile(spec(name)), profile(spec(name))
+        assert (a.totals.macs, a.totals.params) == (b.totals.macs, b.totals.params)   # a fixed seed
+        kinds |= {k for k, v in a.by_kind().items() if v["macs"]}
+    assert {"conv.standard", "conv.pointwise", "conv.depthwise", "conv.grouped", "linear", "attention"} <= kinds
+    # the two prior CNNs are different draws, and the token net's pooled linears are the wide GEMVs
+    assert profile(spec("prior_cnn_a")).totals.macs != profile(spec("prior_cnn_b")).totals.macs
+    gemv = [r.macs for r in profile(spec("prior_tokens")).layers if r.kind == "linear"
+            and r.info.get("output_shape", [0])[0] == 1]     # one row: a matrix-vector product
+    assert max(gemv) >= 2048 * 2048
 
 
 class ChainFakeTimer(FakeTimer):

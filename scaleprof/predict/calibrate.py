@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import ScaleprofError, one_line
 from ..runlog import RunLog
 from . import model as M
+from . import synthetic
 from .harvest import Harvest, OpEvent, harvest
 from .predictor import Predictor, Target, current_environment, default_path, make_target
 
@@ -46,14 +47,17 @@ from .predictor import Predictor, Target, current_environment, default_path, mak
 # attention, norms, the activations, pooling, element-wise), small enough to time whole in seconds; the
 # deformable ResNet for its deformable convs (no other model has them); synthetic MLP, CNN and attention
 # nets (predict/synthetic.py) for more whole-model points, so that the per-op and per-model overheads are
-# fitted on models of very different op counts and sizes.
+# fitted on models of very different op counts and sizes; and nets of random layers (synthetic.PRIOR) for
+# configurations wider and larger than the zoo's calibration models reach, the space a held-out model or
+# a scaling grid asks about.
 DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mobilenet_v3_small", "googlenet",
-                  "deform_resnet50", "scaleprof.predict.synthetic:mlp", "scaleprof.predict.synthetic:cnn",
-                  "scaleprof.predict.synthetic:attention")
+                  "deform_resnet50", *(f"scaleprof.predict.synthetic:{n}" for n in synthetic.CALIBRATION))
 # Redraws of each model's configurations: other input sizes and widths.
 DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"resolution": 1.75}, {"width": 0.75},
                    {"width": 1.25}, {"width": 1.75})
 
+DEFAULT_MAX_TIME_S = 420.0   # the whole calibration (the issue allows 10 minutes on two cores)
+QUICK_MAX_TIME_S = 90.0
 OP_TIME_S = 0.25        # per op configuration replayed alone (where no chain timed it)
 CHAIN_MAX_BYTES = 4 << 30   # a chain holds every op's own tensors at once
 MODEL_TIME_S = 2.0      # per whole calibration model
@@ -265,7 +269,7 @@ def _sample(e: OpEvent, ms: float | None) -> dict:
             "features": e.features(), "ms": ms}
 
 
-def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = 300.0,
+def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = DEFAULT_MAX_TIME_S,
               out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, restart: bool = False,
               progress: bool = True, clock: str = "auto", timer: Timer | None = None,
               peaks: tuple[float, float] | None = None, environment: dict | None = None) -> CalibrationResult:

@@ -2,8 +2,8 @@
 sizes the zoo does not have, as ``scaleprof.predict.synthetic:NAME`` specs (each takes ``width`` and
 ``resolution``, the knobs calibration redraws, and sets ``default_input``).
 
-Calibration (predict.calibrate.DEFAULT_MODELS) uses ``mlp``, ``cnn`` and ``attention``; the latency-
-prediction report holds out the others (``transformer``, ``convmixer``, ``wide_mlp``), which are built from
+Calibration (predict.calibrate.DEFAULT_MODELS) uses ``mlp``, ``cnn``, ``attention`` and the prior nets
+(random layers over the configuration space, ``PRIOR``); the latency-prediction report holds out the others (``transformer``, ``convmixer``, ``wide_mlp``), which are built from
 other layers and shapes, so that no calibration sample came from them.
 """
 
@@ -128,7 +128,97 @@ def wide_mlp(width: float = 1.0, resolution: int = 32) -> nn.Module:
     return m
 
 
-CALIBRATION = ("mlp", "cnn", "attention")
+# --- prior nets: random layers over the configuration space (nn-Meter's prior sampling) --------------------
+#
+# The zoo's calibration models reach only the sizes they have; a held-out net with wider layers or larger
+# maps (a VGG's 3x3 convs at 224x224, a ViT-B's 768-wide linears) is predicted by extrapolating the fit. These
+# nets draw each layer's kind, kernel, channels and activation at random (a fixed seed: the same nets on every
+# machine), log-uniformly over the ranges real networks use, so the calibration samples cover that space
+# whatever model is asked about later. They are not derived from any held-out model.
+
+_ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.ReLU6)
+
+
+def _log_uniform(rng, lo: float, hi: float, multiple: int) -> int:
+    import math
+
+    return max(multiple, int(round(math.exp(rng.uniform(math.log(lo), math.log(hi))) / multiple)) * multiple)
+
+
+def _prior_conv(rng, cin: int, stage: int, width: float, stride: int) -> tuple[list[nn.Module], int]:
+    """One random conv layer at stage ``stage`` (map side 1/2^(stage+1) of the input): standard (3, 5 or 7),
+    pointwise, depthwise (3, 5 or 7) or grouped 3x3, with BN and a random activation."""
+    kind = rng.choices(("standard", "pointwise", "depthwise", "grouped"), weights=(35, 30, 20, 15))[0]
+    if kind == "depthwise" and stride == 1:
+        cout, k, groups = cin, rng.choice((3, 5, 7)), cin
+    else:
+        cout = _c(_log_uniform(rng, 16 * 2 ** stage, 128 * 2 ** stage, 8), width)
+        k = 1 if kind == "pointwise" and stride == 1 else rng.choice((3, 3, 5, 7)) if kind == "standard" else 3
+        g = rng.choice((4, 8, 32)) if kind == "grouped" else 1
+        groups = g if cin % g == 0 and cout % g == 0 else 1
+    layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout), rng.choice(_ACTIVATIONS)()]
+    return layers, cout
+
+
+def _prior_cnn(seed: int, width: float, resolution: int) -> nn.Module:
+    import random
+
+    rng = random.Random(seed)
+    cin = _c(_log_uniform(rng, 16, 64, 8), width)
+    layers = [nn.Conv2d(3, cin, rng.choice((3, 5, 7)), stride=2, padding=2, bias=False), nn.BatchNorm2d(cin),
+              nn.ReLU()]
+    for stage in range(4):
+        for i in range(3):
+            down = stage > 0 and i == 0
+            if down and rng.random() < 0.3:   # a pooling between stages, else a strided conv
+                layers.append(rng.choice((nn.MaxPool2d(2), nn.AvgPool2d(2))))
+                down = False
+            block, cin = _prior_conv(rng, cin, stage, width, 2 if down else 1)
+            layers += block
+    m = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+    m.default_input = (1, 3, resolution, resolution)
+    return m
+
+
+def prior_cnn_a(width: float = 1.0, resolution: int = 224) -> nn.Module:
+    """Calibration: a conv net of random layers (seed 1), 4 stages of 3 from 112x112 down to 14x14."""
+    return _prior_cnn(1, width, resolution)
+
+
+def prior_cnn_b(width: float = 1.0, resolution: int = 224) -> nn.Module:
+    """Calibration: another conv net of random layers (seed 2)."""
+    return _prior_cnn(2, width, resolution)
+
+
+def prior_tokens(width: float = 1.0, resolution: int = 196) -> nn.Module:
+    """Calibration: pre-norm attention blocks of random widths (256 to 1024, heads of 64, MLP ratio 2 to 4,
+    seed 3) on ``resolution`` tokens, a linear between blocks of different widths, and two wide linears
+    on the pooled token (matrix-vector products with up to 100 MB of weights: memory-bound)."""
+    import random
+
+    rng = random.Random(3)
+    mods, d0 = [], None
+    dims = [_c(_log_uniform(rng, 256, 1024, 64), width, 64) for _ in range(4)]
+    for d in dims:
+        if d0 is not None and d0 != d:
+            mods.append(nn.Linear(d0, d))
+        mods.append(_Block(d, d // 64, d * rng.choice((2, 3, 4))))
+        d0 = d
+    wide = _c(_log_uniform(rng, 2048, 6144, 256), width, 256)
+    m = nn.Sequential(*mods, _MeanTokens(), nn.Linear(d0, wide), nn.ReLU(), nn.Linear(wide, wide), nn.GELU(),
+                      nn.Linear(wide, 1000))
+    m.default_input = (1, resolution, dims[0])
+    return m
+
+
+class _MeanTokens(nn.Module):
+    def forward(self, x):
+        return x.mean(1)
+
+
+PRIOR = ("prior_cnn_a", "prior_cnn_b", "prior_tokens")
+CALIBRATION = ("mlp", "cnn", "attention", *PRIOR)
 HELD_OUT = ("transformer", "convmixer", "wide_mlp")
 
 
