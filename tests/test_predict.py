@@ -100,7 +100,7 @@ def test_unseen_sizes_follow_the_fitted_roofline(calibrated):
 def test_predictor_file_round_trips(calibrated, tmp_path):
     out, _, _ = calibrated
     d = json.loads(out.read_text())
-    assert d["format"] == "scaleprof-predictor" and d["version"] == 2
+    assert d["format"] == "scaleprof-predictor" and d["version"] == 3
     assert set(d["target"]) == {"device", "runtime", "dtype", "threads", "batch"}
     assert d["fingerprint"] == d["environment"]["fingerprint"]
     again = tmp_path / "again.json"
@@ -562,3 +562,20 @@ def test_chain_times_each_op_in_order_and_keeps_its_fastest_pass():
     times, whole = C.chain_times(events, "cpu", clock, whole=forward)
     assert whole == pytest.approx(4.0)
     assert len(forwards) == 2 * (C.WARM_PASSES + C.passes_for(3 * 0.0025))     # twice a pass, the second timed
+
+
+def test_channel_align_is_the_power_of_two_the_channels_hold():
+    import torch
+    from torch import nn
+
+    from scaleprof.predict.harvest import channel_align, harvest
+
+    assert [channel_align(torch.empty(1, c, 7, 7, device="meta")) for c in (128, 120, 136, 112, 24, 3)] == \
+        [64, 8, 8, 16, 8, 1]
+    assert channel_align(torch.empty(1, 768, device="meta")) == 64        # a matrix: its last dimension
+    assert channel_align(torch.empty(1, 197, 100, device="meta")) == 4    # a sequence: its features
+    assert channel_align(torch.tensor(1.0)) == 0 and channel_align(None) == 0
+    # an op's feature is the smaller of its input's and its output's: a 24 -> 144 pointwise conv is 8
+    conv = nn.Conv2d(24, 144, 1)
+    ev = [e for e in harvest(conv, ["1x24x14x14"]).events if e.kind == "conv.pointwise"]
+    assert ev and ev[0].align == 8

@@ -40,7 +40,7 @@ from ..errors import ScaleprofError, one_line
 from ..runlog import RunLog
 from . import model as M
 from . import synthetic
-from .harvest import Harvest, OpEvent, harvest
+from .harvest import FEATURES, Harvest, OpEvent, harvest
 from .predictor import Predictor, Target, current_environment, default_path, make_target
 
 # Calibration models: every kind the zoo has (standard, pointwise, depthwise and grouped convs, linear,
@@ -289,7 +289,7 @@ def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batc
         journal_path.unlink()
     used_clock = resolve_clock(clock, target) if timer is None else "fake"
     config = {"target": target.to_dict(), "fingerprint": env.get("fingerprint"), "models": list(models),
-              "redraws": list(redraws), "clock": used_clock, "ops": "chains"}
+              "redraws": list(redraws), "clock": used_clock, "ops": "chains", "features": list(FEATURES)}
     log = RunLog(journal_path, config, resume=journal_path.exists(), tool="scaleprof calibrate",
                  run="calibration")
     try:

@@ -30,7 +30,7 @@ from ..errors import ScaleprofError
 from ..files import atomic_write_text, read_json
 from . import model as M
 
-FORMAT, VERSION = "scaleprof-predictor", 2     # 2: the context feature (harvest.FEATURES)
+FORMAT, VERSION = "scaleprof-predictor", 3     # 2: the context feature; 3: channel alignment (harvest.FEATURES)
 RUNTIMES = ("eager",)          # onnxruntime and compile: not calibrated yet (refused with a reason)
 DEVICES = ("cpu", "cuda")
 

@@ -145,36 +145,46 @@ def _log_uniform(rng, lo: float, hi: float, multiple: int) -> int:
     return max(multiple, int(round(math.exp(rng.uniform(math.log(lo), math.log(hi))) / multiple)) * multiple)
 
 
-def _prior_conv(rng, cin: int, stage: int, width: float, stride: int) -> tuple[list[nn.Module], int]:
-    """One random conv layer at stage ``stage`` (map side 1/2^(stage+1) of the input): standard (3, 5 or 7),
-    pointwise, depthwise (3, 5 or 7) or grouped 3x3, with BN and a random activation."""
+PRIOR_LAYER_MACS = 2e9    # a drawn layer's cap at width 1 and 224 px (fewer output channels past it)
+
+
+def _prior_conv(rng, cin: int, stage: int, side: int, width: float, stride: int) -> tuple[list[nn.Module], int]:
+    """One random conv layer at stage ``stage`` (channels 16-128 × 2^stage, log-uniform) on a ``side``-pixel
+    map: standard (3, 5 or 7), pointwise, depthwise (3, 5, 7 or 9) or grouped 3x3, with BN and a random
+    activation."""
     kind = rng.choices(("standard", "pointwise", "depthwise", "grouped"), weights=(35, 30, 20, 15))[0]
     if kind == "depthwise" and stride == 1:
-        cout, k, groups = cin, rng.choice((3, 5, 7)), cin
+        cout, k, groups = cin, rng.choice((3, 5, 7, 9)), cin
     else:
-        cout = _c(_log_uniform(rng, 16 * 2 ** stage, 128 * 2 ** stage, 8), width)
+        cout = _log_uniform(rng, 16 * 2 ** stage, 128 * 2 ** stage, 8)
         k = 1 if kind == "pointwise" and stride == 1 else rng.choice((3, 3, 5, 7)) if kind == "standard" else 3
         g = rng.choice((4, 8, 32)) if kind == "grouped" else 1
+        while cout > 8 and (side // stride) ** 2 * cin * cout * k * k / g > PRIOR_LAYER_MACS:
+            cout = max(8, cout // 16 * 8)
         groups = g if cin % g == 0 and cout % g == 0 else 1
+        cout = _c(cout, width)
     layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False),
               nn.BatchNorm2d(cout), rng.choice(_ACTIVATIONS)()]
     return layers, cout
 
 
-def _prior_cnn(seed: int, width: float, resolution: int) -> nn.Module:
+def _prior_cnn(seed: int, width: float, resolution: int, stem_stride: int) -> nn.Module:
+    """Four stages of three random layers; the first at the input's size / ``stem_stride`` (1: full-size
+    maps, as VGGs and segmentation nets run), each next one at half the size."""
     import random
 
     rng = random.Random(seed)
     cin = _c(_log_uniform(rng, 16, 64, 8), width)
-    layers = [nn.Conv2d(3, cin, rng.choice((3, 5, 7)), stride=2, padding=2, bias=False), nn.BatchNorm2d(cin),
-              nn.ReLU()]
+    layers = [nn.Conv2d(3, cin, 3, stride=stem_stride, padding=1, bias=False), nn.BatchNorm2d(cin), nn.ReLU()]
+    side = 224 // stem_stride    # the cap's reference sizes; the layers themselves take any resolution
     for stage in range(4):
         for i in range(3):
             down = stage > 0 and i == 0
-            if down and rng.random() < 0.3:   # a pooling between stages, else a strided conv
+            if down and rng.random() < 0.5:   # a pooling between stages, else a strided conv
                 layers.append(rng.choice((nn.MaxPool2d(2), nn.AvgPool2d(2))))
-                down = False
-            block, cin = _prior_conv(rng, cin, stage, width, 2 if down else 1)
+                down, side = False, side // 2
+            block, cin = _prior_conv(rng, cin, stage, side, width, 2 if down else 1)
+            side //= 2 if down else 1
             layers += block
     m = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
     m.default_input = (1, 3, resolution, resolution)
@@ -182,13 +192,18 @@ def _prior_cnn(seed: int, width: float, resolution: int) -> nn.Module:
 
 
 def prior_cnn_a(width: float = 1.0, resolution: int = 224) -> nn.Module:
-    """Calibration: a conv net of random layers (seed 1), 4 stages of 3 from 112x112 down to 14x14."""
-    return _prior_cnn(1, width, resolution)
+    """Calibration: a conv net of random layers (seed 1), full-size maps first: 224x224 down to 28x28."""
+    return _prior_cnn(1, width, resolution, stem_stride=1)
 
 
 def prior_cnn_b(width: float = 1.0, resolution: int = 224) -> nn.Module:
-    """Calibration: another conv net of random layers (seed 2)."""
-    return _prior_cnn(2, width, resolution)
+    """Calibration: another conv net of random layers (seed 2), after a strided stem: 112x112 to 14x14."""
+    return _prior_cnn(2, width, resolution, stem_stride=2)
+
+
+def prior_cnn_c(width: float = 1.0, resolution: int = 224) -> nn.Module:
+    """Calibration: a third draw (seed 4), after a strided stem."""
+    return _prior_cnn(4, width, resolution, stem_stride=2)
 
 
 def prior_tokens(width: float = 1.0, resolution: int = 196) -> nn.Module:
@@ -217,7 +232,7 @@ class _MeanTokens(nn.Module):
         return x.mean(1)
 
 
-PRIOR = ("prior_cnn_a", "prior_cnn_b", "prior_tokens")
+PRIOR = ("prior_cnn_a", "prior_cnn_b", "prior_cnn_c", "prior_tokens")
 CALIBRATION = ("mlp", "cnn", "attention", *PRIOR)
 HELD_OUT = ("transformer", "convmixer", "wide_mlp")
 
