@@ -579,3 +579,25 @@ def test_channel_align_is_the_power_of_two_the_channels_hold():
     conv = nn.Conv2d(24, 144, 1)
     ev = [e for e in harvest(conv, ["1x24x14x14"]).events if e.kind == "conv.pointwise"]
     assert ev and ev[0].align == 8
+
+
+def test_cross_validation_predicts_each_family_without_its_own_samples(tmp_path):
+    from scaleprof.dev.predictor_cv import cross_validate
+
+    class SlowFamily(ChainFakeTimer):
+        """resnet18's ops and forward 1.5x the law the other family follows."""
+
+        def chain(self, run):
+            times, whole = super().chain(run)
+            f = 1.5 if run.name == "resnet18" else 1.0
+            return [t * f for t in times], whole * f
+
+    cnn = "scaleprof.predict.synthetic:cnn"   # 3x3 convs, BN, ReLU, max-pools: resnet18's groups
+    result = fake_calibrate(tmp_path / "p.json", SlowFamily(), models=("resnet18", cnn))
+    pred = Predictor.load(tmp_path / "p.json")
+    assert {s["source"] for s in pred.samples} == {"resnet18", cnn}
+    in_sample = {r["model"]: r["error"] for r in result.models}
+    assert abs(in_sample["resnet18"]) < 0.05          # its own samples: predicted as measured
+    cv = {r["model"]: r["error"] for r in cross_validate(pred)["rows"]}
+    # from the CNN's samples alone resnet18's ops follow the 1x law: about 1/1.5 - 1 = -33%
+    assert -0.40 < cv["resnet18"] < -0.25

@@ -436,7 +436,7 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
                                    if f"spearman {k}" in summary),
         f"calibration: {cal['samples']} op samples in {cal['elapsed_s']:.0f} s ({cal['stopped']}), "
         f"calibration models in-sample within ±10%: {_share(summary['calibration_within'])}",
-        _predict_cost(ok), _repeat_line(summary["repeat"])]))
+        _cv_line(summary.get("cross_validation")), _predict_cost(ok), _repeat_line(summary["repeat"])]))
     doc.add(Heading("Calibration"),
             Para(f"Models: {', '.join(cal.get('calibration_models', []))}. Each model's ops replayed as a chain in the forward's "
                  "order, each timed where it runs, with the model's own forward timed between the passes, and so "
@@ -473,6 +473,23 @@ def build_document(cal: dict, models: list[dict], grid: list[dict], summary: dic
     return doc
 
 
+def _cv(predictor: Path) -> dict:
+    from ..predict import Predictor
+    from .predictor_cv import cross_validate
+
+    cv = cross_validate(Predictor.load(predictor))
+    return {k: v for k, v in cv.items() if k != "rows"} | {"status": "ok", "rows": cv["rows"]}
+
+
+def _cv_line(cv: dict | None) -> str:
+    if not cv or cv.get("status") != "ok":
+        return f"leave-one-family-out cross-validation: not run ({(cv or {}).get('reason', 'no predictor')})"
+    return (f"leave-one-family-out cross-validation on the calibration models (each model and its redraws "
+            f"predicted from the other models' samples, no timing; dev/predictor_cv.py): "
+            f"{_share(cv['within'])} of {cv['n']} within ±10% (mean |error| {_share(cv['mean_abs_error'])}, "
+            f"median {_share(cv['median_abs_error'])})")
+
+
 def build(out: Path, mode: Mode, force: bool = False) -> Path:
     t0 = time.perf_counter()
     folder = writable_dir(out / NAME)
@@ -483,6 +500,8 @@ def build(out: Path, mode: Mode, force: bool = False) -> Path:
     models = models_stage(store, mode, predictor, models_cal)
     grid = grid_stage(store, mode, predictor)
     summary = analyse(models, grid)
+    summary["cross_validation"] = store.cached("cross-validation", lambda: _safe(lambda: _cv(predictor)),
+                                               label=f"{NAME}: cross-validation on the calibration models")
     store.put("summary", summary)
     doc = build_document(cal, models, grid, summary, mode, time.perf_counter() - t0)
     return write_document(doc, folder, stem="README").markdown

@@ -426,7 +426,7 @@ def _chain_samples(runs: list[ModelRun], chained: dict) -> dict[str, dict]:
         for k, ms in ops.items():
             if ms is not None and k in first:
                 e = first[k]
-                out[f"{k}@{run.label}"] = {"type": "op", **_sample(e, float(ms))}
+                out[f"{k}@{run.label}"] = {"type": "op", **_sample(e, float(ms)), "source": run.label}
     return out
 
 

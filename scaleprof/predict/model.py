@@ -11,11 +11,18 @@ For one op with MACs m and least traffic b (the counter's figures), in its group
   weighted by 1/t), a closed fit that needs a handful of samples per group, cannot go negative and
   extrapolates linearly in work, as latency does, to sizes the calibration did not reach.
 - The residual is what the roofline misses about shapes (a 7×7 map or 3 input channels run below the
-  roof): the inverse-distance-weighted mean of the log-ratio measured/base of the k nearest samples of
-  the group in log shape-feature space (harvest.FEATURES). At distance 0 it returns the sample's own
+  roof), the log-ratio measured/base, in two parts over the group's standardised log shape features
+  (harvest.FEATURES): a linear trend (ridge, clipped to ±TREND_CLIP), which carries what the samples
+  say about size (the largest convs here ran 8-10% faster than the base, fitted over all sizes, put them)
+  out past the last sample; and, on what the trend leaves, the inverse-distance-weighted mean of the k
+  nearest samples, fading with the distance to the nearest. At distance 0 that returns the sample's own
   ratio, so a configuration that was measured is predicted as measured: a lookup table (ProxylessNAS,
-  FBNet) where there is data, the fitted roofline where there is none. A group with too few samples
-  falls back to its kind, then its kind's family (every conv kind), then the roofline alone.
+  FBNet) where there is data, the fitted roofline and its trend where there is none. A group with too
+  few samples falls back to its kind, then its kind's family (every conv kind), then the roofline alone.
+  The trend was chosen by leave-one-family-out cross-validation on the calibration models (each model
+  and its redraws predicted from the other models' samples; docs/prediction.md): 47% of them within
+  ±10% without it, 57% with it (mean |error| 22% -> 17%), and no better for a ridge 0.3-3 or a clip
+  of 0.4-1.2.
 - Whole models add what isolated ops do not pay: per op and per module call Python overhead and a
   constant per forward, fitted on whole-model measurements (``fit_overhead``).
 
@@ -33,6 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 K_NEIGHBOURS = 4
+TREND_MIN_SAMPLES = 8      # fewer and the group has no trend
+TREND_RIDGE = 1.0          # on the standardised features (the intercept is not pulled)
+TREND_CLIP = 0.7           # the trend's log-ratio at most ±0.7 (a factor of 2 either way)
 MIN_GROUP_SAMPLES = 3      # fewer and the group borrows its kind's fit
 MIN_FULL_FIT = 6           # fewer and the base uses only c0 and the roof term
 FULL_FIT_GAIN = 0.8        # the four-term base only if its relative RMS error is 20% below [c0, roof]
@@ -80,18 +90,20 @@ class GroupFit:
     feat_mean: list[float] = field(default_factory=list)
     feat_scale: list[float] = field(default_factory=list)
     points: list[list[float]] = field(default_factory=list)     # standardised log features per sample
-    log_ratio: list[float] = field(default_factory=list)        # log(measured / base) per sample
+    log_ratio: list[float] = field(default_factory=list)        # log(measured / base) less the trend
+    trend: list[float] = field(default_factory=list)            # the trend's weights, then its intercept
 
     def to_dict(self) -> dict:
         # residual-space coordinates to 5 decimals (1e-5 of a standard deviation): a third of the file
         return {"coef": self.coef, "n": self.n, "feat_mean": self.feat_mean, "feat_scale": self.feat_scale,
                 "points": np.round(np.asarray(self.points, dtype=float), 5).tolist(),
-                "log_ratio": np.round(np.asarray(self.log_ratio, dtype=float), 6).tolist()}
+                "log_ratio": np.round(np.asarray(self.log_ratio, dtype=float), 6).tolist(), "trend": self.trend}
 
     @classmethod
     def from_dict(cls, d: dict) -> GroupFit:
         return cls(coef=[float(x) for x in d["coef"]], n=int(d["n"]), feat_mean=d["feat_mean"],
-                   feat_scale=d["feat_scale"], points=d["points"], log_ratio=d["log_ratio"])
+                   feat_scale=d["feat_scale"], points=d["points"], log_ratio=d["log_ratio"],
+                   trend=[float(x) for x in d.get("trend", [])])
 
     def base(self, X: np.ndarray) -> np.ndarray:
         return np.maximum(X @ np.asarray(self.coef), 1e-6)
@@ -113,8 +125,16 @@ class GroupFit:
         d, inverse = self._distances(feats)
         return d.min(axis=1)[inverse]
 
+    def _trend(self, feats: np.ndarray) -> np.ndarray:
+        if not self.trend:
+            return np.zeros(len(feats))
+        q = (log_features(feats) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
+        w = np.asarray(self.trend)
+        return np.clip(q @ w[:-1] + w[-1], -TREND_CLIP, TREND_CLIP)
+
     def residual(self, feats: np.ndarray) -> np.ndarray:
-        """log(measured/base) at each query, from the k nearest samples (inverse-distance weights)."""
+        """log(measured/base) at each query: the trend, and the k nearest samples' remainder
+        (inverse-distance weights, fading with the distance to the nearest)."""
         if not self.points:
             return np.zeros(len(feats))
         # a forward repeats its configurations (a stage's blocks): each distinct one is looked up once
@@ -126,9 +146,10 @@ class GroupFit:
         idx, dk = np.take_along_axis(idx, order, axis=1), np.take_along_axis(dk, order, axis=1)
         w = 1.0 / (dk + 1e-9)
         r = np.asarray(self.log_ratio)[idx]
-        # far from every sample the correction fades to the base: exp(-d) of the nearest, in std units
+        # far from every sample the samples' own correction fades to the trend: exp(-d) of the nearest, in
+        # standard deviations
         fade = np.exp(-dk[:, 0])
-        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse]
+        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse] + self._trend(feats)
 
 
 def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None = None) -> GroupFit:
@@ -162,8 +183,17 @@ def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None 
     scale = lf.std(axis=0)
     scale[scale < 1e-3] = 1.0
     g.feat_mean, g.feat_scale = mean.tolist(), scale.tolist()
-    g.points = ((lf - mean) / scale).tolist()
-    g.log_ratio = np.log(t / g.base(X)).tolist()
+    P = (lf - mean) / scale
+    r = np.log(t / g.base(X))
+    g.points = P.tolist()
+    if len(t) >= TREND_MIN_SAMPLES:
+        A = np.column_stack([P, np.ones(len(t))])
+        reg = TREND_RIDGE * np.eye(A.shape[1])
+        reg[-1, -1] = 0.0
+        w = np.linalg.solve(A.T @ A + reg, A.T @ r)
+        g.trend = w.tolist()
+        r = r - np.clip(A @ w, -TREND_CLIP, TREND_CLIP)
+    g.log_ratio = r.tolist()
     return g
 
 
