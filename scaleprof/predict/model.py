@@ -108,13 +108,23 @@ class GroupFit:
     def base(self, X: np.ndarray) -> np.ndarray:
         return np.maximum(X @ np.asarray(self.coef), 1e-6)
 
+    def _arrays(self) -> tuple:
+        """points, their squared norms and log_ratio as arrays, made once per list (a predict asks every
+        group for each model, and the file holds them as lists)."""
+        got = self.__dict__.get("_cached")
+        if got is None or got[0] is not self.points or got[1] is not self.log_ratio:
+            P = np.asarray(self.points, dtype=float).reshape(len(self.points), -1)
+            got = (self.points, self.log_ratio, P, (P * P).sum(axis=1), np.asarray(self.log_ratio, dtype=float))
+            self.__dict__["_cached"] = got
+        return got[2:]
+
     def _distances(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (standard deviations in log feature space) from each distinct query to every sample,
         and the index of each query's row among the distinct ones."""
         uniq, inverse = np.unique(feats, axis=0, return_inverse=True)
         q = (log_features(uniq) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
-        P = np.asarray(self.points)
-        d2 = (q * q).sum(axis=1)[:, None] + (P * P).sum(axis=1)[None, :] - 2.0 * q @ P.T
+        P, P2, _ = self._arrays()
+        d2 = (q * q).sum(axis=1)[:, None] + P2[None, :] - 2.0 * q @ P.T
         d = np.sqrt(np.maximum(d2, 0.0))
         d[d < 1e-4] = 0.0           # rounding (the expansion; points kept to 1e-5): an exact match is 0
         return d, inverse.reshape(-1)
@@ -145,7 +155,7 @@ class GroupFit:
         order = np.argsort(dk, axis=1)
         idx, dk = np.take_along_axis(idx, order, axis=1), np.take_along_axis(dk, order, axis=1)
         w = 1.0 / (dk + 1e-9)
-        r = np.asarray(self.log_ratio)[idx]
+        r = self._arrays()[2][idx]
         # far from every sample the samples' own correction fades to the trend: exp(-d) of the nearest, in
         # standard deviations
         fade = np.exp(-dk[:, 0])
