@@ -601,3 +601,43 @@ def test_cross_validation_predicts_each_family_without_its_own_samples(tmp_path)
     cv = {r["model"]: r["error"] for r in cross_validate(pred)["rows"]}
     # from the CNN's samples alone resnet18's ops follow the 1x law: about 1/1.5 - 1 = -33%
     assert -0.40 < cv["resnet18"] < -0.25
+
+
+def test_the_adaptive_step_redraws_the_family_cross_validation_predicts_worst(tmp_path):
+    import dataclasses
+
+    from scaleprof.predict.calibrate import ADAPTIVE_REDRAWS
+    from scaleprof.predict.crossval import cross_validate, worst_families
+
+    class SlowFamily(ChainFakeTimer):
+        """mobilenet_v3_small's ops and forward 1.6x the law the other families follow (its groups shared
+        with the others: cross-validation then errs on more than one family)."""
+
+        def chain(self, run):
+            times, whole = super().chain(run)
+            f = 1.6 if run.name == "mobilenet_v3_small" else 1.0
+            return [t * f for t in times], whole * f
+
+    timer = SlowFamily()
+    cnn = "scaleprof.predict.synthetic:cnn"
+    models = ("resnet18", cnn, "mobilenet_v3_small")
+    fake_calibrate(tmp_path / "p.json", timer, models=models, adaptive=1)
+    pred = Predictor.load(tmp_path / "p.json")
+    # after the three chains, the worst family's redraws at the adaptive sizes, chained and fitted
+    assert timer.chains[:3] == list(models) and len(timer.chains) == 3 + len(ADAPTIVE_REDRAWS)
+    # the family the base chains' samples predict worst without its own: cross-validation asked again
+    base = dataclasses.replace(pred, samples=[s for s in pred.samples if s["source"] in models])
+    runs = {m: harvest_model(m, {}, make_target(threads=1)).harvest for m in models}
+    cv = cross_validate(base, runs, {m["name"]: m["measured_ms"] for m in base.models if m["name"] in models})
+    worst = worst_families(cv, 1)[0]
+    assert max(abs(r["error"]) for r in cv["rows"]) > 0.15      # the slow family is felt
+    assert all(c.startswith(worst + " ") for c in timer.chains[3:])
+    assert pred.calibration["adaptive"] == timer.chains[3:]
+    assert {s["source"] for s in pred.samples} >= set(timer.chains)
+    # a resumed calibration (the journal kept: same chains) picks the same ones without retiming
+    again = SlowFamily(fail_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        fake_calibrate(tmp_path / "q.json", again, models=models, adaptive=1)
+    rest = SlowFamily()
+    fake_calibrate(tmp_path / "q.json", rest, models=models, adaptive=1)
+    assert again.chains + rest.chains == timer.chains

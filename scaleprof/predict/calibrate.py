@@ -6,7 +6,9 @@
    tensors and timed alone where it runs (chain.py: an op replayed alone, call after call, runs hot in
    the caches; in a chain it meets the caches a model leaves it), then the same for the redraws: the
    models at other resolutions and widths (zoo knobs), whose configurations sit near the measured ones in
-   channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling). A configuration
+   channels and spatial size (nn-Meter's refinement, drawn from the zoo's own scaling); then the adaptive
+   step: the families cross-validation predicts worst without their own samples (crossval.py) are
+   redrawn further (ADAPTIVE_REDRAWS) and chained while time is left. A configuration
    no chain timed (on CUDA, or a chain over CHAIN_MAX_BYTES) is replayed alone with bench's adaptive
    timer, the heaviest expected error first; a model whose forward no chain timed is timed whole (eager,
    on real random weights) before those replays and again after them, and the faster pass counts.
@@ -55,6 +57,10 @@ DEFAULT_MODELS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "vit_tiny", "mo
 # Redraws of each model's configurations: other input sizes and widths.
 DEFAULT_REDRAWS = ({"resolution": 0.75}, {"resolution": 1.3}, {"resolution": 1.75}, {"width": 0.75},
                    {"width": 1.25}, {"width": 1.75})
+# The adaptive step (nn-Meter's refinement, by family): after every chain, the families the per-op model
+# predicts worst without their own samples (crossval.py) are redrawn further, at these sizes.
+ADAPTIVE_FAMILIES = 3
+ADAPTIVE_REDRAWS = ({"width": 0.5}, {"width": 1.5}, {"resolution": 0.5}, {"resolution": 1.5})
 
 DEFAULT_MAX_TIME_S = 420.0   # the whole calibration (the issue allows 10 minutes on two cores)
 QUICK_MAX_TIME_S = 90.0
@@ -215,6 +221,16 @@ def harvest_model(name: str, knobs: dict, target: Target) -> ModelRun:
     return ModelRun(name, dict(knobs), specs, harvest(model, specs, name=name, dtype=parse_dtype(target.dtype)))
 
 
+def parse_label(label: str) -> tuple[str, dict]:
+    """ModelRun.label's inverse: "resnet18 resolution=160 width=1.25" -> ("resnet18", {...})."""
+    name, *pairs = label.split(" ")
+    knobs = {}
+    for kv in pairs:
+        k, v = kv.split("=", 1)
+        knobs[k] = int(v) if v.isdigit() else float(v)
+    return name, knobs
+
+
 def _redraw_knobs(name: str, redraw: dict) -> dict:
     from ..spec import load_model, model_inputs
 
@@ -270,12 +286,14 @@ def _sample(e: OpEvent, ms: float | None) -> dict:
 
 
 def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = DEFAULT_MAX_TIME_S,
-              out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, restart: bool = False,
+              out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, adaptive: int | None = None,
+              restart: bool = False,
               progress: bool = True, clock: str = "auto", timer: Timer | None = None,
               peaks: tuple[float, float] | None = None, environment: dict | None = None) -> CalibrationResult:
     """Measure this machine for one target and write its predictor file (see the module docstring).
 
-    ``clock``: auto | wall | thread (``resolve_clock``). ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
+    ``adaptive``: how many families the adaptive step redraws further (default ADAPTIVE_FAMILIES where
+    ``redraws`` are asked, else 0). ``clock``: auto | wall | thread (``resolve_clock``). ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
     ``environment`` the fingerprint (both for tests)."""
     t0 = time.perf_counter()
     if max_time <= 0:
@@ -288,19 +306,21 @@ def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batc
     if restart and journal_path.exists():
         journal_path.unlink()
     used_clock = resolve_clock(clock, target) if timer is None else "fake"
+    adaptive = (ADAPTIVE_FAMILIES if redraws else 0) if adaptive is None else int(adaptive)
     config = {"target": target.to_dict(), "fingerprint": env.get("fingerprint"), "models": list(models),
-              "redraws": list(redraws), "clock": used_clock, "ops": "chains", "features": list(FEATURES)}
+              "redraws": list(redraws), "clock": used_clock, "ops": "chains", "features": list(FEATURES),
+              "adaptive": adaptive}
     log = RunLog(journal_path, config, resume=journal_path.exists(), tool="scaleprof calibrate",
                  run="calibration")
     try:
         return _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress,
-                          timer or measuring_timer(target, clock=clock), peaks, journal_path, used_clock)
+                          timer or measuring_timer(target, clock=clock), peaks, journal_path, used_clock, adaptive)
     finally:
         log.close()
 
 
 def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progress, timer, peaks,
-               journal_path, clock) -> CalibrationResult:
+               journal_path, clock, adaptive=0) -> CalibrationResult:
     records = log.records
     resumed = len(records)
     if resumed:
@@ -319,10 +339,14 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     ops_deadline = deadline - min(0.1 * max_time, MODEL_TIME_S * len(base))
     chained = {r["label"]: r["ops"] for r in records if r.get("type") == "chain"}
     wholes = {r["label"]: r.get("whole_ms") for r in records if r.get("type") == "chain"}
-    now, stopped = 0, "done"
+    now, stopped, adaptive_labels = 0, "done", []
     chain = getattr(timer, "chain", None)
     if chain is not None:
         now, complete = _chain_runs(base + extra, chained, wholes, chain, ops_deadline, log, progress)
+        if complete and adaptive:
+            more = _adaptive_runs(pred, base + extra, chained, wholes, target, adaptive, progress)
+            timed, complete = _chain_runs(more, chained, wholes, chain, ops_deadline, log, progress)
+            now, extra, adaptive_labels = now + timed, extra + more, [r.label for r in more]
         stopped = "done" if complete else "max_time"
     # a model whose forward no chain timed beside its ops is timed whole, before the lone replays and again
     # after them, and its faster pass counts
@@ -373,6 +397,7 @@ def _calibrate(target, env, out_path, log, models, redraws, max_time, t0, progre
     rows = _fit_overhead(pred, fitted, measured_models)
     failed = sum(1 for s in pred.samples if s.get("ms") is None)
     pred.calibration = {"models": [r.label for r in base], "redraws": [r.label for r in extra],
+                        "adaptive": adaptive_labels,
                         "elapsed_s": round(time.perf_counter() - t0, 2), "stopped": stopped, "clock": clock,
                         "samples": len(pred.samples) - failed, "failed": failed}
     pred.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -411,6 +436,35 @@ def _chain_runs(runs: list[ModelRun], chained: dict, wholes: dict, chain, deadli
         _say(progress, f"chain {i + 1}/{len(runs)}: {run.label}: {ok} of {len(ops)} configurations timed, "
                        f"{sum(t for t in times if t is not None):.2f} ms a forward{tail}")
     return timed, True
+
+
+def _adaptive_runs(pred: Predictor, runs: list[ModelRun], chained: dict, wholes: dict, target: Target, n: int,
+                   progress: bool) -> list[ModelRun]:
+    """The adaptive step: the ``n`` families cross-validation predicts worst from the other families'
+    samples (crossval.py), each redrawn at ADAPTIVE_REDRAWS. Deterministic in the chains' times, so a
+    resumed calibration picks the same ones."""
+    from .crossval import cross_validate, worst_families
+
+    trial = Predictor(target=target, environment=pred.environment, gflops=pred.gflops, gbps=pred.gbps,
+                      samples=[{k: v for k, v in r.items() if k != "type"}
+                               for r in _chain_samples(runs, chained).values()])
+    cv = cross_validate(trial, {r.label: r.harvest for r in runs}, {k: v for k, v in wholes.items() if v})
+    fams = worst_families(cv, n)
+    have = {r.label for r in runs}
+    more = []
+    for fam in fams:
+        for r in ADAPTIVE_REDRAWS:
+            try:
+                run = harvest_model(fam, _redraw_knobs(fam, r), target)
+            except ScaleprofError as exc:   # a family without that knob
+                _say(progress, f"no adaptive redraw {r} of {fam}: {one_line(exc)}")
+                continue
+            if run.label not in have:
+                have.add(run.label)
+                more.append(run)
+    _say(progress, f"adaptive step: cross-validation {cv['within']:.0%} within ±10%; redrawing the worst "
+                   f"families, {', '.join(f.rsplit(':', 1)[-1] for f in fams)}: {len(more)} runs")
+    return more
 
 
 def _chain_samples(runs: list[ModelRun], chained: dict) -> dict[str, dict]:
