@@ -647,6 +647,28 @@ def test_dynamic_quantized_linear(monkeypatch):
     assert r.uncounted_ops == {} and r.totals.macs == 2 * (16 * 8 + 8 * 4) and r.totals.params == 136 + 36
 
 
+def test_a_quantized_module_called_twice_counts_its_parameters_once(monkeypatch):
+    import warnings
+
+    import torch.ao.quantization as Q
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.other = nn.Linear(8, 8), nn.Linear(8, 8)   # the same shape: two sets of weights
+
+        def forward(self, x):
+            return self.other(self.fc(self.fc(x)))
+
+    monkeypatch.setattr(torch.backends.quantized, "engine", _engine())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = Q.quantize_dynamic(Twice(), {nn.Linear}, dtype=torch.qint8)
+    r = scaleprof.profile(m, [(2, 8)], quiet=True)
+    # three 2x8x8 products; the parameters of two linears (72 each), the shared one counted once
+    assert r.uncounted_ops == {} and r.totals.macs == 3 * 2 * 64 and r.totals.params == 2 * 72
+
+
 # --- item 9: flex_attention ----------------------------------------------------------------------------------
 
 def test_flex_attention_counts_products_and_score_mod():

@@ -631,6 +631,9 @@ def test_the_adaptive_step_redraws_the_family_cross_validation_predicts_worst(tm
     cv = cross_validate(base, runs, {m["name"]: m["measured_ms"] for m in base.models if m["name"] in models})
     worst = worst_families(cv, 1)[0]
     assert max(abs(r["error"]) for r in cv["rows"]) > 0.15      # the slow family is felt
+    # whole-model errors fall on more than one family (shared groups), but its own ops are the worst
+    # predicted: log 1.6 = 0.47, time-weighted, where the others' groups cover them
+    assert worst == "mobilenet_v3_small" and cv["op_error"][worst] > 0.3
     assert all(c.startswith(worst + " ") for c in timer.chains[3:])
     assert pred.calibration["adaptive"] == timer.chains[3:]
     assert {s["source"] for s in pred.samples} >= set(timer.chains)

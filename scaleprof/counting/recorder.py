@@ -151,9 +151,9 @@ class Recorder:
             if key is not None:
                 self.unclaimed.setdefault(key, (pname, p.numel()))
         self.param_keys = frozenset(self.unclaimed)
-        # packed weights seen, by id, each kept alive: an id names one object only while it lives (a packed
-        # object the dispatcher made for one call and freed gave its id to the next layer's: its params lost)
-        self.packed_seen: dict[int, Any] = {}
+        # packed weights seen (`_packed_key`), each kept alive: an id names one object only while it lives (a
+        # packed object the dispatcher made for one call and freed gave its id to the next layer's)
+        self.packed_seen: dict[Any, Any] = {}
         self.failure: dict[str, Any] | None = None
         self.formula_errors: dict[str, str] = {}
         self.observer = observer
@@ -338,8 +338,9 @@ class Recorder:
             if cost.packed is not None:
                 packed, n, nbytes = cost.packed
                 op_bytes += nbytes
-                if self.phase == FORWARD and id(packed) not in self.packed_seen:
-                    self.packed_seen[id(packed)] = packed
+                seen = self._packed_key(packed, n, nbytes)
+                if self.phase == FORWARD and seen not in self.packed_seen:
+                    self.packed_seen[seen] = packed
                     claimed += n
         primary = outs[0] if outs else None
         first_kind = None
@@ -380,6 +381,16 @@ class Recorder:
         if extra["bytes"] or cost.macs or cost.flops:
             row.calls += 1
         row.ops[opname] += 1
+
+    def _packed_key(self, packed, n: int, nbytes: int):
+        """Which weights a packed-weight op reads, for counting their parameters once. The dispatcher hands
+        each call a fresh wrapper of the same packed object, so a wrapper's id names one call; inside a
+        quantized module (it holds its packed weights: ``_packed_params``) the module and the weights' size
+        name them across calls (a module called twice), else the wrapper, kept alive, does."""
+        mod = self.stack[-1][1] if self.stack else None
+        if mod is not None and hasattr(mod, "_packed_params"):
+            return ("module", id(mod), n, nbytes)
+        return id(packed)
 
     def _claim(self, tensors) -> int:
         total = 0

@@ -27,7 +27,7 @@ def cross_validate(pred, runs: dict, measured: dict[str, float]) -> dict:
     from .predictor import Predictor
 
     labels = [k for k in measured if measured[k] and k in runs]
-    rows = []
+    rows, ops = [], {}
     for fam in sorted({family(k) for k in labels}):
         p = Predictor(target=pred.target, environment=pred.environment, gflops=pred.gflops, gbps=pred.gbps,
                       samples=[s for s in pred.samples if family(s.get("source", "")) != fam])
@@ -43,15 +43,30 @@ def cross_validate(pred, runs: dict, measured: dict[str, float]) -> dict:
             ms = sums[k] + p.overhead.total(len(runs[k].events), runs[k].module_calls)
             rows.append({"model": k, "family": fam, "measured_ms": measured[k], "predicted_ms": ms,
                          "error": ms / measured[k] - 1})
+        ops[fam] = _op_error(p, [s for s in pred.samples if family(s.get("source", "")) == fam])
     e = np.abs([r["error"] for r in rows])
     return {"rows": rows, "n": len(rows), "within": float(np.mean(e <= WITHIN)) if len(e) else float("nan"),
             "mean_abs_error": float(e.mean()) if len(e) else float("nan"),
-            "median_abs_error": float(np.median(e)) if len(e) else float("nan")}
+            "median_abs_error": float(np.median(e)) if len(e) else float("nan"), "op_error": ops}
+
+
+def _op_error(p, samples: list[dict]) -> float:
+    """A family's op samples predicted by ``p`` (fitted without them): the time-weighted mean |log error|,
+    over the samples of groups the other families measured (a kind only this family has, a deformable
+    conv, is not a gap its redraws fill for anyone else)."""
+    from .harvest import FEATURES
+
+    ok = [s for s in samples if s.get("ms") and s["group"] in p.groups]
+    if not ok:
+        return 0.0
+    feats = np.asarray([s["features"] for s in ok], dtype=float).reshape(len(ok), len(FEATURES))
+    got = p.op_ms([s["group"] for s in ok], [s["macs"] for s in ok], [s["bytes"] for s in ok], feats)
+    t = np.asarray([s["ms"] for s in ok], dtype=float)
+    return float((t * np.abs(np.log(np.maximum(got, 1e-9) / t))).sum() / t.sum())
 
 
 def worst_families(cv: dict, n: int) -> list[str]:
-    """The ``n`` families with the largest mean |error| under cross-validation, worst first."""
-    by: dict[str, list[float]] = {}
-    for r in cv["rows"]:
-        by.setdefault(r["family"], []).append(abs(r["error"]))
-    return sorted(by, key=lambda f: (-float(np.mean(by[f])), f))[:n]
+    """The ``n`` families whose ops the other families' samples predict worst (``op_error``: time-weighted
+    over the op configurations, so a tiny model's overhead-bound error does not pick it), worst first."""
+    ops = cv.get("op_error", {})
+    return sorted(ops, key=lambda f: (-ops[f], f))[:n]
