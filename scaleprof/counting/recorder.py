@@ -429,9 +429,7 @@ def _call_or_stand_in(func, args, kwargs):
     CPU): where none runs, the cost is still its shapes', so the forward goes on with an output of the right
     shape, as on meta tensors."""
     if func is F.scaled_dot_product_attention:
-        out = _sdpa_on_meta(*args, **kwargs)
-        if out is None:
-            out = _sdpa_flash_on_meta(*args, **kwargs)
+        out = _sdpa_meta_path(*args, **kwargs)
         if out is not None:
             return out
     try:
@@ -455,9 +453,8 @@ def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fa
     matching shapes and nothing for a backward to attribute; anything else (a bad shape torch would refuse)
     runs torch's own. tests/test_counting.py checks the output and whole counts against the real path."""
     ts = (query, key, value)
-    if any(type(t) not in _PLAIN_TYPES or t.device.type != "meta" for t in ts) or attn_mask is not None and (
-            type(attn_mask) not in _PLAIN_TYPES or attn_mask.device.type != "meta" or is_causal
-            or attn_mask.dtype not in (torch.bool, query.dtype)):
+    if not _plain_meta(*ts, attn_mask) or attn_mask is not None and (
+            is_causal or attn_mask.dtype not in (torch.bool, query.dtype)):
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in (*ts, attn_mask) if t is not None):
         return None
@@ -476,6 +473,19 @@ def _sdpa_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fa
     return torch.empty(out_shape, dtype=query.dtype, device="meta")
 
 
+def _plain_meta(*ts) -> bool:
+    """Every tensor given (None skipped) a plain tensor on meta: what the SDPA shortcuts take."""
+    return all(t is None or (type(t) in _PLAIN_TYPES and t.device.type == "meta") for t in ts)
+
+
+def _sdpa_meta_path(*args, **kwargs):
+    """SDPA on meta without torch's math path where one of the shortcuts applies (None: torch's own): the
+    output alone where nothing needs a backward (`_sdpa_on_meta`), the CPU's kernel where something does
+    (`_sdpa_flash_on_meta`)."""
+    out = _sdpa_on_meta(*args, **kwargs)
+    return out if out is not None else _sdpa_flash_on_meta(*args, **kwargs)
+
+
 def _sdpa_flash_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                         enable_gqa=False):
     """SDPA with a backward on meta, through the kernel a CPU run picks for the same call. On meta torch
@@ -485,8 +495,7 @@ def _sdpa_flash_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_cau
     memory estimate's saved activations and the backward's ops are the ones a CPU step has. None where the
     CPU would take the math path too (then torch's own runs) or the call is not plain meta tensors."""
     ts = (query, key, value)
-    if any(type(t) not in _PLAIN_TYPES or t.device.type != "meta" for t in ts) or enable_gqa \
-            or attn_mask is not None and (type(attn_mask) not in _PLAIN_TYPES or attn_mask.device.type != "meta"):
+    if not _plain_meta(*ts, attn_mask) or enable_gqa:
         return None
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in ts)) or query.dim() != 4:
         return None
@@ -518,12 +527,13 @@ def _cpu_sdp_choice(ts, attn_mask, dropout_p, is_causal, scale) -> int | None:
 @contextlib.contextmanager
 def _flash_inside_mha():
     """nn.MultiheadAttention's function calls SDPA itself, out of the function modes' sight (a mode is off
-    while its handler runs): for the length of that call the module's global name is `_sdpa_flash_on_meta`'s
-    wrapper (torch's own wherever that does not apply), so its backward saves and runs what a CPU run's does."""
+    while its handler runs): for the length of that call the module's global name is `_sdpa_meta_path`'s
+    wrapper (torch's own wherever that does not apply), so its backward saves and runs what a CPU run's does,
+    and without one it skips the math path as a direct call does."""
     real = F.scaled_dot_product_attention
 
     def sdpa(*args, **kwargs):
-        out = _sdpa_flash_on_meta(*args, **kwargs)
+        out = _sdpa_meta_path(*args, **kwargs)
         return real(*args, **kwargs) if out is None else out
 
     F.scaled_dot_product_attention = sdpa

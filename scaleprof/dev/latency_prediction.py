@@ -169,14 +169,14 @@ def models_stage(store: Store, mode: Mode, predictor: Path, calibration_models) 
                            label=f"{NAME}: model {i + 1}/{len(names)}: {name}")
         rec.update(name=name.rsplit(":", 1)[-1], source=source, calibration=name in cal)
         out.append(rec)
-    _second_pass(store, [(f"model-{n.rsplit(':', 1)[-1]}", n, {}) for n, _ in names], out, mode, "model")
+    _more_passes(store, [(f"model-{n.rsplit(':', 1)[-1]}", n, {}) for n, _ in names], out, mode, "model")
     return out
 
 
 PASSES = 3   # each timed record: once in the list, then again after the whole list, twice
 
 
-def _second_pass(store: Store, keys: list[tuple[str, str, dict]], recs: list[dict], mode: Mode, what: str) -> None:
+def _more_passes(store: Store, keys: list[tuple[str, str, dict]], recs: list[dict], mode: Mode, what: str) -> None:
     """Each timed record timed again, minutes after its first pass (the whole list in between), and a third
     time after that: the fastest counts, as in calibration (on a shared host a neighbour's burst slows the
     memory-bound models for a minute or more, and a pass inside it reads 20-40% high), and the passes show
@@ -220,7 +220,7 @@ def grid_stage(store: Store, mode: Mode, predictor: Path) -> list[dict]:
                            label=f"{NAME}: grid {i + 1}/{len(points)}: {c.key}")
         rec.update(key=c.key, alpha=c.alpha, beta=c.beta, gamma=c.gamma)
         out.append(rec)
-    _second_pass(store, [(f"grid-{c.key}", "efficientnet", {"width": c.width, "depth": c.depth,
+    _more_passes(store, [(f"grid-{c.key}", "efficientnet", {"width": c.width, "depth": c.depth,
                                                             "resolution": c.resolution}) for c in points],
                  out, mode, "grid")
     return out
@@ -477,8 +477,7 @@ def _cv(predictor: Path) -> dict:
     from ..predict import Predictor
     from .predictor_cv import cross_validate
 
-    cv = cross_validate(Predictor.load(predictor))
-    return {k: v for k, v in cv.items() if k != "rows"} | {"status": "ok", "rows": cv["rows"]}
+    return {**cross_validate(Predictor.load(predictor)), "status": "ok"}
 
 
 def _cv_line(cv: dict | None) -> str:

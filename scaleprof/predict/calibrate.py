@@ -285,15 +285,16 @@ def _sample(e: OpEvent, ms: float | None) -> dict:
             "features": e.features(), "ms": ms}
 
 
-def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *, max_time: float = DEFAULT_MAX_TIME_S,
-              out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS, adaptive: int | None = None,
-              restart: bool = False,
-              progress: bool = True, clock: str = "auto", timer: Timer | None = None,
-              peaks: tuple[float, float] | None = None, environment: dict | None = None) -> CalibrationResult:
+def calibrate(device="cpu", runtime="eager", dtype="float32", threads=None, batch=1, *,
+              max_time: float = DEFAULT_MAX_TIME_S, out=None, models=DEFAULT_MODELS, redraws=DEFAULT_REDRAWS,
+              adaptive: int | None = None, restart: bool = False, progress: bool = True, clock: str = "auto",
+              timer: Timer | None = None, peaks: tuple[float, float] | None = None,
+              environment: dict | None = None) -> CalibrationResult:
     """Measure this machine for one target and write its predictor file (see the module docstring).
 
     ``adaptive``: how many families the adaptive step redraws further (default ADAPTIVE_FAMILIES where
-    ``redraws`` are asked, else 0). ``clock``: auto | wall | thread (``resolve_clock``). ``peaks`` (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
+    ``redraws`` are asked, else 0). ``clock``: auto | wall | thread (``resolve_clock``). ``peaks``
+    (GFLOP/s, GB/s) skips the peak measurement; ``timer`` replaces the measuring function and
     ``environment`` the fingerprint (both for tests)."""
     t0 = time.perf_counter()
     if max_time <= 0:

@@ -118,27 +118,30 @@ class GroupFit:
             self.__dict__["_cached"] = got
         return got[2:]
 
-    def _distances(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _standardise(self, feats: np.ndarray) -> np.ndarray:
+        return (log_features(feats) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
+
+    def _distances(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distances (standard deviations in log feature space) from each distinct query to every sample,
-        and the index of each query's row among the distinct ones."""
+        the index of each query's row among the distinct ones, and the distinct queries standardised."""
         uniq, inverse = np.unique(feats, axis=0, return_inverse=True)
-        q = (log_features(uniq) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
+        q = self._standardise(uniq)
         P, P2, _ = self._arrays()
         d2 = (q * q).sum(axis=1)[:, None] + P2[None, :] - 2.0 * q @ P.T
         d = np.sqrt(np.maximum(d2, 0.0))
         d[d < 1e-4] = 0.0           # rounding (the expansion; points kept to 1e-5): an exact match is 0
-        return d, inverse.reshape(-1)
+        return d, inverse.reshape(-1), q
 
     def nearest(self, feats: np.ndarray) -> np.ndarray:
         if not self.points:
             return np.full(len(feats), np.inf)
-        d, inverse = self._distances(feats)
+        d, inverse, _ = self._distances(feats)
         return d.min(axis=1)[inverse]
 
-    def _trend(self, feats: np.ndarray) -> np.ndarray:
+    def _trend(self, q: np.ndarray) -> np.ndarray:
+        """The trend at standardised queries ``q``."""
         if not self.trend:
-            return np.zeros(len(feats))
-        q = (log_features(feats) - np.asarray(self.feat_mean)) / np.asarray(self.feat_scale)
+            return np.zeros(len(q))
         w = np.asarray(self.trend)
         return np.clip(q @ w[:-1] + w[-1], -TREND_CLIP, TREND_CLIP)
 
@@ -148,7 +151,7 @@ class GroupFit:
         if not self.points:
             return np.zeros(len(feats))
         # a forward repeats its configurations (a stage's blocks): each distinct one is looked up once
-        d, inverse = self._distances(feats)
+        d, inverse, q = self._distances(feats)
         k = min(K_NEIGHBOURS, d.shape[1])
         idx = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, axis=1)
         dk = np.take_along_axis(d, idx, axis=1)
@@ -159,7 +162,7 @@ class GroupFit:
         # far from every sample the samples' own correction fades to the trend: exp(-d) of the nearest, in
         # standard deviations
         fade = np.exp(-dk[:, 0])
-        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade)[inverse] + self._trend(feats)
+        return ((w * r).sum(axis=1) / w.sum(axis=1) * fade + self._trend(q))[inverse]
 
 
 def fit_group(X: np.ndarray, feats: np.ndarray, t: np.ndarray, c0: float | None = None) -> GroupFit:

@@ -3,11 +3,15 @@ sizes the zoo does not have, as ``scaleprof.predict.synthetic:NAME`` specs (each
 ``resolution``, the knobs calibration redraws, and sets ``default_input``).
 
 Calibration (predict.calibrate.DEFAULT_MODELS) uses ``mlp``, ``cnn``, ``attention`` and the prior nets
-(random layers over the configuration space, ``PRIOR``); the latency-prediction report holds out the others (``transformer``, ``convmixer``, ``wide_mlp``), which are built from
-other layers and shapes, so that no calibration sample came from them.
+(random layers over the configuration space, ``PRIOR``); the latency-prediction report holds out the
+others (``transformer``, ``convmixer``, ``wide_mlp``), which are built from other layers and shapes, so
+that no calibration sample came from them.
 """
 
 from __future__ import annotations
+
+import math
+import random
 
 import torch.nn.functional as F
 from torch import nn
@@ -140,8 +144,6 @@ _ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.ReLU6)
 
 
 def _log_uniform(rng, lo: float, hi: float, multiple: int) -> int:
-    import math
-
     return max(multiple, int(round(math.exp(rng.uniform(math.log(lo), math.log(hi))) / multiple)) * multiple)
 
 
@@ -171,8 +173,6 @@ def _prior_conv(rng, cin: int, stage: int, side: int, width: float, stride: int)
 def _prior_cnn(seed: int, width: float, resolution: int, stem_stride: int) -> nn.Module:
     """Four stages of three random layers; the first at the input's size / ``stem_stride`` (1: full-size
     maps, as VGGs and segmentation nets run), each next one at half the size."""
-    import random
-
     rng = random.Random(seed)
     cin = _c(_log_uniform(rng, 16, 64, 8), width)
     layers = [nn.Conv2d(3, cin, 3, stride=stem_stride, padding=1, bias=False), nn.BatchNorm2d(cin), nn.ReLU()]
@@ -210,8 +210,6 @@ def prior_tokens(width: float = 1.0, resolution: int = 196) -> nn.Module:
     """Calibration: pre-norm attention blocks of random widths (256 to 1024, heads of 64, MLP ratio 2 to 4,
     seed 3) on ``resolution`` tokens, a linear between blocks of different widths, and two wide linears
     on the pooled token (matrix-vector products with up to 100 MB of weights: memory-bound)."""
-    import random
-
     rng = random.Random(3)
     mods, d0 = [], None
     dims = [_c(_log_uniform(rng, 256, 1024, 64), width, 64) for _ in range(4)]
